@@ -1,0 +1,178 @@
+//! [`ContextError`]: why a context could not be had, with stable codes.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use crate::id::IdError;
+
+/// One of the four fields a context can carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Field {
+    /// The tenant (`X-Tenant-ID`, `app.current_tenant`).
+    Tenant,
+    /// The agent (`X-Agent-ID`, `app.current_agent`).
+    Agent,
+    /// The conversation (`X-Conversation-ID`, `app.current_conversation`).
+    Conversation,
+    /// The collection (`X-Collection-ID`, `app.current_collection`).
+    Collection,
+}
+
+impl Field {
+    /// All four fields, tenant first.
+    pub const ALL: [Field; 4] = [
+        Field::Tenant,
+        Field::Agent,
+        Field::Conversation,
+        Field::Collection,
+    ];
+
+    /// The field's name as written in `#[with_context(...)]`: `tenant`, `agent`, ...
+    pub fn name(self) -> &'static str {
+        match self {
+            Field::Tenant => "tenant",
+            Field::Agent => "agent",
+            Field::Conversation => "conversation",
+            Field::Collection => "collection",
+        }
+    }
+}
+
+impl fmt::Display for Field {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Why a request or job has no usable context.
+///
+/// Every variant has a stable [`code`](Self::code) (for clients and
+/// dashboards) and an [`http_status`](Self::http_status). Messages say what to
+/// do. Values sent by the client are never echoed back verbatim; the
+/// [`IdError`] says which rule failed and where.
+///
+/// ```
+/// use tenant_core::{ContextError, Ctx};
+///
+/// let err = Ctx::unvalidated().validate::<tenant_core::Validated>().unwrap_err();
+/// assert_eq!(err, ContextError::TenantRequired);
+/// assert_eq!(err.code(), "TENANT_REQUIRED");
+/// assert_eq!(err.http_status(), 400);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ContextError {
+    /// No tenant was sent.
+    #[error("a tenant is required: send the `X-Tenant-ID` header")]
+    TenantRequired,
+    /// The tenant id breaks the identifier rules.
+    #[error("the tenant id {0}")]
+    TenantInvalid(#[source] IdError),
+    /// The tenant is well formed but this caller may not act for it
+    /// (unknown, inactive, or not the tenant of the authenticated caller).
+    #[error("access to this tenant is forbidden: {reason}")]
+    TenantForbidden {
+        /// Why, in words safe to show the caller.
+        reason: Cow<'static, str>,
+    },
+    /// The handler requires an agent and none was sent.
+    #[error("an agent is required: send the `X-Agent-ID` header")]
+    AgentRequired,
+    /// The agent id breaks the identifier rules.
+    #[error("the agent id {0}")]
+    AgentInvalid(#[source] IdError),
+    /// The handler requires a conversation and none was sent.
+    #[error("a conversation is required: send the `X-Conversation-ID` header")]
+    ConversationRequired,
+    /// The conversation id breaks the identifier rules.
+    #[error("the conversation id {0}")]
+    ConversationInvalid(#[source] IdError),
+    /// The handler requires a collection and none was sent.
+    #[error("a collection is required: send the `X-Collection-ID` header")]
+    CollectionRequired,
+    /// The collection id breaks the identifier rules.
+    #[error("the collection id {0}")]
+    CollectionInvalid(#[source] IdError),
+    /// A context header was sent more than once, or with comma-joined values.
+    #[error("the `{header}` header must be sent exactly once, with a single value")]
+    HeaderRepeated {
+        /// The header's name.
+        header: Cow<'static, str>,
+    },
+    /// A context header is not visible ASCII text.
+    #[error("the `{header}` header is not valid text")]
+    HeaderNotText {
+        /// The header's name.
+        header: Cow<'static, str>,
+    },
+    /// The caller is not authenticated, so no tenant can be trusted.
+    #[error("authentication is required: {reason}")]
+    Unauthenticated {
+        /// Why, in words safe to show the caller.
+        reason: Cow<'static, str>,
+    },
+    /// Code asked for the current context outside any context scope. This is
+    /// a bug in the service, not in the request.
+    #[error("no tenant context is in scope here: run this code inside `#[with_context]`, `Ctx::scope` or `tenant_core::spawn`")]
+    NoContext,
+}
+
+impl ContextError {
+    /// A stable, machine-readable code, such as `TENANT_REQUIRED`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ContextError::TenantRequired => "TENANT_REQUIRED",
+            ContextError::TenantInvalid(_) => "TENANT_INVALID",
+            ContextError::TenantForbidden { .. } => "TENANT_FORBIDDEN",
+            ContextError::AgentRequired => "AGENT_REQUIRED",
+            ContextError::AgentInvalid(_) => "AGENT_INVALID",
+            ContextError::ConversationRequired => "CONVERSATION_REQUIRED",
+            ContextError::ConversationInvalid(_) => "CONVERSATION_INVALID",
+            ContextError::CollectionRequired => "COLLECTION_REQUIRED",
+            ContextError::CollectionInvalid(_) => "COLLECTION_INVALID",
+            ContextError::HeaderRepeated { .. } => "HEADER_REPEATED",
+            ContextError::HeaderNotText { .. } => "HEADER_NOT_TEXT",
+            ContextError::Unauthenticated { .. } => "UNAUTHENTICATED",
+            ContextError::NoContext => "CONTEXT_MISSING",
+        }
+    }
+
+    /// The HTTP status this error maps to: 400 for a missing or malformed
+    /// context, 401 when unauthenticated, 403 when forbidden, 500 for
+    /// [`NoContext`](Self::NoContext) (a server bug).
+    pub fn http_status(&self) -> u16 {
+        match self {
+            ContextError::TenantForbidden { .. } => 403,
+            ContextError::Unauthenticated { .. } => 401,
+            ContextError::NoContext => 500,
+            _ => 400,
+        }
+    }
+
+    /// `TenantRequired`, `AgentRequired`, ... for `field`.
+    pub fn required(field: Field) -> Self {
+        match field {
+            Field::Tenant => ContextError::TenantRequired,
+            Field::Agent => ContextError::AgentRequired,
+            Field::Conversation => ContextError::ConversationRequired,
+            Field::Collection => ContextError::CollectionRequired,
+        }
+    }
+
+    /// `TenantInvalid`, `AgentInvalid`, ... for `field`.
+    pub fn invalid(field: Field, error: IdError) -> Self {
+        match field {
+            Field::Tenant => ContextError::TenantInvalid(error),
+            Field::Agent => ContextError::AgentInvalid(error),
+            Field::Conversation => ContextError::ConversationInvalid(error),
+            Field::Collection => ContextError::CollectionInvalid(error),
+        }
+    }
+
+    /// A [`TenantForbidden`](Self::TenantForbidden) error, for validators.
+    pub fn forbidden(reason: impl Into<Cow<'static, str>>) -> Self {
+        ContextError::TenantForbidden {
+            reason: reason.into(),
+        }
+    }
+}

@@ -1,0 +1,250 @@
+//! Identifiers that are parsed, never merely checked.
+//!
+//! A [`TenantId`] (and its siblings [`AgentId`], [`ConversationId`],
+//! [`CollectionId`]) can only be obtained through [`parse`](TenantId::parse)
+//! or [`FromStr`], so holding one is proof that the text obeys the rules:
+//!
+//! * 1 to [`MAX_ID_LEN`] bytes;
+//! * ASCII letters, digits and `-`, `_`, `.`, `:` only;
+//! * not made of punctuation alone;
+//! * not a reserved word in any case (`default`, `null`, `none`,
+//!   `undefined`, `*`).
+//!
+//! Every rejection has its own [`IdError`] variant with a stable
+//! [`code`](IdError::code).
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+
+/// The longest identifier accepted, in bytes.
+pub const MAX_ID_LEN: usize = 64;
+
+/// Words that look like a value but mean "no tenant"; rejected in any case.
+pub const RESERVED_IDS: &[&str] = &["default", "null", "none", "undefined", "*"];
+
+/// Why a piece of text is not a valid identifier.
+///
+/// Each variant has a stable machine-readable [`code`](IdError::code).
+/// Byte offsets (`index`) count from 0 in the original text.
+///
+/// ```
+/// use tenant_core::{IdError, TenantId};
+///
+/// assert_eq!(TenantId::parse(""), Err(IdError::Empty));
+/// assert_eq!(TenantId::parse("Default").unwrap_err().code(), "ID_RESERVED");
+/// assert!(matches!(TenantId::parse("a b"), Err(IdError::Whitespace { index: 1 })));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum IdError {
+    /// The text is empty.
+    #[error("is empty; send a non-empty identifier")]
+    Empty,
+    /// The text is longer than [`MAX_ID_LEN`] bytes.
+    #[error("is {len} bytes long; at most {max} bytes are allowed", max = MAX_ID_LEN)]
+    TooLong {
+        /// The length of the rejected text, in bytes.
+        len: usize,
+    },
+    /// The text is a reserved word such as `default` (compared in any case).
+    #[error("is the reserved word `{word}`, which never names a real tenant")]
+    Reserved {
+        /// The reserved word, in lower case.
+        word: &'static str,
+    },
+    /// A character outside ASCII (homoglyphs, full-width digits, zero-width
+    /// and bidirectional characters all land here).
+    #[error("contains the non-ASCII character {ch:?} at byte {index}; only ASCII letters, digits and `-_.:` are allowed")]
+    NonAscii {
+        /// Byte offset of the character.
+        index: usize,
+        /// The character.
+        ch: char,
+    },
+    /// An ASCII control character (NUL, TAB, CR, LF, DEL, ...).
+    #[error("contains a control character {ch:?} at byte {index}")]
+    ControlChar {
+        /// Byte offset of the character.
+        index: usize,
+        /// The character.
+        ch: char,
+    },
+    /// A space.
+    #[error("contains a space at byte {index}")]
+    Whitespace {
+        /// Byte offset of the space.
+        index: usize,
+    },
+    /// A quote character: `'`, `"` or `` ` ``.
+    #[error("contains the quote character {ch:?} at byte {index}")]
+    Quote {
+        /// Byte offset of the character.
+        index: usize,
+        /// The character.
+        ch: char,
+    },
+    /// Any other ASCII punctuation than `-_.:` (for example `;`, `%`, `\`, `/`).
+    #[error("contains the character {ch:?} at byte {index}; only ASCII letters, digits and `-_.:` are allowed")]
+    ForbiddenChar {
+        /// Byte offset of the character.
+        index: usize,
+        /// The character.
+        ch: char,
+    },
+    /// The text is made of `-_.:` alone.
+    #[error("is made of punctuation only; it needs at least one letter or digit")]
+    PunctuationOnly,
+}
+
+impl IdError {
+    /// A stable, machine-readable code for this rejection.
+    ///
+    /// ```
+    /// # use tenant_core::TenantId;
+    /// assert_eq!(TenantId::parse("a;b").unwrap_err().code(), "ID_FORBIDDEN_CHAR");
+    /// ```
+    pub fn code(&self) -> &'static str {
+        match self {
+            IdError::Empty => "ID_EMPTY",
+            IdError::TooLong { .. } => "ID_TOO_LONG",
+            IdError::Reserved { .. } => "ID_RESERVED",
+            IdError::NonAscii { .. } => "ID_NON_ASCII",
+            IdError::ControlChar { .. } => "ID_CONTROL_CHAR",
+            IdError::Whitespace { .. } => "ID_WHITESPACE",
+            IdError::Quote { .. } => "ID_QUOTE",
+            IdError::ForbiddenChar { .. } => "ID_FORBIDDEN_CHAR",
+            IdError::PunctuationOnly => "ID_PUNCTUATION_ONLY",
+        }
+    }
+}
+
+/// Checks `s` against the identifier rules. The single place the rules live.
+fn check(s: &str) -> Result<(), IdError> {
+    if s.is_empty() {
+        return Err(IdError::Empty);
+    }
+    if s.len() > MAX_ID_LEN {
+        return Err(IdError::TooLong { len: s.len() });
+    }
+    if let Some(word) = RESERVED_IDS.iter().find(|w| s.eq_ignore_ascii_case(w)) {
+        return Err(IdError::Reserved { word });
+    }
+    let mut has_alnum = false;
+    for (index, ch) in s.char_indices() {
+        match ch {
+            'a'..='z' | 'A'..='Z' | '0'..='9' => has_alnum = true,
+            '-' | '_' | '.' | ':' => {}
+            ' ' => return Err(IdError::Whitespace { index }),
+            '\'' | '"' | '`' => return Err(IdError::Quote { index, ch }),
+            c if c.is_ascii_control() => return Err(IdError::ControlChar { index, ch }),
+            c if !c.is_ascii() => return Err(IdError::NonAscii { index, ch }),
+            _ => return Err(IdError::ForbiddenChar { index, ch }),
+        }
+    }
+    if !has_alnum {
+        return Err(IdError::PunctuationOnly);
+    }
+    Ok(())
+}
+
+macro_rules! identifier {
+    ($(#[$doc:meta])* $name:ident, $what:literal, $example:literal) => {
+        $(#[$doc])*
+        ///
+        /// Cheap to clone (reference counted). There is no `From<&str>`: the
+        /// only ways in are [`parse`](Self::parse) and [`FromStr`].
+        #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub struct $name(Arc<str>);
+
+        impl $name {
+            #[doc = concat!("Parses a ", $what, ", applying the identifier rules of this module.")]
+            ///
+            /// ```
+            #[doc = concat!("use tenant_core::", stringify!($name), ";")]
+            #[doc = concat!("let id = ", stringify!($name), "::parse(\"", $example, "\").unwrap();")]
+            #[doc = concat!("assert_eq!(id.as_str(), \"", $example, "\");")]
+            #[doc = concat!("assert!(", stringify!($name), "::parse(\"default\").is_err());")]
+            /// ```
+            pub fn parse(s: &str) -> Result<Self, IdError> {
+                check(s)?;
+                Ok(Self(Arc::from(s)))
+            }
+
+            /// The identifier as text; always ASCII and safe to embed in a
+            /// quoted SQL literal or an HTTP header.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = IdError;
+            fn from_str(s: &str) -> Result<Self, IdError> {
+                Self::parse(s)
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, concat!(stringify!($name), "({:?})"), &*self.0)
+            }
+        }
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+    };
+}
+
+identifier!(
+    /// The tenant that owns a piece of data. The one identifier every
+    /// validated context carries.
+    TenantId,
+    "tenant id",
+    "acme-corp"
+);
+identifier!(
+    /// The agent a request acts for (seed 001: "agent from the URL or the context").
+    AgentId,
+    "agent id",
+    "agent-7"
+);
+identifier!(
+    /// A conversation with an agent.
+    ConversationId,
+    "conversation id",
+    "conv_456"
+);
+identifier!(
+    /// A collection (of documents, vectors, ...) used in a conversation.
+    CollectionId,
+    "collection id",
+    "coll.789"
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_the_allowed_alphabet() {
+        for ok in ["a", "A9", "acme-corp", "t_1.2:3", "-a", "9", &"x".repeat(64)] {
+            assert_eq!(TenantId::parse(ok).unwrap().as_str(), ok);
+        }
+    }
+
+    #[test]
+    fn reserved_words_are_caught_before_characters() {
+        assert_eq!(TenantId::parse("*"), Err(IdError::Reserved { word: "*" }));
+        assert_eq!(TenantId::parse("NuLl"), Err(IdError::Reserved { word: "null" }));
+    }
+}

@@ -1,0 +1,44 @@
+//! Tenant isolation as a compile-time property.
+//!
+//! A handler annotated with [`#[with_context(tenant, agent)]`](with_context)
+//! receives a [`Ctx<Validated<WithAgent>>`](Ctx): a context whose tenant and
+//! agent have been parsed and checked, which is the only thing that can open a
+//! tenant transaction (`tenant_sqlx::TenantPool::begin`). The raw values
+//! arrive as a [`Ctx<Unvalidated>`] from HTTP headers or a worker envelope;
+//! validation is the only way from one to the other.
+//!
+//! ```
+//! use tenant_core::{Ctx, Validated, WithAgent};
+//!
+//! let raw = Ctx::unvalidated().with_tenant("acme").with_agent("agent-7");
+//! let ctx: Ctx<Validated<WithAgent>> = raw.validate()?;
+//! assert_eq!(ctx.to_string(), "[t:acme a:agent-7]");
+//!
+//! // `default` is not a tenant.
+//! let err = Ctx::unvalidated().with_tenant("default").validate::<Validated>().unwrap_err();
+//! assert_eq!(err.code(), "TENANT_INVALID");
+//! # Ok::<(), tenant_core::ContextError>(())
+//! ```
+#![deny(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+
+pub mod ctx;
+mod error;
+mod id;
+mod scope;
+mod validator;
+
+#[doc(hidden)]
+pub mod __private;
+
+pub use ctx::{
+    AgentState, CollectionState, ContextState, ConversationState, Ctx, HasAgent, HasCollection,
+    HasConversation, IsValidated, NoAgent, NoCollection, NoConversation, Unvalidated, Validated,
+    WithAgent, WithCollection, WithConversation,
+};
+pub use error::{ContextError, Field};
+pub use id::{AgentId, CollectionId, ConversationId, IdError, TenantId, MAX_ID_LEN, RESERVED_IDS};
+pub use scope::{current, spawn, spawn_blocking, Incoming};
+pub use validator::{CheckFuture, Validator};
+
+pub use tenant_macros::with_context;

@@ -1,0 +1,181 @@
+//! Task-local propagation of the context.
+//!
+//! Two scopes, both `tokio::task_local!`:
+//!
+//! * the **current validated context**, set by [`Ctx::scope`] (and by
+//!   `#[with_context]` around a handler body), read with [`current`];
+//! * the **incoming raw context**, set by an HTTP layer or a worker with
+//!   [`Incoming::scope`], which `#[with_context]` validates.
+//!
+//! A scope is restored when its future completes, errors, panics or is
+//! dropped. A plain `tokio::spawn` does not inherit it; [`spawn`],
+//! [`spawn_blocking`], [`Ctx::spawn`] and [`Ctx::spawn_blocking`] carry it on
+//! purpose.
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio::task::futures::TaskLocalFuture;
+use tokio::task::JoinHandle;
+
+use crate::ctx::{Ctx, IsValidated, Unvalidated, Validated};
+use crate::error::ContextError;
+use crate::validator::Validator;
+
+tokio::task_local! {
+    static CURRENT: Ctx<Validated>;
+    static INCOMING: Incoming;
+}
+
+/// The current validated context, or [`ContextError::NoContext`] outside any
+/// scope. Never a default tenant.
+///
+/// ```
+/// use tenant_core::{current, ContextError, Ctx, Validated};
+///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// assert_eq!(current().unwrap_err(), ContextError::NoContext);
+/// let ctx: Ctx<Validated> = Ctx::unvalidated().with_tenant("acme").validate().unwrap();
+/// ctx.scope(async {
+///     assert_eq!(current().unwrap().tenant_id().as_str(), "acme");
+/// }).await;
+/// assert!(current().is_err());
+/// # });
+/// ```
+pub fn current() -> Result<Ctx<Validated>, ContextError> {
+    CURRENT
+        .try_with(Ctx::clone)
+        .map_err(|_| ContextError::NoContext)
+}
+
+/// Spawns `fut` on the tokio runtime inside the current validated context.
+/// Fails with [`ContextError::NoContext`] outside any scope, so a background
+/// task never starts without a tenant.
+pub fn spawn<F>(fut: F) -> Result<JoinHandle<F::Output>, ContextError>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    Ok(current()?.spawn(fut))
+}
+
+/// Runs `f` on tokio's blocking pool inside the current validated context.
+/// Fails with [`ContextError::NoContext`] outside any scope.
+pub fn spawn_blocking<F, R>(f: F) -> Result<JoinHandle<R>, ContextError>
+where
+    F: FnOnce() -> R + Send + 'static,
+    R: Send + 'static,
+{
+    Ok(current()?.spawn_blocking(f))
+}
+
+impl<S: IsValidated> Ctx<S> {
+    /// Runs `fut` with this context as the current one. The outer context (or
+    /// none) is back when the future completes, panics or is dropped.
+    pub fn scope<F: Future>(&self, fut: F) -> TaskLocalFuture<Ctx<Validated>, F> {
+        CURRENT.scope(self.erase(), fut)
+    }
+
+    /// Runs `f` synchronously with this context as the current one.
+    pub fn sync_scope<R>(&self, f: impl FnOnce() -> R) -> R {
+        CURRENT.sync_scope(self.erase(), f)
+    }
+
+    /// Spawns `fut` on the tokio runtime with this context as its current one.
+    pub fn spawn<F>(&self, fut: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        tokio::spawn(self.scope(fut))
+    }
+
+    /// Runs `f` on tokio's blocking pool with this context as its current one.
+    pub fn spawn_blocking<F, R>(&self, f: F) -> JoinHandle<R>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        let ctx = self.erase();
+        tokio::task::spawn_blocking(move || ctx.sync_scope(f))
+    }
+}
+
+/// The raw context that arrived with a request or a message, and the
+/// application's [`Validator`], for `#[with_context]` to validate.
+///
+/// An HTTP layer or a worker puts it in scope; handlers never read it
+/// directly.
+///
+/// ```
+/// use tenant_core::{current, Ctx, Incoming, Validated};
+///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let incoming = Incoming::new(Ctx::unvalidated().with_tenant("acme"));
+/// incoming.scope(async {
+///     let raw = Incoming::current().unwrap();
+///     let ctx: Ctx<Validated> = raw.raw().validate().unwrap();
+///     assert_eq!(ctx.tenant_id().as_str(), "acme");
+/// }).await;
+/// # });
+/// ```
+#[derive(Clone)]
+pub struct Incoming {
+    raw: Ctx<Unvalidated>,
+    validator: Option<Arc<dyn Validator>>,
+}
+
+impl fmt::Debug for Incoming {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Incoming")
+            .field("raw", &self.raw)
+            .field("validator", &self.validator.is_some())
+            .finish()
+    }
+}
+
+impl Incoming {
+    /// What arrived, with no application check.
+    pub fn new(raw: Ctx<Unvalidated>) -> Self {
+        Incoming {
+            raw,
+            validator: None,
+        }
+    }
+
+    /// Adds the application's check, run when a handler validates this.
+    pub fn with_validator(mut self, validator: Arc<dyn Validator>) -> Self {
+        self.validator = Some(validator);
+        self
+    }
+
+    /// The raw context.
+    pub fn raw(&self) -> &Ctx<Unvalidated> {
+        &self.raw
+    }
+
+    /// The application's check, if any.
+    pub fn validator(&self) -> Option<&Arc<dyn Validator>> {
+        self.validator.as_ref()
+    }
+
+    /// Runs `fut` with this as the incoming context.
+    pub fn scope<F: Future>(self, fut: F) -> TaskLocalFuture<Incoming, F> {
+        INCOMING.scope(self, fut)
+    }
+
+    /// The incoming context in scope, if any.
+    pub fn current() -> Option<Incoming> {
+        INCOMING.try_with(Incoming::clone).ok()
+    }
+
+    /// Validates the raw context into state `S`, running the validator if
+    /// there is one.
+    pub async fn validate<S: IsValidated>(&self) -> Result<Ctx<S>, ContextError> {
+        match &self.validator {
+            Some(v) => self.raw.validate_with(&**v).await,
+            None => self.raw.validate(),
+        }
+    }
+}

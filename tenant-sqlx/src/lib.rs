@@ -1,0 +1,2 @@
+//! Tenant transactions on PostgreSQL with Row-Level Security.
+#![deny(missing_docs)]

@@ -1,0 +1,1 @@
+//! The trybuild suite; see `tests/ui.rs`.
