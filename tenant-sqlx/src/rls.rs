@@ -1,0 +1,1 @@
+//! Row-Level Security policy helpers. (Stub: the RLS issue replaces this file.)

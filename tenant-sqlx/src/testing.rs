@@ -1,0 +1,1 @@
+//! A throwaway PostgreSQL cluster. (Stub: the harness issue replaces this file.)
