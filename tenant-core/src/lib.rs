@@ -25,8 +25,21 @@
 pub mod ctx;
 mod error;
 mod id;
+mod key;
+mod log;
 mod scope;
 mod validator;
+
+#[cfg(feature = "axum")]
+mod axum;
+#[cfg(feature = "serde")]
+pub mod envelope;
+#[cfg(feature = "http")]
+pub mod http;
+#[cfg(feature = "tower")]
+pub mod layer;
+#[cfg(any(feature = "tower", feature = "axum"))]
+mod response;
 
 #[doc(hidden)]
 pub mod __private;
@@ -38,6 +51,10 @@ pub use ctx::{
 };
 pub use error::{ContextError, Field};
 pub use id::{AgentId, CollectionId, ConversationId, IdError, TenantId, MAX_ID_LEN, RESERVED_IDS};
+pub use key::TenantKey;
+pub use log::{log_prefix, NO_CONTEXT_PREFIX};
+#[cfg(any(feature = "tower", feature = "axum"))]
+pub use response::JSON_CONTENT_TYPE;
 pub use scope::{current, spawn, spawn_blocking, Incoming};
 pub use validator::{CheckFuture, Validator};
 

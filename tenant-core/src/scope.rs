@@ -165,6 +165,19 @@ impl Incoming {
         INCOMING.scope(self, fut)
     }
 
+    /// Runs `f` synchronously with this as the incoming context (for the
+    /// synchronous part of a `tower::Service::call`).
+    ///
+    /// ```
+    /// use tenant_core::{Ctx, Incoming};
+    /// let incoming = Incoming::new(Ctx::unvalidated().with_tenant("acme"));
+    /// let seen = incoming.sync_scope(|| Incoming::current().is_some());
+    /// assert!(seen);
+    /// ```
+    pub fn sync_scope<R>(&self, f: impl FnOnce() -> R) -> R {
+        INCOMING.sync_scope(self.clone(), f)
+    }
+
     /// The incoming context in scope, if any.
     pub fn current() -> Option<Incoming> {
         INCOMING.try_with(Incoming::clone).ok()
