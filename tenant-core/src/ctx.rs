@@ -353,9 +353,7 @@ impl Ctx<Unvalidated> {
         let r = &*self.fields;
         let tenant = match r.tenant.as_deref() {
             None => return Err(ContextError::TenantRequired),
-            Some(t) => {
-                TenantId::parse(t).map_err(|e| ContextError::invalid(Field::Tenant, e))?
-            }
+            Some(t) => TenantId::parse(t).map_err(|e| ContextError::invalid(Field::Tenant, e))?,
         };
         let agent = parse_opt(r.agent.as_deref(), Field::Agent, AgentId::parse)?;
         let conversation = parse_opt(

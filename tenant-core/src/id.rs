@@ -237,7 +237,15 @@ mod tests {
 
     #[test]
     fn accepts_the_allowed_alphabet() {
-        for ok in ["a", "A9", "acme-corp", "t_1.2:3", "-a", "9", &"x".repeat(64)] {
+        for ok in [
+            "a",
+            "A9",
+            "acme-corp",
+            "t_1.2:3",
+            "-a",
+            "9",
+            &"x".repeat(64),
+        ] {
             assert_eq!(TenantId::parse(ok).unwrap().as_str(), ok);
         }
     }
@@ -245,6 +253,9 @@ mod tests {
     #[test]
     fn reserved_words_are_caught_before_characters() {
         assert_eq!(TenantId::parse("*"), Err(IdError::Reserved { word: "*" }));
-        assert_eq!(TenantId::parse("NuLl"), Err(IdError::Reserved { word: "null" }));
+        assert_eq!(
+            TenantId::parse("NuLl"),
+            Err(IdError::Reserved { word: "null" })
+        );
     }
 }
