@@ -63,9 +63,12 @@ pub enum Unvalidated {}
 /// type AgentChatCtx = Ctx<Validated<WithAgent, WithConversation>>;
 /// ```
 pub struct Validated<A = NoAgent, C = NoConversation, L = NoCollection> {
-    _never: PhantomData<fn() -> (A, C, L)>,
+    _never: PhantomData<Markers<A, C, L>>,
     _uninhabited: std::convert::Infallible,
 }
+
+/// `fn() -> _` keeps `Validated` `Send + Sync` whatever the markers are.
+type Markers<A, C, L> = fn() -> (A, C, L);
 
 impl<A, C, L> fmt::Debug for Validated<A, C, L> {
     fn fmt(&self, _: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -11,7 +11,9 @@ use tenant_core::{ContextError, IdError};
 use tower::{service_fn, Layer, ServiceExt};
 
 async fn body_text(res: Response<Body>) -> String {
-    let bytes = axum::body::to_bytes(res.into_body(), 64 * 1024).await.unwrap();
+    let bytes = axum::body::to_bytes(res.into_body(), 64 * 1024)
+        .await
+        .unwrap();
     String::from_utf8(bytes.to_vec()).unwrap()
 }
 
@@ -19,10 +21,18 @@ async fn body_text(res: Response<Body>) -> String {
 async fn each_error_answers_with_its_status_and_json_body() {
     let cases = [
         (ContextError::TenantRequired, StatusCode::BAD_REQUEST),
-        (ContextError::invalid(tenant_core::Field::Agent, IdError::Empty), StatusCode::BAD_REQUEST),
-        (ContextError::forbidden("tenant \"acme\" is suspended"), StatusCode::FORBIDDEN),
         (
-            ContextError::Unauthenticated { reason: "no bearer token".into() },
+            ContextError::invalid(tenant_core::Field::Agent, IdError::Empty),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            ContextError::forbidden("tenant \"acme\" is suspended"),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            ContextError::Unauthenticated {
+                reason: "no bearer token".into(),
+            },
             StatusCode::UNAUTHORIZED,
         ),
         (ContextError::NoContext, StatusCode::INTERNAL_SERVER_ERROR),
@@ -45,16 +55,25 @@ async fn each_error_answers_with_its_status_and_json_body() {
 
 #[tokio::test]
 async fn the_layer_works_with_axum_bodies_and_renders_the_same_body() {
-    let svc = ContextLayer::new().require_tenant().layer(service_fn(|_: Request<Body>| async {
-        Ok::<_, Infallible>(Response::new(Body::from("reached")))
-    }));
-    let res = svc.clone().oneshot(Request::new(Body::empty())).await.unwrap();
+    let svc = ContextLayer::new()
+        .require_tenant()
+        .layer(service_fn(|_: Request<Body>| async {
+            Ok::<_, Infallible>(Response::new(Body::from("reached")))
+        }));
+    let res = svc
+        .clone()
+        .oneshot(Request::new(Body::empty()))
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
     let from_layer = body_text(res).await;
     let from_axum = body_text(ContextError::TenantRequired.into_response()).await;
     assert_eq!(from_layer, from_axum);
 
-    let req = Request::builder().header("x-tenant-id", "acme").body(Body::empty()).unwrap();
+    let req = Request::builder()
+        .header("x-tenant-id", "acme")
+        .body(Body::empty())
+        .unwrap();
     let res = svc.oneshot(req).await.unwrap();
     assert_eq!(body_text(res).await, "reached");
 }

@@ -47,10 +47,16 @@ fn absent_headers_are_absent_fields_and_validation_requires_the_tenant() {
 fn values_are_kept_exactly_as_sent_for_validation_to_judge() {
     let raw = extract(&headers(&[("x-tenant-id", b"Default")])).unwrap();
     assert_eq!(raw.raw_tenant(), Some("Default"));
-    assert_eq!(raw.validate::<Validated>().unwrap_err().code(), "TENANT_INVALID");
+    assert_eq!(
+        raw.validate::<Validated>().unwrap_err().code(),
+        "TENANT_INVALID"
+    );
     let raw = extract(&headers(&[("x-tenant-id", b"")])).unwrap();
     assert_eq!(raw.raw_tenant(), Some(""));
-    assert_eq!(raw.validate::<Validated>().unwrap_err().code(), "TENANT_INVALID");
+    assert_eq!(
+        raw.validate::<Validated>().unwrap_err().code(),
+        "TENANT_INVALID"
+    );
 }
 
 #[test]
@@ -59,7 +65,13 @@ fn a_repeated_header_is_refused() {
         let name = HeaderNames::default().get(field).as_str().to_owned();
         let map = headers(&[("x-tenant-id", b"acme"), (&name, b"one"), (&name, b"two")]);
         let err = extract(&map).unwrap_err();
-        assert_eq!(err, ContextError::HeaderRepeated { header: name.clone().into() }, "{field}");
+        assert_eq!(
+            err,
+            ContextError::HeaderRepeated {
+                header: name.clone().into()
+            },
+            "{field}"
+        );
         assert_eq!(err.code(), "HEADER_REPEATED");
         assert_eq!(err.http_status(), 400);
     }
@@ -74,25 +86,55 @@ fn a_comma_joined_value_is_refused() {
         let err = extract(&headers(&[("x-tenant-id", value)])).unwrap_err();
         assert_eq!(
             err,
-            ContextError::HeaderRepeated { header: "x-tenant-id".into() },
+            ContextError::HeaderRepeated {
+                header: "x-tenant-id".into()
+            },
             "{:?}",
             String::from_utf8_lossy(value)
         );
     }
-    let err = extract(&headers(&[("x-tenant-id", b"acme"), ("x-collection-id", b"a,b")])).unwrap_err();
-    assert_eq!(err, ContextError::HeaderRepeated { header: "x-collection-id".into() });
+    let err = extract(&headers(&[
+        ("x-tenant-id", b"acme"),
+        ("x-collection-id", b"a,b"),
+    ]))
+    .unwrap_err();
+    assert_eq!(
+        err,
+        ContextError::HeaderRepeated {
+            header: "x-collection-id".into()
+        }
+    );
 }
 
 #[test]
 fn a_value_that_is_not_text_is_refused() {
     // Latin-1 'é', UTF-8 'é', UTF-8 Cyrillic 'а': none is visible ASCII.
-    for value in [&b"acm\xe9"[..], "acmé".as_bytes(), "\u{430}cme".as_bytes(), b"\xff"] {
+    for value in [
+        &b"acm\xe9"[..],
+        "acmé".as_bytes(),
+        "\u{430}cme".as_bytes(),
+        b"\xff",
+    ] {
         let err = extract(&headers(&[("x-tenant-id", value)])).unwrap_err();
-        assert_eq!(err, ContextError::HeaderNotText { header: "x-tenant-id".into() });
+        assert_eq!(
+            err,
+            ContextError::HeaderNotText {
+                header: "x-tenant-id".into()
+            }
+        );
         assert_eq!(err.code(), "HEADER_NOT_TEXT");
     }
-    let err = extract(&headers(&[("x-tenant-id", b"acme"), ("x-agent-id", b"\x80")])).unwrap_err();
-    assert_eq!(err, ContextError::HeaderNotText { header: "x-agent-id".into() });
+    let err = extract(&headers(&[
+        ("x-tenant-id", b"acme"),
+        ("x-agent-id", b"\x80"),
+    ]))
+    .unwrap_err();
+    assert_eq!(
+        err,
+        ContextError::HeaderNotText {
+            header: "x-agent-id".into()
+        }
+    );
 }
 
 #[test]
@@ -100,7 +142,11 @@ fn custom_header_names_are_used_for_both_directions() {
     let names = HeaderNames::default()
         .with(Field::Tenant, HeaderName::from_static("x-org"))
         .with(Field::Agent, HeaderName::from_static("x-bot"));
-    let map = headers(&[("x-org", b"acme"), ("x-bot", b"b1"), ("x-tenant-id", b"ignored")]);
+    let map = headers(&[
+        ("x-org", b"acme"),
+        ("x-bot", b"b1"),
+        ("x-tenant-id", b"ignored"),
+    ]);
     let raw = names.extract(&map).unwrap();
     assert_eq!(raw.raw_tenant(), Some("acme"));
     assert_eq!(raw.raw_agent(), Some("b1"));
@@ -112,8 +158,15 @@ fn custom_header_names_are_used_for_both_directions() {
     assert_eq!(out["x-bot"], "b1");
     assert!(out.get("x-tenant-id").is_none());
 
-    let err = names.extract(&headers(&[("x-org", b"a"), ("x-org", b"b")])).unwrap_err();
-    assert_eq!(err, ContextError::HeaderRepeated { header: "x-org".into() });
+    let err = names
+        .extract(&headers(&[("x-org", b"a"), ("x-org", b"b")]))
+        .unwrap_err();
+    assert_eq!(
+        err,
+        ContextError::HeaderRepeated {
+            header: "x-org".into()
+        }
+    );
 }
 
 #[test]
@@ -131,7 +184,10 @@ fn inject_replaces_stale_values_and_removes_absent_fields() {
         ("accept", b"*/*"),
     ]);
     inject(&ctx, &mut out);
-    assert_eq!(out.get_all("x-tenant-id").iter().collect::<Vec<_>>(), ["acme"]);
+    assert_eq!(
+        out.get_all("x-tenant-id").iter().collect::<Vec<_>>(),
+        ["acme"]
+    );
     assert_eq!(out["x-conversation-id"], "c1");
     assert!(out.get("x-agent-id").is_none());
     assert!(out.get("x-collection-id").is_none());
@@ -146,7 +202,11 @@ async fn inject_current_uses_the_context_in_scope_and_fails_outside() {
     assert_eq!(inject_current(&mut out), Err(ContextError::NoContext));
     assert!(out.is_empty());
 
-    let ctx: Ctx<Validated> = Ctx::unvalidated().with_tenant("acme").with_agent("a1").validate().unwrap();
+    let ctx: Ctx<Validated> = Ctx::unvalidated()
+        .with_tenant("acme")
+        .with_agent("a1")
+        .validate()
+        .unwrap();
     ctx.scope(async { inject_current(&mut out).unwrap() }).await;
     assert_eq!(out["x-tenant-id"], "acme");
     assert_eq!(out["x-agent-id"], "a1");

@@ -26,38 +26,143 @@ fn bad_identifiers() -> Vec<(&'static str, String, IdError)> {
         ("star", s("*"), Reserved { word: "*" }),
         ("65 bytes", "a".repeat(65), TooLong { len: 65 }),
         ("1000 bytes", "7".repeat(1000), TooLong { len: 1000 }),
-        ("33 two-byte chars (66 bytes)", "é".repeat(33), TooLong { len: 66 }),
+        (
+            "33 two-byte chars (66 bytes)",
+            "é".repeat(33),
+            TooLong { len: 66 },
+        ),
         ("NUL", s("ac\0me"), ControlChar { index: 2, ch: '\0' }),
         ("NUL alone", s("\0"), ControlChar { index: 0, ch: '\0' }),
         ("CR", s("acme\r"), ControlChar { index: 4, ch: '\r' }),
         ("LF", s("acme\nx"), ControlChar { index: 4, ch: '\n' }),
-        ("CRLF header injection", s("acme\r\nX-Tenant-ID: evil"), ControlChar { index: 4, ch: '\r' }),
+        (
+            "CRLF header injection",
+            s("acme\r\nX-Tenant-ID: evil"),
+            ControlChar { index: 4, ch: '\r' },
+        ),
         ("TAB", s("\tacme"), ControlChar { index: 0, ch: '\t' }),
-        ("DEL", s("acme\x7f"), ControlChar { index: 4, ch: '\x7f' }),
-        ("ESC", s("a\x1bb"), ControlChar { index: 1, ch: '\x1b' }),
+        (
+            "DEL",
+            s("acme\x7f"),
+            ControlChar {
+                index: 4,
+                ch: '\x7f',
+            },
+        ),
+        (
+            "ESC",
+            s("a\x1bb"),
+            ControlChar {
+                index: 1,
+                ch: '\x1b',
+            },
+        ),
         ("single quote", s("ac'me"), Quote { index: 2, ch: '\'' }),
-        ("SQL injection", s("acme'; DROP TABLE t; --"), Quote { index: 4, ch: '\'' }),
+        (
+            "SQL injection",
+            s("acme'; DROP TABLE t; --"),
+            Quote { index: 4, ch: '\'' },
+        ),
         ("double quote", s("\"acme\""), Quote { index: 0, ch: '"' }),
         ("backtick", s("ac`me"), Quote { index: 2, ch: '`' }),
-        ("backslash", s("ac\\me"), ForbiddenChar { index: 2, ch: '\\' }),
+        (
+            "backslash",
+            s("ac\\me"),
+            ForbiddenChar { index: 2, ch: '\\' },
+        ),
         ("semicolon", s("acme;"), ForbiddenChar { index: 4, ch: ';' }),
         ("percent", s("%27"), ForbiddenChar { index: 0, ch: '%' }),
         ("slash", s("a/b"), ForbiddenChar { index: 1, ch: '/' }),
-        ("path traversal", s("../etc"), ForbiddenChar { index: 2, ch: '/' }),
-        ("comma", s("acme,globex"), ForbiddenChar { index: 4, ch: ',' }),
+        (
+            "path traversal",
+            s("../etc"),
+            ForbiddenChar { index: 2, ch: '/' },
+        ),
+        (
+            "comma",
+            s("acme,globex"),
+            ForbiddenChar { index: 4, ch: ',' },
+        ),
         ("equals", s("a=b"), ForbiddenChar { index: 1, ch: '=' }),
         ("at sign", s("a@b"), ForbiddenChar { index: 1, ch: '@' }),
         ("plus", s("a+b"), ForbiddenChar { index: 1, ch: '+' }),
-        ("star inside", s("acme*"), ForbiddenChar { index: 4, ch: '*' }),
-        ("Cyrillic a first", s("\u{430}cme"), NonAscii { index: 0, ch: '\u{430}' }),
-        ("Cyrillic e last", s("acm\u{435}"), NonAscii { index: 3, ch: '\u{435}' }),
-        ("Kelvin sign", s("\u{212A}elvin"), NonAscii { index: 0, ch: '\u{212A}' }),
-        ("full-width digits", s("\u{FF11}\u{FF12}\u{FF13}"), NonAscii { index: 0, ch: '\u{FF11}' }),
-        ("zero-width space", s("ac\u{200B}me"), NonAscii { index: 2, ch: '\u{200B}' }),
-        ("right-to-left override", s("\u{202E}emca"), NonAscii { index: 0, ch: '\u{202E}' }),
-        ("no-break space", s("ac\u{A0}me"), NonAscii { index: 2, ch: '\u{A0}' }),
-        ("emoji", s("acme\u{1F600}"), NonAscii { index: 4, ch: '\u{1F600}' }),
-        ("BOM", s("\u{FEFF}acme"), NonAscii { index: 0, ch: '\u{FEFF}' }),
+        (
+            "star inside",
+            s("acme*"),
+            ForbiddenChar { index: 4, ch: '*' },
+        ),
+        (
+            "Cyrillic a first",
+            s("\u{430}cme"),
+            NonAscii {
+                index: 0,
+                ch: '\u{430}',
+            },
+        ),
+        (
+            "Cyrillic e last",
+            s("acm\u{435}"),
+            NonAscii {
+                index: 3,
+                ch: '\u{435}',
+            },
+        ),
+        (
+            "Kelvin sign",
+            s("\u{212A}elvin"),
+            NonAscii {
+                index: 0,
+                ch: '\u{212A}',
+            },
+        ),
+        (
+            "full-width digits",
+            s("\u{FF11}\u{FF12}\u{FF13}"),
+            NonAscii {
+                index: 0,
+                ch: '\u{FF11}',
+            },
+        ),
+        (
+            "zero-width space",
+            s("ac\u{200B}me"),
+            NonAscii {
+                index: 2,
+                ch: '\u{200B}',
+            },
+        ),
+        (
+            "right-to-left override",
+            s("\u{202E}emca"),
+            NonAscii {
+                index: 0,
+                ch: '\u{202E}',
+            },
+        ),
+        (
+            "no-break space",
+            s("ac\u{A0}me"),
+            NonAscii {
+                index: 2,
+                ch: '\u{A0}',
+            },
+        ),
+        (
+            "emoji",
+            s("acme\u{1F600}"),
+            NonAscii {
+                index: 4,
+                ch: '\u{1F600}',
+            },
+        ),
+        (
+            "BOM",
+            s("\u{FEFF}acme"),
+            NonAscii {
+                index: 0,
+                ch: '\u{FEFF}',
+            },
+        ),
         ("dashes only", s("---"), PunctuationOnly),
         ("colon only", s(":"), PunctuationOnly),
         ("dot only", s("."), PunctuationOnly),
@@ -73,14 +178,26 @@ fn the_table_is_large_and_has_no_duplicates() {
     let mut texts: Vec<&str> = table.iter().map(|(_, t, _)| t.as_str()).collect();
     texts.sort_unstable();
     texts.dedup();
-    assert_eq!(texts.len(), table.len(), "a text appears twice in the table");
+    assert_eq!(
+        texts.len(),
+        table.len(),
+        "a text appears twice in the table"
+    );
 }
 
 #[test]
 fn every_identifier_type_rejects_each_bad_text_with_its_error() {
     for (what, text, expected) in bad_identifiers() {
-        assert_eq!(TenantId::parse(&text).err(), Some(expected.clone()), "TenantId: {what}");
-        assert_eq!(AgentId::parse(&text).err(), Some(expected.clone()), "AgentId: {what}");
+        assert_eq!(
+            TenantId::parse(&text).err(),
+            Some(expected.clone()),
+            "TenantId: {what}"
+        );
+        assert_eq!(
+            AgentId::parse(&text).err(),
+            Some(expected.clone()),
+            "AgentId: {what}"
+        );
         assert_eq!(
             ConversationId::parse(&text).err(),
             Some(expected.clone()),
@@ -91,7 +208,11 @@ fn every_identifier_type_rejects_each_bad_text_with_its_error() {
             Some(expected.clone()),
             "CollectionId: {what}"
         );
-        assert_eq!(text.parse::<TenantId>().err(), Some(expected), "FromStr: {what}");
+        assert_eq!(
+            text.parse::<TenantId>().err(),
+            Some(expected),
+            "FromStr: {what}"
+        );
     }
 }
 
@@ -131,7 +252,11 @@ fn a_bad_field_is_reported_as_that_field() {
             }
             let raw = raw.with_field(field, Some(text.clone()));
             let err = raw.validate::<Validated>().unwrap_err();
-            assert_eq!(err, ContextError::invalid(field, expected.clone()), "{field}: {what}");
+            assert_eq!(
+                err,
+                ContextError::invalid(field, expected.clone()),
+                "{field}: {what}"
+            );
             assert_eq!(err.code(), code, "{field}: {what}");
             assert_eq!(err.http_status(), 400, "{field}: {what}");
         }
@@ -170,10 +295,16 @@ fn the_boundaries_are_accepted() {
 fn missing_fields_are_required_errors() {
     use tenant_core::{NoAgent, NoConversation, WithAgent, WithCollection, WithConversation};
     let none = Ctx::unvalidated();
-    assert_eq!(none.validate::<Validated>().unwrap_err(), ContextError::TenantRequired);
+    assert_eq!(
+        none.validate::<Validated>().unwrap_err(),
+        ContextError::TenantRequired
+    );
     let tenant = Ctx::unvalidated().with_tenant("acme");
     assert_eq!(
-        tenant.validate::<Validated<WithAgent>>().unwrap_err().code(),
+        tenant
+            .validate::<Validated<WithAgent>>()
+            .unwrap_err()
+            .code(),
         "AGENT_REQUIRED"
     );
     assert_eq!(

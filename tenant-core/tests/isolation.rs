@@ -57,14 +57,26 @@ async fn ten_thousand_tasks_each_see_only_their_own_context() {
                         other
                             .scope(async {
                                 jitter().await;
-                                assert_eq!(current_tenant().as_deref(), Ok(other_name.as_str()), "task {n}, inner");
+                                assert_eq!(
+                                    current_tenant().as_deref(),
+                                    Ok(other_name.as_str()),
+                                    "task {n}, inner"
+                                );
                                 jitter().await;
-                                assert_eq!(current_tenant().as_deref(), Ok(other_name.as_str()), "task {n}, inner");
+                                assert_eq!(
+                                    current_tenant().as_deref(),
+                                    Ok(other_name.as_str()),
+                                    "task {n}, inner"
+                                );
                             })
                             .await;
                         checks += 2;
                         jitter().await;
-                        assert_eq!(current_tenant().as_deref(), Ok(me.as_str()), "task {n}, back");
+                        assert_eq!(
+                            current_tenant().as_deref(),
+                            Ok(me.as_str()),
+                            "task {n}, back"
+                        );
                         checks += 1;
                     }
                     checks

@@ -47,8 +47,13 @@ fn error_code(res: Response<String>) -> (StatusCode, String, String) {
     let status = res.status();
     let ct = res.headers()["content-type"].to_str().unwrap().to_owned();
     let json: serde_json::Value = serde_json::from_str(res.body()).expect("the body is JSON");
-    let code = json["error"]["code"].as_str().expect("error.code is a string").to_owned();
-    assert!(json["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
+    let code = json["error"]["code"]
+        .as_str()
+        .expect("error.code is a string")
+        .to_owned();
+    assert!(json["error"]["message"]
+        .as_str()
+        .is_some_and(|m| !m.is_empty()));
     assert_eq!(ct, "application/json");
     (status, code, res.into_body())
 }
@@ -56,13 +61,21 @@ fn error_code(res: Response<String>) -> (StatusCode, String, String) {
 #[tokio::test]
 async fn a_good_request_reaches_the_inner_service_with_its_raw_context() {
     let calls = Arc::new(AtomicUsize::new(0));
-    let svc = ContextLayer::new().require_tenant().layer(inner(calls.clone()));
+    let svc = ContextLayer::new()
+        .require_tenant()
+        .layer(inner(calls.clone()));
     let res = svc
-        .oneshot(request(&[("x-tenant-id", "acme"), ("x-agent-id", "agent-7")]))
+        .oneshot(request(&[
+            ("x-tenant-id", "acme"),
+            ("x-agent-id", "agent-7"),
+        ]))
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
-    assert_eq!(res.body(), r#"tenant=Some("acme") agent=Some("agent-7") validator=false"#);
+    assert_eq!(
+        res.body(),
+        r#"tenant=Some("acme") agent=Some("agent-7") validator=false"#
+    );
     assert_eq!(calls.load(Ordering::SeqCst), 1);
 }
 
@@ -79,7 +92,9 @@ async fn without_require_tenant_a_request_without_tenant_still_reaches_the_servi
 #[tokio::test]
 async fn no_tenant_is_a_400_with_tenant_required_before_the_inner_service() {
     let calls = Arc::new(AtomicUsize::new(0));
-    let svc = ContextLayer::new().require_tenant().layer(inner(calls.clone()));
+    let svc = ContextLayer::new()
+        .require_tenant()
+        .layer(inner(calls.clone()));
     let res = svc.oneshot(request(&[("x-agent-id", "a1")])).await.unwrap();
     let (status, code, body) = error_code(res);
     assert_eq!(status, StatusCode::BAD_REQUEST);
@@ -92,10 +107,16 @@ async fn no_tenant_is_a_400_with_tenant_required_before_the_inner_service() {
 async fn a_reserved_or_malformed_tenant_is_a_400_with_tenant_invalid() {
     for bad in ["default", "NULL", "a;b", "acme'--", "-"] {
         let calls = Arc::new(AtomicUsize::new(0));
-        let svc = ContextLayer::new().require_tenant().layer(inner(calls.clone()));
+        let svc = ContextLayer::new()
+            .require_tenant()
+            .layer(inner(calls.clone()));
         let res = svc.oneshot(request(&[("x-tenant-id", bad)])).await.unwrap();
         let (status, code, _) = error_code(res);
-        assert_eq!((status, code.as_str()), (StatusCode::BAD_REQUEST, "TENANT_INVALID"), "{bad}");
+        assert_eq!(
+            (status, code.as_str()),
+            (StatusCode::BAD_REQUEST, "TENANT_INVALID"),
+            "{bad}"
+        );
         assert_eq!(calls.load(Ordering::SeqCst), 0, "{bad}");
     }
 }
@@ -103,7 +124,9 @@ async fn a_reserved_or_malformed_tenant_is_a_400_with_tenant_invalid() {
 #[tokio::test]
 async fn a_malformed_agent_is_refused_when_the_tenant_is_required() {
     let calls = Arc::new(AtomicUsize::new(0));
-    let svc = ContextLayer::new().require_tenant().layer(inner(calls.clone()));
+    let svc = ContextLayer::new()
+        .require_tenant()
+        .layer(inner(calls.clone()));
     let res = svc
         .oneshot(request(&[("x-tenant-id", "acme"), ("x-agent-id", "none")]))
         .await
@@ -123,8 +146,15 @@ async fn ambiguous_headers_are_refused_even_without_require_tenant() {
         .body(())
         .unwrap();
     let (status, code, _) = error_code(svc.clone().oneshot(req).await.unwrap());
-    assert_eq!((status, code.as_str()), (StatusCode::BAD_REQUEST, "HEADER_REPEATED"));
-    let (_, code, _) = error_code(svc.oneshot(request(&[("x-tenant-id", "acme,globex")])).await.unwrap());
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::BAD_REQUEST, "HEADER_REPEATED")
+    );
+    let (_, code, _) = error_code(
+        svc.oneshot(request(&[("x-tenant-id", "acme,globex")]))
+            .await
+            .unwrap(),
+    );
     assert_eq!(code, "HEADER_REPEATED");
     assert_eq!(calls.load(Ordering::SeqCst), 0);
 }
@@ -152,9 +182,16 @@ async fn the_layer_validator_is_visible_to_the_inner_service_and_runs_there() {
         };
         Ok::<_, Infallible>(Response::new(body))
     }));
-    let ok = svc.clone().oneshot(request(&[("x-tenant-id", "acme")])).await.unwrap();
+    let ok = svc
+        .clone()
+        .oneshot(request(&[("x-tenant-id", "acme")]))
+        .await
+        .unwrap();
     assert_eq!(ok.body(), "[t:acme]");
-    let no = svc.oneshot(request(&[("x-tenant-id", "globex")])).await.unwrap();
+    let no = svc
+        .oneshot(request(&[("x-tenant-id", "globex")]))
+        .await
+        .unwrap();
     assert_eq!(no.body(), "TENANT_FORBIDDEN");
     assert_eq!(validator_calls.load(Ordering::SeqCst), 2);
 }
@@ -172,9 +209,19 @@ async fn custom_header_names_and_no_validated_context_leaks_in() {
             let body = format!("{} {}", describe(Incoming::current()), current().is_err());
             Ok::<_, Infallible>(Response::new(body))
         }));
-    let res = svc.clone().oneshot(request(&[("x-org", "acme")])).await.unwrap();
-    assert_eq!(res.body(), r#"tenant=Some("acme") agent=None validator=false true"#);
-    let res = svc.oneshot(request(&[("x-tenant-id", "acme")])).await.unwrap();
+    let res = svc
+        .clone()
+        .oneshot(request(&[("x-org", "acme")]))
+        .await
+        .unwrap();
+    assert_eq!(
+        res.body(),
+        r#"tenant=Some("acme") agent=None validator=false true"#
+    );
+    let res = svc
+        .oneshot(request(&[("x-tenant-id", "acme")]))
+        .await
+        .unwrap();
     assert_eq!(error_code(res).1, "TENANT_REQUIRED");
 }
 
@@ -184,14 +231,22 @@ async fn the_synchronous_part_of_call_sees_the_incoming_context_too() {
         let seen_in_call = describe(Incoming::current());
         async move { Ok::<_, Infallible>(Response::new(seen_in_call)) }
     }));
-    let res = svc.oneshot(request(&[("x-tenant-id", "acme")])).await.unwrap();
-    assert_eq!(res.body(), r#"tenant=Some("acme") agent=None validator=false"#);
+    let res = svc
+        .oneshot(request(&[("x-tenant-id", "acme")]))
+        .await
+        .unwrap();
+    assert_eq!(
+        res.body(),
+        r#"tenant=Some("acme") agent=None validator=false"#
+    );
 }
 
 #[test]
 fn layer_and_service_are_clone_and_debug() {
     fn check<T: Clone + std::fmt::Debug>(_: &T) {}
-    let layer = ContextLayer::new().require_tenant().with_validator(|_: Ctx<Validated>| async { Ok(()) });
+    let layer = ContextLayer::new()
+        .require_tenant()
+        .with_validator(|_: Ctx<Validated>| async { Ok(()) });
     check(&layer);
     assert!(format!("{layer:?}").contains("require_tenant: true"));
     let svc = layer.layer(tower::service_fn(|_: Request<()>| async {
