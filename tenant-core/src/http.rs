@@ -245,7 +245,7 @@ pub fn inject<S: IsValidated>(ctx: &Ctx<S>, headers: &mut HeaderMap) {
     HeaderNames::default().inject(ctx, headers)
 }
 
-/// Writes the [current](crate::current) validated context into the default
+/// Writes the current validated context ([`current`](crate::current())) into the default
 /// headers. Fails with [`ContextError::NoContext`] outside any scope (and
 /// leaves `headers` untouched), so an outgoing call never goes out without
 /// its tenant by accident.

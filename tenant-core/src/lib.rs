@@ -19,6 +19,24 @@
 //! assert_eq!(err.code(), "TENANT_INVALID");
 //! # Ok::<(), tenant_core::ContextError>(())
 //! ```
+//!
+//! # Where the context comes from and goes
+//!
+//! * Task-local scopes: [`Ctx::scope`], [`current`], [`spawn`],
+//!   [`spawn_blocking`], and [`Incoming`] for the raw context of a request.
+//! * Logs: [`Ctx::span`] (a `tracing` span with `tenant_id`, ...) and
+//!   [`log_prefix`] (`[t:acme a:agent-7]`) for logs outside `tracing`.
+//! * Caches: [`Ctx::key`] gives a [`TenantKey`] that cannot collide across
+//!   tenants.
+//!
+//! # Features
+//!
+//! | feature | adds |
+//! | --- | --- |
+//! | `http` | `tenant_core::http`: extract the raw context from an `http::HeaderMap`, inject a validated one |
+//! | `tower` | `tenant_core::layer::ContextLayer`: sets the incoming context for the inner service; optionally refuses requests without a tenant (`400`, JSON body) |
+//! | `axum` | `impl axum::response::IntoResponse for ContextError`, with the same JSON body |
+//! | `serde` | `tenant_core::envelope::Envelope`: the raw context travels with a worker message and is validated on receipt |
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 

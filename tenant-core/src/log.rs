@@ -45,7 +45,7 @@ impl<S: IsValidated> Ctx<S> {
     }
 }
 
-/// The log prefix of the [current](crate::current) context, such as
+/// The log prefix of the current context ([`current`](crate::current())), such as
 /// `[t:acme a:agent-7]` (the `Display` of a validated [`Ctx`]), for logs
 /// written outside `tracing`.
 ///

@@ -77,3 +77,38 @@ async fn the_layer_works_with_axum_bodies_and_renders_the_same_body() {
     let res = svc.oneshot(req).await.unwrap();
     assert_eq!(body_text(res).await, "reached");
 }
+
+#[tokio::test]
+async fn the_layer_fits_an_axum_router() {
+    use axum::routing::get;
+    use tenant_core::Incoming;
+
+    async fn whoami() -> Result<String, ContextError> {
+        let incoming = Incoming::current().ok_or(ContextError::NoContext)?;
+        let ctx = incoming.validate::<tenant_core::Validated>().await?;
+        Ok(ctx.to_string())
+    }
+    let app = axum::Router::new()
+        .route("/whoami", get(whoami))
+        .layer(ContextLayer::new().require_tenant());
+
+    let req = Request::builder()
+        .uri("/whoami")
+        .header("x-tenant-id", "acme")
+        .header("x-agent-id", "agent-7")
+        .body(Body::empty())
+        .unwrap();
+    let res = app.clone().oneshot(req).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(body_text(res).await, "[t:acme a:agent-7]");
+
+    let req = Request::builder()
+        .uri("/whoami")
+        .header("x-tenant-id", "NONE")
+        .body(Body::empty())
+        .unwrap();
+    let res = app.oneshot(req).await.unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    let json: serde_json::Value = serde_json::from_str(&body_text(res).await).unwrap();
+    assert_eq!(json["error"]["code"], "TENANT_INVALID");
+}
