@@ -26,8 +26,13 @@
 //! It recognises a policy as "using the setting" when the setting's name
 //! appears in it as a string literal (as in the policy [`RlsPolicy`] writes),
 //! and an always-true policy only when PostgreSQL prints the expression as
-//! `true`. Views, functions declared `SECURITY DEFINER` and foreign tables
-//! are not examined.
+//! `true`. A second permissive policy with some other condition (say
+//! `USING (is_public)`) widens access too, since permissive policies are
+//! combined with OR, but may be deliberate, so it is not reported. Only
+//! policies that apply to the role (to `PUBLIC`, or to a role it is or can
+//! become) are considered, and restrictive ones only count as "using the
+//! setting": they can narrow access, never widen it. Views, functions
+//! declared `SECURITY DEFINER` and foreign tables are not examined.
 //!
 //! [`RlsPolicy`]: crate::rls::RlsPolicy
 //!
@@ -203,10 +208,10 @@ pub enum Finding {
     /// role it belongs to: without `FORCE` the owner bypasses the policies,
     /// and with it the owner can still drop them or turn RLS off.
     #[error(
-        "the tenant table {table} is owned by {owner}, which the application role {role} is or \
-         can act as, so the application could drop its policies or disable row-level security: \
-         run `ALTER TABLE {table} OWNER TO <a migration role>` and grant {role} only \
-         SELECT, INSERT, UPDATE, DELETE"
+        "the tenant table {table} is owned by {by}, so the application could drop its policies \
+         or disable row-level security: run `ALTER TABLE {table} OWNER TO <a migration role>` \
+         and grant {role} only SELECT, INSERT, UPDATE, DELETE",
+        by = owned_by(owner, role)
     )]
     TableOwnedByApplicationRole {
         /// The table.
@@ -321,6 +326,14 @@ fn privileged_what(superuser: bool, bypass_rls: bool) -> &'static str {
         (true, true) => "is a superuser with BYPASSRLS",
         (true, false) => "is a superuser",
         _ => "has BYPASSRLS",
+    }
+}
+
+fn owned_by(owner: &str, role: &str) -> String {
+    if owner == role {
+        format!("the application role {role}")
+    } else {
+        format!("{owner}, a role that the application role {role} belongs to")
     }
 }
 
@@ -643,4 +656,111 @@ async fn audit_settings(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one_of_each() -> Vec<Finding> {
+        let table = || "public.notes".to_owned();
+        vec![
+            Finding::Superuser { role: "app".into() },
+            Finding::BypassRls { role: "app".into() },
+            Finding::MemberOfPrivilegedRole {
+                role: "app".into(),
+                member_of: "admins".into(),
+                superuser: false,
+                bypass_rls: true,
+            },
+            Finding::RlsNotEnabled { table: table() },
+            Finding::RlsNotForced { table: table() },
+            Finding::TableOwnedByApplicationRole {
+                table: table(),
+                owner: "app".into(),
+                role: "app".into(),
+            },
+            Finding::TruncateAllowed {
+                table: table(),
+                role: "app".into(),
+            },
+            Finding::NoTenantPolicy {
+                table: table(),
+                setting: "app.current_tenant".into(),
+            },
+            Finding::WritePolicyWithoutCheck {
+                table: table(),
+                policy: "p".into(),
+                command: "ALL".into(),
+            },
+            Finding::PermissiveAlwaysTrue {
+                table: table(),
+                policy: "p".into(),
+                clause: PolicyClause::Using,
+            },
+            Finding::StoredDefault {
+                setting: "app.current_tenant".into(),
+                role: Some("app".into()),
+                database: Some("db".into()),
+                value: "acme".into(),
+            },
+            Finding::PresetInSession {
+                setting: "app.current_tenant".into(),
+                value: "acme".into(),
+            },
+        ]
+    }
+
+    #[test]
+    fn codes_are_distinct() {
+        let findings = one_of_each();
+        let mut codes: Vec<_> = findings.iter().map(Finding::code).collect();
+        codes.sort_unstable();
+        codes.dedup();
+        assert_eq!(codes.len(), findings.len());
+    }
+
+    #[test]
+    fn every_message_names_a_fix() {
+        for finding in one_of_each() {
+            let message = finding.to_string();
+            assert!(
+                message.contains(": run `")
+                    || message.contains(": connect as")
+                    || message.contains(": create one")
+                    || message.contains(": recreate it")
+                    || message.contains(": remove it"),
+                "{message}"
+            );
+        }
+    }
+
+    #[test]
+    fn stored_default_fix_matches_its_scope() {
+        let fix = |role: Option<&str>, database: Option<&str>| {
+            Finding::StoredDefault {
+                setting: "app.current_tenant".into(),
+                role: role.map(Into::into),
+                database: database.map(Into::into),
+                value: "acme".into(),
+            }
+            .to_string()
+        };
+        assert!(fix(Some("app"), Some("db"))
+            .contains("`ALTER ROLE app IN DATABASE db RESET app.current_tenant`"));
+        assert!(fix(Some("app"), None).contains("`ALTER ROLE app RESET app.current_tenant`"));
+        assert!(fix(None, Some("db")).contains("`ALTER DATABASE db RESET app.current_tenant`"));
+        assert!(fix(None, None).contains("`ALTER ROLE ALL RESET app.current_tenant`"));
+    }
+
+    #[test]
+    fn report_lists_findings_with_codes() {
+        let report = AuditReport {
+            findings: one_of_each(),
+        };
+        let text = report.to_string();
+        assert!(text.starts_with("the row-level security audit found 12 problems:"));
+        assert_eq!(text.lines().count(), 13);
+        assert!(text.contains("\n- [ROLE_IS_SUPERUSER] the role app is a superuser"));
+    }
 }
