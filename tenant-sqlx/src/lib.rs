@@ -1,13 +1,47 @@
 //! Tenant transactions on PostgreSQL with Row-Level Security.
 //!
-//! (Crate docs: see the README; written by the tenant-sqlx issue.)
+//! * [`TenantPool`] wraps a `PgPool` nobody else can reach; its one
+//!   operation, [`TenantPool::begin`], takes a validated
+//!   [`Ctx`](tenant_core::Ctx) and gives a [`TenantTx`] in which the tenant
+//!   (and the agent, conversation and collection the context carries) are
+//!   set with `SET LOCAL`, in the same round trip as `BEGIN`.
+//! * [`rls`] writes the policies that read those settings; [`audit`] checks
+//!   at start-up that the database really enforces them.
+//! * [`AdminPool`] is the explicit, logged way around all of this, for
+//!   migrations and deliberate cross-tenant jobs.
+//! * [`testing`] (feature `testing`) starts a throwaway PostgreSQL.
+//!
+//! ```no_run
+//! use tenant_core::{Ctx, Validated};
+//! use tenant_sqlx::TenantPool;
+//!
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let pool = TenantPool::connect("postgres://app@localhost/app").await?;
+//! let ctx: Ctx<Validated> = Ctx::unvalidated().with_tenant("acme").validate()?;
+//! let mut tx = pool.begin(&ctx).await?;
+//! let rows: Vec<(i64, String)> = sqlx::query_as("SELECT id, body FROM notes")
+//!     .fetch_all(&mut *tx)
+//!     .await?; // only acme's notes: RLS filters by the transaction's tenant
+//! tx.commit().await?;
+//! # Ok(()) }
+//! ```
 #![deny(missing_docs)]
 
+mod admin;
 pub mod audit;
+mod error;
+mod pool;
 pub mod rls;
 mod settings;
+mod sql;
+mod tx;
 
 #[cfg(feature = "testing")]
 pub mod testing;
 
+pub use admin::{AdminConn, AdminPool};
+pub use error::Error;
+pub use pool::{TenantPool, TenantPoolBuilder};
 pub use settings::Settings;
+pub use sql::set_local_sql;
+pub use tx::{Savepoint, TenantTx};

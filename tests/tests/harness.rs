@@ -147,7 +147,7 @@ async fn child_starts_the_shared_cluster_and_exits() {
 
 #[test]
 fn the_shared_cluster_is_removed_when_the_process_exits() {
-    let child = Command::new(std::env::current_exe().unwrap())
+    let mut child = Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
             "child_starts_the_shared_cluster_and_exits",
@@ -162,13 +162,14 @@ fn the_shared_cluster_is_removed_when_the_process_exits() {
         .spawn()
         .unwrap();
     let mut dir = None;
-    let mut lines = BufReader::new(child.stdout.unwrap()).lines();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     for line in lines.by_ref() {
         // libtest prints the test name on the same line before the output.
         if let Some((_, d)) = line.unwrap().split_once("CLUSTER_DIR=") {
             dir = Some(PathBuf::from(d.trim()));
         }
     }
+    assert!(child.wait().unwrap().success(), "the child test passed");
     let dir = dir.expect("the child printed its cluster directory");
     // The child has exited (its stdout closed); the watchdog now stops the
     // server and removes the directory. Give it a generous bound.

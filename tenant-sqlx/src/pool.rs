@@ -1,0 +1,349 @@
+//! [`TenantPool`]: a connection pool that only opens tenant transactions.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{Connection, PgPool, Postgres, TransactionManager};
+use tenant_core::{Ctx, Field, IsValidated};
+
+use crate::audit::{self, AuditReport};
+use crate::sql::{push_literal, quote_setting_name};
+use crate::tx::TenantTx;
+use crate::{Error, Settings};
+
+type Tm = <Postgres as sqlx::Database>::TransactionManager;
+
+/// The order in which the context's fields are written into the begin
+/// statement.
+const FIELDS: [Field; 4] = [
+    Field::Tenant,
+    Field::Agent,
+    Field::Conversation,
+    Field::Collection,
+];
+
+/// A PostgreSQL pool whose only use is [`begin`](TenantPool::begin): a
+/// transaction scoped to one validated tenant context.
+///
+/// The `PgPool` inside cannot be reached: there is no `Deref`, `AsRef`,
+/// `From`, accessor or `Executor` for it, so `sqlx::query(..).fetch_all(&pool)`
+/// does not compile and every query runs inside a [`TenantTx`].
+///
+/// Building one runs the start-up [audit](crate::audit) on one connection and
+/// refuses to start on any finding unless
+/// [`allow_audit_findings(true)`](TenantPoolBuilder::allow_audit_findings).
+///
+/// Cloning is cheap and shares the pool.
+///
+/// # The pool guards itself
+///
+/// A connection never reaches the next borrower inside a transaction or
+/// carrying a tenant:
+///
+/// * the tenant and every other field are set with `SET LOCAL` in the same
+///   message as `BEGIN`, so they end with the transaction; fields the context
+///   does not carry are set to `''` for the transaction, so a session-level
+///   value (left by raw SQL, or an `ALTER ROLE … SET`) is never seen inside a
+///   tenant transaction either;
+/// * a [`TenantTx`] dropped before its `BEGIN` completed (a cancelled or
+///   failed [`begin`](TenantPool::begin), where sqlx 0.8.6 would return the
+///   connection still inside the transaction or aborted) closes its
+///   connection instead of returning it;
+/// * a [`TenantTx`] dropped after `BEGIN` without `commit`/`rollback`
+///   (an error path, a panic, a cancelled query or commit) queues a
+///   `ROLLBACK` that the pool flushes before the connection is reused;
+/// * on release, a connection sqlx still counts as inside a transaction is
+///   closed.
+///
+/// None of these costs a round trip on the normal path.
+///
+/// ```no_run
+/// use tenant_core::{Ctx, Validated};
+/// use tenant_sqlx::TenantPool;
+///
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// let pool = TenantPool::connect("postgres://app@localhost/app").await?;
+/// let ctx: Ctx<Validated> = Ctx::unvalidated().with_tenant("acme").validate()?;
+///
+/// let mut tx = pool.begin(&ctx).await?;
+/// let n: i64 = sqlx::query_scalar("SELECT count(*) FROM notes")
+///     .fetch_one(&mut *tx)
+///     .await?;
+/// tx.commit().await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct TenantPool {
+    pool: PgPool,
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    settings: Settings,
+    /// `SET LOCAL "app"."current_…" = ` for each of [`FIELDS`].
+    prefixes: [String; 4],
+    report: AuditReport,
+}
+
+impl fmt::Debug for TenantPool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TenantPool")
+            .field("settings", &self.shared.settings)
+            .field("size", &self.pool.size())
+            .field("idle", &self.pool.num_idle())
+            .field("audit_findings", &self.shared.report.findings.len())
+            .finish()
+    }
+}
+
+impl TenantPool {
+    /// Options: pool size, setting names, the audit.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), tenant_sqlx::Error> {
+    /// let pool = tenant_sqlx::TenantPool::builder()
+    ///     .max_connections(16)
+    ///     .tenant_column("org_id")
+    ///     .connect("postgres://app@localhost/app")
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn builder() -> TenantPoolBuilder {
+        TenantPoolBuilder::default()
+    }
+
+    /// Connects with the default options (see [`TenantPoolBuilder`]) and
+    /// runs the audit.
+    pub async fn connect(url: &str) -> Result<TenantPool, Error> {
+        Self::builder().connect(url).await
+    }
+
+    /// Opens a transaction for `ctx`'s tenant: one round trip that runs
+    /// `BEGIN` and `SET LOCAL` for the tenant and each field of the context.
+    ///
+    /// Only a validated context opens one: a `Ctx<Unvalidated>` does not
+    /// compile. The transaction borrows the context, so it cannot outlive
+    /// it.
+    pub async fn begin<'c, S: IsValidated>(&self, ctx: &'c Ctx<S>) -> Result<TenantTx<'c>, Error> {
+        let statement = self.shared.begin_statement(ctx)?;
+        let conn = self.pool.acquire().await?;
+        // From here on, dropping `tx` (cancellation, error) discards the
+        // connection until `BEGIN` is known to have completed.
+        let mut tx = TenantTx::new(conn, ctx.erase(), PhantomData);
+        Tm::begin(tx.conn_mut(), Some(statement.into())).await?;
+        tx.mark_open();
+        Ok(tx)
+    }
+
+    /// The setting names this pool writes.
+    pub fn settings(&self) -> &Settings {
+        &self.shared.settings
+    }
+
+    /// What the start-up audit found (empty unless
+    /// [`allow_audit_findings(true)`](TenantPoolBuilder::allow_audit_findings)
+    /// let a finding through).
+    pub fn audit_report(&self) -> &AuditReport {
+        &self.shared.report
+    }
+
+    /// Connections currently open (idle or in use).
+    pub fn size(&self) -> u32 {
+        self.pool.size()
+    }
+
+    /// Idle connections.
+    pub fn num_idle(&self) -> usize {
+        self.pool.num_idle()
+    }
+
+    /// Closes every connection; later `begin` calls fail.
+    pub async fn close(&self) {
+        self.pool.close().await
+    }
+
+    /// Whether [`close`](Self::close) was called.
+    pub fn is_closed(&self) -> bool {
+        self.pool.is_closed()
+    }
+}
+
+impl Shared {
+    fn new(settings: Settings, report: AuditReport) -> Result<Shared, Error> {
+        let mut prefixes: [String; 4] = Default::default();
+        for (prefix, field) in prefixes.iter_mut().zip(FIELDS) {
+            *prefix = format!(
+                "; SET LOCAL {} = ",
+                quote_setting_name(settings.for_field(field))?
+            );
+        }
+        Ok(Shared {
+            settings,
+            prefixes,
+            report,
+        })
+    }
+
+    fn begin_statement<S: IsValidated>(&self, ctx: &Ctx<S>) -> Result<String, Error> {
+        let values = [
+            Some(ctx.tenant_id().as_str()),
+            ctx.agent_id_opt().map(|v| v.as_str()),
+            ctx.conversation_id_opt().map(|v| v.as_str()),
+            ctx.collection_id_opt().map(|v| v.as_str()),
+        ];
+        let mut sql = String::with_capacity(256);
+        sql.push_str("BEGIN");
+        for ((prefix, field), value) in self.prefixes.iter().zip(FIELDS).zip(values) {
+            sql.push_str(prefix);
+            push_literal(
+                &mut sql,
+                self.settings.for_field(field),
+                value.unwrap_or(""),
+            )?;
+        }
+        Ok(sql)
+    }
+}
+
+/// Options for a [`TenantPool`].
+///
+/// Defaults: 10 connections, [`Settings::default`], tenant column
+/// `tenant_id` for the audit, audit findings refused.
+#[derive(Debug)]
+pub struct TenantPoolBuilder {
+    options: PgPoolOptions,
+    settings: Settings,
+    tenant_column: String,
+    allow_audit_findings: bool,
+}
+
+impl Default for TenantPoolBuilder {
+    fn default() -> Self {
+        TenantPoolBuilder {
+            options: PgPoolOptions::new(),
+            settings: Settings::default(),
+            tenant_column: "tenant_id".to_owned(),
+            allow_audit_findings: false,
+        }
+    }
+}
+
+impl TenantPoolBuilder {
+    /// The most connections the pool opens (default 10).
+    pub fn max_connections(mut self, n: u32) -> Self {
+        self.options = self.options.max_connections(n);
+        self
+    }
+
+    /// Connections kept open even when idle (default 0).
+    pub fn min_connections(mut self, n: u32) -> Self {
+        self.options = self.options.min_connections(n);
+        self
+    }
+
+    /// How long `begin` waits for a free connection (default 30 s).
+    pub fn acquire_timeout(mut self, timeout: Duration) -> Self {
+        self.options = self.options.acquire_timeout(timeout);
+        self
+    }
+
+    /// The setting names written by `begin` and read by the policies.
+    pub fn settings(mut self, settings: Settings) -> Self {
+        self.settings = settings;
+        self
+    }
+
+    /// The column that holds the tenant in every tenant table; the audit
+    /// checks the tables that have it (default `tenant_id`).
+    pub fn tenant_column(mut self, column: impl Into<String>) -> Self {
+        self.tenant_column = column.into();
+        self
+    }
+
+    /// Start even if the audit finds problems (default `false`). The
+    /// findings are then logged as warnings and kept in
+    /// [`TenantPool::audit_report`].
+    pub fn allow_audit_findings(mut self, allow: bool) -> Self {
+        self.allow_audit_findings = allow;
+        self
+    }
+
+    /// Connects to `url` and runs the audit.
+    pub async fn connect(self, url: &str) -> Result<TenantPool, Error> {
+        let options: PgConnectOptions = url.parse()?;
+        self.connect_with(options).await
+    }
+
+    /// Connects with `options` and runs the audit.
+    pub async fn connect_with(self, options: PgConnectOptions) -> Result<TenantPool, Error> {
+        // Checked before connecting: a bad name would fail every `begin`.
+        Shared::new(self.settings.clone(), AuditReport::default())?;
+        let pool = self
+            .options
+            .after_release(|conn, _meta| {
+                // Free: sqlx's own count. It catches a sqlx `Transaction`
+                // (a savepoint) that was leaked with `mem::forget`.
+                Box::pin(async move { Ok(!conn.is_in_transaction()) })
+            })
+            .connect_with(options)
+            .await?;
+        let report = {
+            let mut conn = pool.acquire().await?;
+            audit::run(&mut conn, &self.settings, &self.tenant_column).await?
+        };
+        if !report.findings.is_empty() {
+            if !self.allow_audit_findings {
+                pool.close().await;
+                return Err(Error::AuditFailed(report));
+            }
+            for finding in &report.findings {
+                tracing::warn!(
+                    ?finding,
+                    "tenant-sqlx audit finding allowed by configuration"
+                );
+            }
+        }
+        Ok(TenantPool {
+            pool,
+            shared: Arc::new(Shared::new(self.settings, report)?),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tenant_core::{Validated, WithAgent};
+
+    #[test]
+    fn begin_statement_sets_every_field_in_one_message() {
+        let shared = Shared::new(Settings::default(), AuditReport::default()).unwrap();
+        let ctx: Ctx<Validated<WithAgent>> = Ctx::unvalidated()
+            .with_tenant("acme")
+            .with_agent("agent-7")
+            .validate()
+            .unwrap();
+        assert_eq!(
+            shared.begin_statement(&ctx).unwrap(),
+            "BEGIN\
+             ; SET LOCAL \"app\".\"current_tenant\" = 'acme'\
+             ; SET LOCAL \"app\".\"current_agent\" = 'agent-7'\
+             ; SET LOCAL \"app\".\"current_conversation\" = ''\
+             ; SET LOCAL \"app\".\"current_collection\" = ''"
+        );
+    }
+
+    #[test]
+    fn bad_setting_names_are_refused_up_front() {
+        let err = Shared::new(
+            Settings::default().with_tenant("tenant"),
+            AuditReport::default(),
+        )
+        .err()
+        .unwrap();
+        assert_eq!(err.code(), "INVALID_SETTING_NAME");
+    }
+}

@@ -1,0 +1,189 @@
+//! The one place where text is inlined into SQL: the `SET LOCAL` statements
+//! that open a tenant transaction.
+//!
+//! The values are inlined rather than bound because a bound
+//! `set_config($1, $2, true)` needs its own round trip, or a `SELECT` that is
+//! parsed and planned every time; `SET LOCAL` in the same simple-query
+//! message as `BEGIN` costs almost nothing. What makes inlining safe is that
+//! `tenant-core` identifiers are ASCII letters, digits and `-_.:` only. This
+//! module does not rely on that alone.
+
+use crate::Error;
+
+/// The longest identifier PostgreSQL keeps without truncating it.
+const MAX_IDENT: usize = 63;
+
+/// Checks a setting name and gives it quoted, part by part
+/// (`app.current_tenant` becomes `"app"."current_tenant"`).
+///
+/// A name is two or more dot-separated parts, each `[a-z_][a-z0-9_]*` and at
+/// most 63 bytes: PostgreSQL requires the dot for a custom setting, and lower
+/// case avoids any doubt about case folding.
+pub(crate) fn quote_setting_name(name: &str) -> Result<String, Error> {
+    let bad = |reason| Error::InvalidSettingName {
+        name: name.to_owned(),
+        reason,
+    };
+    let mut parts = 0;
+    let mut quoted = String::with_capacity(name.len() + 8);
+    for part in name.split('.') {
+        let mut chars = part.chars();
+        match chars.next() {
+            None => return Err(bad("a part between dots is empty")),
+            Some(c) if !(c.is_ascii_lowercase() || c == '_') => {
+                return Err(bad(
+                    "each part must start with a lower-case ASCII letter or `_`",
+                ))
+            }
+            Some(_) => {}
+        }
+        if !chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') {
+            return Err(bad(
+                "only lower-case ASCII letters, digits, `_` and `.` are allowed",
+            ));
+        }
+        if part.len() > MAX_IDENT {
+            return Err(bad("a part is longer than 63 bytes"));
+        }
+        if parts > 0 {
+            quoted.push('.');
+        }
+        quoted.push('"');
+        quoted.push_str(part);
+        quoted.push('"');
+        parts += 1;
+    }
+    if parts < 2 {
+        return Err(bad(
+            "a custom setting needs a prefix, as in `app.current_tenant`",
+        ));
+    }
+    Ok(quoted)
+}
+
+/// Appends `value` as a standard SQL string literal.
+///
+/// Refuses anything outside printable ASCII (so no NUL, no control
+/// characters, nothing a client encoding could reinterpret) and the
+/// backslash (so the result means the same whether or not
+/// `standard_conforming_strings` is on); doubles single quotes.
+pub(crate) fn push_literal(out: &mut String, setting: &str, value: &str) -> Result<(), Error> {
+    let bad = |reason| Error::UnsafeSettingValue {
+        setting: setting.to_owned(),
+        reason,
+    };
+    out.reserve(value.len() + 2);
+    out.push('\'');
+    for c in value.chars() {
+        match c {
+            '\'' => out.push_str("''"),
+            '\\' => return Err(bad("it contains a backslash")),
+            ' '..='~' => out.push(c),
+            _ => return Err(bad("it contains a character outside printable ASCII")),
+        }
+    }
+    out.push('\'');
+    Ok(())
+}
+
+/// The `SET LOCAL` statement this crate sends to put `value` into
+/// `setting` for the current transaction, with both quoted.
+///
+/// Exposed so that the quoting can be inspected and tested; a
+/// [`TenantPool`](crate::TenantPool) builds the same text for every field of
+/// the context, in the same message as `BEGIN`.
+///
+/// ```
+/// assert_eq!(
+///     tenant_sqlx::set_local_sql("app.current_tenant", "o'brien")?,
+///     r#"SET LOCAL "app"."current_tenant" = 'o''brien'"#,
+/// );
+/// assert!(tenant_sqlx::set_local_sql("current_tenant", "acme").is_err());
+/// assert!(tenant_sqlx::set_local_sql("app.current_tenant", "a\\'b").is_err());
+/// # Ok::<(), tenant_sqlx::Error>(())
+/// ```
+pub fn set_local_sql(setting: &str, value: &str) -> Result<String, Error> {
+    let mut out = format!("SET LOCAL {} = ", quote_setting_name(setting)?);
+    push_literal(&mut out, setting, value)?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hostile_values_are_quoted_or_refused() {
+        let cases: &[(&str, Option<&str>)] = &[
+            ("acme", Some("'acme'")),
+            ("", Some("''")),
+            ("'", Some("''''")),
+            (
+                "'; DROP TABLE notes; --",
+                Some("'''; DROP TABLE notes; --'"),
+            ),
+            ("a''b", Some("'a''''b'")),
+            ("$$; SELECT 1; $$", Some("'$$; SELECT 1; $$'")),
+            ("\"quoted\"", Some("'\"quoted\"'")),
+            ("\\", None),
+            ("\\'; DROP TABLE notes; --", None),
+            ("a\0b", None),
+            ("a\nb", None),
+            ("a\rb", None),
+            ("a\tb", None),
+            ("\u{7f}", None),
+            ("а", None),        // Cyrillic a
+            ("\u{212a}", None), // Kelvin sign
+            ("\u{200b}", None), // zero-width space
+            ("\u{202e}", None), // right-to-left override
+            ("\u{ff07}", None), // full-width apostrophe
+            ("\u{2019}", None), // right single quotation mark
+        ];
+        for (value, expected) in cases {
+            let mut out = String::new();
+            let got = push_literal(&mut out, "app.current_tenant", value).map(|()| out);
+            match expected {
+                Some(lit) => assert_eq!(got.as_deref().ok(), Some(*lit), "{value:?}"),
+                None => assert!(
+                    matches!(got, Err(Error::UnsafeSettingValue { .. })),
+                    "{value:?} gave {got:?}"
+                ),
+            }
+        }
+    }
+
+    #[test]
+    fn setting_names_are_checked_and_quoted() {
+        assert_eq!(
+            quote_setting_name("app.current_tenant").unwrap(),
+            r#""app"."current_tenant""#
+        );
+        assert_eq!(quote_setting_name("a.b.c_1").unwrap(), r#""a"."b"."c_1""#);
+        for bad in [
+            "",
+            "tenant",
+            "app.",
+            ".tenant",
+            "app..tenant",
+            "App.tenant",
+            "app.Tenant",
+            "app.1tenant",
+            "app.ten ant",
+            "app.tenant;",
+            "app.\"x\"",
+            "app.tenant'",
+            "app.ténant",
+            "search_path",
+        ] {
+            assert!(
+                matches!(
+                    quote_setting_name(bad),
+                    Err(Error::InvalidSettingName { .. })
+                ),
+                "{bad:?}"
+            );
+        }
+        let long = format!("app.{}", "x".repeat(64));
+        assert!(quote_setting_name(&long).is_err());
+    }
+}

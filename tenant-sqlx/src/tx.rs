@@ -1,0 +1,283 @@
+//! [`TenantTx`]: a transaction scoped to one tenant, and its [`Savepoint`]s.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::ops::{Deref, DerefMut};
+
+use futures_util::future::BoxFuture;
+use futures_util::stream::BoxStream;
+use sqlx::pool::PoolConnection;
+use sqlx::postgres::{PgQueryResult, PgRow, PgStatement, PgTypeInfo};
+use sqlx::{
+    Connection, Describe, Either, Execute, Executor, PgConnection, Postgres, Transaction,
+    TransactionManager,
+};
+use tenant_core::{Ctx, TenantId, Validated};
+
+use crate::Error;
+
+type Tm = <Postgres as sqlx::Database>::TransactionManager;
+
+/// A transaction opened by [`TenantPool::begin`](crate::TenantPool::begin)
+/// for one validated context. The tenant (and every field of the context)
+/// is set for this transaction only.
+///
+/// Run queries on `&mut *tx` (it dereferences to a `PgConnection`, like a
+/// sqlx `Transaction`), or pass `&mut tx` where an `Executor` is expected.
+/// End it with [`commit`](Self::commit) or [`rollback`](Self::rollback);
+/// dropping it rolls back.
+///
+/// It borrows the context (`'ctx`): it cannot be returned past the context,
+/// stored in a `static` or moved into `tokio::spawn`. It is `Send`, so it
+/// can be held across `.await` in a spawned task that owns the context.
+///
+/// ```no_run
+/// use tenant_core::{Ctx, Validated};
+/// use tenant_sqlx::{TenantPool, TenantTx};
+///
+/// async fn notes(tx: &mut TenantTx<'_>) -> Result<Vec<(i64, String)>, sqlx::Error> {
+///     sqlx::query_as("SELECT id, body FROM notes ORDER BY id").fetch_all(tx).await
+/// }
+///
+/// # async fn demo(pool: TenantPool, ctx: Ctx<Validated>) -> Result<(), tenant_sqlx::Error> {
+/// let mut tx = pool.begin(&ctx).await?;
+/// let all = notes(&mut tx).await?;
+/// sqlx::query("INSERT INTO notes (tenant_id, body) VALUES ($1, 'hello')")
+///     .bind(ctx.tenant_id().as_str())
+///     .execute(&mut *tx)
+///     .await?;
+/// tx.commit().await?;
+/// # Ok(()) }
+/// ```
+pub struct TenantTx<'ctx> {
+    conn: PoolConnection<Postgres>,
+    /// `BEGIN` completed and `commit`/`rollback` has not: on drop, queue a
+    /// rollback. Before `BEGIN` completes the connection state is unknown,
+    /// so drop discards the connection instead.
+    open: bool,
+    /// Set once `commit`/`rollback` succeeded: the connection is clean.
+    done: bool,
+    ctx: Ctx<Validated>,
+    _ctx: PhantomData<&'ctx Ctx<Validated>>,
+}
+
+impl<'ctx> TenantTx<'ctx> {
+    pub(crate) fn new(
+        conn: PoolConnection<Postgres>,
+        ctx: Ctx<Validated>,
+        borrow: PhantomData<&'ctx Ctx<Validated>>,
+    ) -> Self {
+        TenantTx {
+            conn,
+            open: false,
+            done: false,
+            ctx,
+            _ctx: borrow,
+        }
+    }
+
+    pub(crate) fn conn_mut(&mut self) -> &mut PgConnection {
+        &mut self.conn
+    }
+
+    pub(crate) fn mark_open(&mut self) {
+        self.open = true;
+    }
+
+    /// The tenant this transaction is scoped to.
+    pub fn tenant_id(&self) -> &TenantId {
+        self.ctx.tenant_id()
+    }
+
+    /// Commits the transaction.
+    pub async fn commit(mut self) -> Result<(), Error> {
+        self.end(true).await
+    }
+
+    /// Rolls the transaction back.
+    pub async fn rollback(mut self) -> Result<(), Error> {
+        self.end(false).await
+    }
+
+    async fn end(&mut self, commit: bool) -> Result<(), Error> {
+        // Anything but depth 1 means the transaction was ended or nested
+        // behind our back; the connection is then discarded by `drop`.
+        if Tm::get_transaction_depth(&self.conn) != 1 {
+            self.open = false;
+            return Err(Error::TransactionLost);
+        }
+        if commit {
+            Tm::commit(&mut self.conn).await?;
+        } else {
+            Tm::rollback(&mut self.conn).await?;
+        }
+        self.done = true;
+        Ok(())
+    }
+
+    /// Opens a savepoint inside this transaction, for the same tenant.
+    /// Dropping it without [`Savepoint::commit`] rolls back to it.
+    ///
+    /// ```no_run
+    /// # async fn demo(mut tx: tenant_sqlx::TenantTx<'_>) -> Result<(), tenant_sqlx::Error> {
+    /// let mut sp = tx.savepoint().await?;
+    /// let failed = sqlx::query("INSERT INTO notes (tenant_id, body) VALUES ('acme', NULL)")
+    ///     .execute(&mut *sp)
+    ///     .await
+    ///     .is_err();
+    /// if failed { sp.rollback().await? } else { sp.commit().await? }
+    /// tx.commit().await?; // the outer transaction is still usable
+    /// # Ok(()) }
+    /// ```
+    pub async fn savepoint(&mut self) -> Result<Savepoint<'_>, Error> {
+        Ok(Savepoint {
+            tx: Connection::begin(&mut *self.conn).await?,
+        })
+    }
+}
+
+impl Drop for TenantTx<'_> {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        if self.open && Tm::get_transaction_depth(&self.conn) == 1 {
+            // The same path as a dropped sqlx `Transaction`: the ROLLBACK is
+            // flushed by the pool's release check before anyone else gets
+            // the connection.
+            Tm::start_rollback(&mut self.conn);
+        } else {
+            self.conn.close_on_drop();
+        }
+    }
+}
+
+impl fmt::Debug for TenantTx<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TenantTx")
+            .field("tenant", &self.ctx.tenant_id().as_str())
+            .field("ctx", &self.ctx)
+            .field("open", &(self.open && !self.done))
+            .finish()
+    }
+}
+
+impl Deref for TenantTx<'_> {
+    type Target = PgConnection;
+    fn deref(&self) -> &PgConnection {
+        &self.conn
+    }
+}
+
+impl DerefMut for TenantTx<'_> {
+    fn deref_mut(&mut self) -> &mut PgConnection {
+        &mut self.conn
+    }
+}
+
+/// A savepoint inside a [`TenantTx`], for the same tenant. Made by
+/// [`TenantTx::savepoint`] (or [`Savepoint::savepoint`] to nest further).
+///
+/// Queries run on `&mut *sp` or `&mut sp`. [`commit`](Self::commit)
+/// releases the savepoint; [`rollback`](Self::rollback) or dropping it
+/// undoes what was done since it was made.
+pub struct Savepoint<'t> {
+    tx: Transaction<'t, Postgres>,
+}
+
+impl Savepoint<'_> {
+    /// Releases the savepoint, keeping its work in the enclosing transaction.
+    pub async fn commit(self) -> Result<(), Error> {
+        Ok(self.tx.commit().await?)
+    }
+
+    /// Rolls back to the savepoint.
+    pub async fn rollback(self) -> Result<(), Error> {
+        Ok(self.tx.rollback().await?)
+    }
+
+    /// Opens a savepoint inside this one.
+    pub async fn savepoint(&mut self) -> Result<Savepoint<'_>, Error> {
+        Ok(Savepoint {
+            tx: Connection::begin(&mut *self.tx).await?,
+        })
+    }
+}
+
+impl fmt::Debug for Savepoint<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Savepoint")
+            .field("depth", &Tm::get_transaction_depth(&self.tx))
+            .finish()
+    }
+}
+
+impl Deref for Savepoint<'_> {
+    type Target = PgConnection;
+    fn deref(&self) -> &PgConnection {
+        &self.tx
+    }
+}
+
+impl DerefMut for Savepoint<'_> {
+    fn deref_mut(&mut self) -> &mut PgConnection {
+        &mut self.tx
+    }
+}
+
+/// `&mut TenantTx` and `&mut Savepoint` are sqlx executors: they forward to
+/// the connection, as sqlx's own `&mut PgListener` does.
+macro_rules! forward_executor {
+    ($ty:ty) => {
+        impl<'t> Executor<'t> for &'t mut $ty {
+            type Database = Postgres;
+
+            fn fetch_many<'e, 'q: 'e, E>(
+                self,
+                query: E,
+            ) -> BoxStream<'e, Result<Either<PgQueryResult, PgRow>, sqlx::Error>>
+            where
+                't: 'e,
+                E: 'q + Execute<'q, Postgres>,
+            {
+                (&mut **self).fetch_many(query)
+            }
+
+            fn fetch_optional<'e, 'q: 'e, E>(
+                self,
+                query: E,
+            ) -> BoxFuture<'e, Result<Option<PgRow>, sqlx::Error>>
+            where
+                't: 'e,
+                E: 'q + Execute<'q, Postgres>,
+            {
+                (&mut **self).fetch_optional(query)
+            }
+
+            fn prepare_with<'e, 'q: 'e>(
+                self,
+                sql: &'q str,
+                parameters: &'e [PgTypeInfo],
+            ) -> BoxFuture<'e, Result<PgStatement<'q>, sqlx::Error>>
+            where
+                't: 'e,
+            {
+                (&mut **self).prepare_with(sql, parameters)
+            }
+
+            #[doc(hidden)]
+            fn describe<'e, 'q: 'e>(
+                self,
+                sql: &'q str,
+            ) -> BoxFuture<'e, Result<Describe<Postgres>, sqlx::Error>>
+            where
+                't: 'e,
+            {
+                (&mut **self).describe(sql)
+            }
+        }
+    };
+}
+
+forward_executor!(TenantTx<'_>);
+forward_executor!(Savepoint<'_>);

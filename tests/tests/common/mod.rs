@@ -1,0 +1,155 @@
+//! Shared set-up for the `TenantPool` tests: a fresh database on the shared
+//! harness cluster with one tenant table, its RLS policy, and two tenants'
+//! rows, seeded by the superuser.
+#![allow(dead_code)] // each test binary uses a different part
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use sqlx::{Connection, PgConnection};
+use tenant_core::{Ctx, Validated};
+use tenant_sqlx::rls::RlsPolicy;
+use tenant_sqlx::testing::{TestCluster, TestDatabase, APP_ROLE};
+use tenant_sqlx::TenantPool;
+
+/// Rows seeded per tenant: (tenant, number of notes).
+pub const SEED: [(&str, i64); 2] = [("tenant-a", 3), ("tenant-b", 5)];
+
+/// A database with the `notes` table, and a way to look from outside.
+pub struct Fixture {
+    pub db: TestDatabase,
+    /// The superuser, to inspect `pg_stat_activity` and the true contents.
+    pub admin: PgConnection,
+}
+
+/// The schema, as a migration run by the owner role would create it.
+pub fn schema() -> String {
+    format!(
+        "CREATE TABLE notes (
+             id bigserial PRIMARY KEY,
+             tenant_id text NOT NULL,
+             slug text NOT NULL,
+             body text NOT NULL,
+             UNIQUE (slug)
+         );
+         GRANT USAGE ON SEQUENCE notes_id_seq TO {APP_ROLE};
+         {}",
+        RlsPolicy::new("notes", "tenant_id")
+            .grant_to(APP_ROLE)
+            .sql()
+    )
+}
+
+pub async fn fixture() -> Fixture {
+    let cluster = TestCluster::shared().await.expect("test cluster");
+    let db = cluster.create_database().await.expect("test database");
+    let mut owner = PgConnection::connect(db.owner_url()).await.unwrap();
+    sqlx::raw_sql(&schema()).execute(&mut owner).await.unwrap();
+    owner.close().await.unwrap();
+    let mut admin = PgConnection::connect(db.admin_url()).await.unwrap();
+    for (tenant, n) in SEED {
+        sqlx::query(
+            "INSERT INTO notes (tenant_id, slug, body)
+             SELECT $1, $1 || '-' || g, 'note ' || g FROM generate_series(1, $2) g",
+        )
+        .bind(tenant)
+        .bind(n)
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    }
+    Fixture { db, admin }
+}
+
+impl Fixture {
+    pub async fn pool(&self, max_connections: u32) -> TenantPool {
+        TenantPool::builder()
+            .max_connections(max_connections)
+            .connect(self.db.app_url())
+            .await
+            .expect("the fixture passes the audit")
+    }
+
+    /// The true number of rows per tenant, as the superuser sees them.
+    pub async fn count(&mut self, tenant: &str) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM notes WHERE tenant_id = $1")
+            .bind(tenant)
+            .fetch_one(&mut self.admin)
+            .await
+            .unwrap()
+    }
+
+    /// Application-role backends of this database that are inside a
+    /// transaction (or still running something).
+    pub async fn app_backends_in_transaction(&mut self) -> i64 {
+        sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity
+             WHERE datname = current_database() AND usename = $1
+               AND (state LIKE 'idle in transaction%' OR state = 'active')",
+        )
+        .bind(APP_ROLE)
+        .fetch_one(&mut self.admin)
+        .await
+        .unwrap()
+    }
+
+    /// Waits (bounded) until no application backend is inside a
+    /// transaction; returns how many still are. Closing backends take a
+    /// moment to leave `pg_stat_activity`, hence the wait.
+    pub async fn settle(&mut self, pool: &TenantPool) -> i64 {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let busy = self.app_backends_in_transaction().await;
+            let returned = pool.num_idle() as u32 == pool.size();
+            if (busy == 0 && returned) || Instant::now() > deadline {
+                return busy;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// The server's clock, to tell a fresh transaction from an old one.
+    pub async fn server_now(&mut self) -> String {
+        sqlx::query_scalar("SELECT clock_timestamp()::text")
+            .fetch_one(&mut self.admin)
+            .await
+            .unwrap()
+    }
+}
+
+pub fn ctx(tenant: &str) -> Ctx<Validated> {
+    Ctx::unvalidated()
+        .with_tenant(tenant)
+        .validate()
+        .expect("valid tenant")
+}
+
+/// Polls `fut` at most `polls` times (each poll after a real wake-up), then
+/// drops it. `Some` if it finished first.
+pub async fn poll_at_most<F: Future>(fut: F, polls: usize) -> Option<F::Output> {
+    struct Limited<F> {
+        fut: Pin<Box<F>>,
+        left: usize,
+    }
+    impl<F: Future> Future for Limited<F> {
+        type Output = Option<F::Output>;
+        fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+            if self.left == 0 {
+                return Poll::Ready(None);
+            }
+            self.left -= 1;
+            match self.fut.as_mut().poll(cx) {
+                Poll::Ready(out) => Poll::Ready(Some(out)),
+                Poll::Pending if self.left == 0 => Poll::Ready(None),
+                Poll::Pending => Poll::Pending,
+            }
+        }
+    }
+    Limited {
+        fut: Box::pin(fut),
+        left: polls,
+    }
+    .await
+}

@@ -1,0 +1,327 @@
+//! The pool guards itself: with a pool of ONE connection, whatever the
+//! previous borrower did (commit, rollback, a failed statement, drop, panic,
+//! a failed `BEGIN`, or cancellation at any await point), the next borrower
+//! is not inside a transaction, sees no tenant setting, and its own
+//! transaction works.
+
+mod common;
+
+use common::{ctx, fixture, poll_at_most, Fixture, SEED};
+use tenant_core::{Ctx, Validated};
+use tenant_sqlx::{Error, Settings, TenantPool};
+
+fn ctx_with_agent(tenant: &str) -> Ctx<Validated> {
+    Ctx::unvalidated()
+        .with_tenant(tenant)
+        .with_agent("agent-a")
+        .validate()
+        .unwrap()
+}
+
+const B: &str = "tenant-b";
+
+/// What every scenario must leave behind.
+async fn assert_next_borrower_is_clean(fx: &mut Fixture, pool: &TenantPool, what: &str) {
+    assert_eq!(
+        fx.settle(pool).await,
+        0,
+        "{what}: a connection was left inside a transaction"
+    );
+    let marker = fx.server_now().await;
+    let b = ctx(B);
+    let mut tx = pool
+        .begin(&b)
+        .await
+        .unwrap_or_else(|e| panic!("{what}: the next begin failed: {e}"));
+    let (tenant, agent, fresh, foreign, own): (Option<String>, Option<String>, bool, i64, i64) =
+        sqlx::query_as(
+            "SELECT current_setting('app.current_tenant', true),
+                    current_setting('app.current_agent', true),
+                    now() >= $1::timestamptz,
+                    count(*) FILTER (WHERE tenant_id <> $2),
+                    count(*)
+             FROM notes",
+        )
+        .bind(&marker)
+        .bind(B)
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap_or_else(|e| panic!("{what}: the next borrower cannot query: {e}"));
+    assert_eq!(tenant.as_deref(), Some(B), "{what}");
+    assert_eq!(
+        agent.as_deref(),
+        Some(""),
+        "{what}: the previous agent leaked"
+    );
+    assert!(
+        fresh,
+        "{what}: the next borrower ran inside an older transaction"
+    );
+    assert_eq!(foreign, 0, "{what}: saw another tenant's rows");
+    assert_eq!(own, SEED[1].1, "{what}");
+    // Its own transaction works: a write inside it succeeds.
+    let inserted =
+        sqlx::query("INSERT INTO notes (tenant_id, slug, body) VALUES ($1, 'probe', 'x')")
+            .bind(B)
+            .execute(&mut *tx)
+            .await
+            .unwrap_or_else(|e| panic!("{what}: the next borrower cannot write: {e}"))
+            .rows_affected();
+    assert_eq!(inserted, 1, "{what}");
+    // End the transaction by hand to look at the connection's session-level
+    // state: no tenant or agent may be set outside a transaction.
+    sqlx::raw_sql("ROLLBACK").execute(&mut *tx).await.unwrap();
+    let session: (String, String) = sqlx::query_as(
+        "SELECT coalesce(current_setting('app.current_tenant', true), ''),
+                coalesce(current_setting('app.current_agent', true), '')",
+    )
+    .fetch_one(&mut *tx)
+    .await
+    .unwrap();
+    assert_eq!(
+        session,
+        (String::new(), String::new()),
+        "{what}: session-level setting"
+    );
+    // COMMIT outside a transaction only warns; the connection is idle.
+    tx.commit().await.unwrap();
+    assert_eq!(fx.settle(pool).await, 0, "{what}: after the probe");
+}
+
+/// A's work: touch A's rows, read them, commit.
+async fn a_work(pool: &TenantPool, a: &Ctx<Validated>) -> Result<i64, Error> {
+    let mut tx = pool.begin(a).await?;
+    sqlx::query("UPDATE notes SET body = body || '!'")
+        .execute(&mut *tx)
+        .await?;
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM notes WHERE body LIKE '%!'")
+        .fetch_one(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(n)
+}
+
+async fn bangs(fx: &mut Fixture) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM notes WHERE body LIKE '%!'")
+        .fetch_one(&mut fx.admin)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn after_commit() {
+    let mut fx = fixture().await;
+    let pool = fx.pool(1).await;
+    let a = ctx_with_agent("tenant-a");
+    assert_eq!(a_work(&pool, &a).await.unwrap(), SEED[0].1);
+    assert_eq!(
+        bangs(&mut fx).await,
+        SEED[0].1,
+        "only A's rows were updated"
+    );
+    assert_next_borrower_is_clean(&mut fx, &pool, "commit").await;
+}
+
+#[tokio::test]
+async fn after_rollback() {
+    let mut fx = fixture().await;
+    let pool = fx.pool(1).await;
+    let a = ctx_with_agent("tenant-a");
+    let mut tx = pool.begin(&a).await.unwrap();
+    sqlx::query("UPDATE notes SET body = body || '!'")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.rollback().await.unwrap();
+    assert_eq!(bangs(&mut fx).await, 0);
+    assert_next_borrower_is_clean(&mut fx, &pool, "rollback").await;
+}
+
+#[tokio::test]
+async fn after_a_statement_error_then_commit_or_drop() {
+    let mut fx = fixture().await;
+    let pool = fx.pool(1).await;
+    let a = ctx_with_agent("tenant-a");
+
+    let mut tx = pool.begin(&a).await.unwrap();
+    let err = sqlx::query("INSERT INTO notes (tenant_id, slug, body) VALUES ($1, 'x', 'x')")
+        .bind(B)
+        .execute(&mut *tx)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.as_database_error().and_then(|e| e.code()).as_deref(),
+        Some("42501"),
+        "{err}"
+    );
+    // PostgreSQL answers COMMIT of an aborted transaction with a rollback.
+    tx.commit().await.unwrap();
+    assert_next_borrower_is_clean(&mut fx, &pool, "statement error, commit").await;
+
+    let mut tx = pool.begin(&a).await.unwrap();
+    sqlx::query("SELECT 1/0")
+        .execute(&mut *tx)
+        .await
+        .unwrap_err();
+    drop(tx);
+    assert_next_borrower_is_clean(&mut fx, &pool, "statement error, drop").await;
+}
+
+#[tokio::test]
+async fn after_drop_without_commit() {
+    let mut fx = fixture().await;
+    let pool = fx.pool(1).await;
+    let a = ctx_with_agent("tenant-a");
+    let mut tx = pool.begin(&a).await.unwrap();
+    sqlx::query("UPDATE notes SET body = body || '!'")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    drop(tx);
+    assert_eq!(bangs(&mut fx).await, 0, "dropping rolls back");
+    assert_next_borrower_is_clean(&mut fx, &pool, "drop").await;
+}
+
+#[tokio::test]
+async fn after_a_panic_in_the_task() {
+    let mut fx = fixture().await;
+    let pool = fx.pool(1).await;
+    let task_pool = pool.clone();
+    let joined = tokio::spawn(async move {
+        let a = ctx_with_agent("tenant-a");
+        let mut tx = task_pool.begin(&a).await.unwrap();
+        sqlx::query("UPDATE notes SET body = body || '!'")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        panic!("the handler panics while its transaction is open");
+    })
+    .await;
+    assert!(joined.unwrap_err().is_panic());
+    assert_eq!(bangs(&mut fx).await, 0);
+    assert_next_borrower_is_clean(&mut fx, &pool, "panic").await;
+}
+
+#[tokio::test]
+async fn after_cancellation_at_every_await_point() {
+    let mut fx = fixture().await;
+    let pool = fx.pool(1).await;
+    let a = ctx_with_agent("tenant-a");
+    let mut cancelled = 0;
+    for polls in 1.. {
+        let before = bangs(&mut fx).await;
+        match poll_at_most(a_work(&pool, &a), polls).await {
+            Some(done) => {
+                assert_eq!(done.unwrap(), SEED[0].1);
+                break;
+            }
+            None => cancelled += 1,
+        }
+        let after = bangs(&mut fx).await;
+        assert!(
+            after == before || after == SEED[0].1,
+            "cancelled after {polls} polls: a partial update is visible ({after} rows)"
+        );
+        assert_next_borrower_is_clean(&mut fx, &pool, &format!("cancelled after {polls} polls"))
+            .await;
+        // Start every round from A's rows untouched.
+        sqlx::query("UPDATE notes SET body = rtrim(body, '!')")
+            .execute(&mut fx.admin)
+            .await
+            .unwrap();
+    }
+    assert!(
+        cancelled >= 3,
+        "begin, query and commit each yield at least once"
+    );
+}
+
+#[tokio::test]
+async fn after_a_begin_that_fails_after_begin() {
+    // `plpgsql` reserves its prefix once loaded in a session, so setting
+    // `plpgsql.current_agent` then fails *after* `BEGIN`, leaving the
+    // connection "idle in transaction (aborted)" — sqlx 0.8.6 would hand
+    // it to the next borrower, whose every statement would fail with 25P02.
+    let mut fx = fixture().await;
+    let pool = TenantPool::builder()
+        .max_connections(1)
+        .settings(Settings::default().with_agent("plpgsql.current_agent"))
+        .connect(fx.db.app_url())
+        .await
+        .unwrap();
+    let a = ctx_with_agent("tenant-a");
+    let mut tx = pool.begin(&a).await.unwrap();
+    sqlx::raw_sql("DO $$ BEGIN END $$")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+
+    let err = pool.begin(&a).await.unwrap_err();
+    assert!(
+        err.to_string().contains("plpgsql"),
+        "the reserved prefix is refused: {err}"
+    );
+    // A fresh connection has not loaded plpgsql, so the default-named
+    // probe below works on it, but only if the aborted one was discarded.
+    let pool_default_agent = pool; // same pool, same single connection slot
+    assert_eq!(fx.settle(&pool_default_agent).await, 0);
+    let b = ctx(B);
+    let mut tx = pool_default_agent.begin(&b).await.unwrap();
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM notes")
+        .fetch_one(&mut *tx)
+        .await
+        .expect("not 25P02: the aborted connection was not reused");
+    assert_eq!(n, SEED[1].1);
+    tx.commit().await.unwrap();
+}
+
+#[tokio::test]
+async fn savepoints_stay_in_the_tenant() {
+    let mut fx = fixture().await;
+    let pool = fx.pool(1).await;
+    let a = ctx("tenant-a");
+    let mut tx = pool.begin(&a).await.unwrap();
+    {
+        let mut sp = tx.savepoint().await.unwrap();
+        let tenant: String = sqlx::query_scalar("SELECT current_setting('app.current_tenant')")
+            .fetch_one(&mut *sp)
+            .await
+            .unwrap();
+        assert_eq!(tenant, "tenant-a");
+        sqlx::query("UPDATE notes SET body = 'kept'")
+            .execute(&mut *sp)
+            .await
+            .unwrap();
+        let mut inner = sp.savepoint().await.unwrap();
+        sqlx::query("DELETE FROM notes")
+            .execute(&mut inner)
+            .await
+            .unwrap();
+        inner.rollback().await.unwrap();
+        sp.commit().await.unwrap();
+    }
+    {
+        let mut sp = tx.savepoint().await.unwrap();
+        sqlx::query("SELECT 1/0")
+            .execute(&mut *sp)
+            .await
+            .unwrap_err();
+        sp.rollback().await.unwrap();
+    }
+    let kept: i64 = sqlx::query_scalar("SELECT count(*) FROM notes WHERE body = 'kept'")
+        .fetch_one(&mut tx)
+        .await
+        .unwrap();
+    assert_eq!(kept, SEED[0].1);
+    tx.commit().await.unwrap();
+    let kept: i64 = sqlx::query_scalar("SELECT count(*) FROM notes WHERE body = 'kept'")
+        .fetch_one(&mut fx.admin)
+        .await
+        .unwrap();
+    assert_eq!(
+        kept, SEED[0].1,
+        "only A's rows, and the inner DELETE was undone"
+    );
+    assert_next_borrower_is_clean(&mut fx, &pool, "savepoints").await;
+}
