@@ -3,7 +3,10 @@
 
 pub use tracing;
 
-use crate::ctx::{Ctx, IsValidated, Unvalidated, Validated};
+use crate::ctx::{
+    AgentState, CollectionState, ConversationState, Ctx, IsValidated, NoAgent, NoCollection,
+    NoConversation, Unvalidated, Validated, WithAgent, WithCollection, WithConversation,
+};
 use crate::error::{ContextError, Field};
 use crate::scope::{current, Incoming};
 
@@ -83,4 +86,108 @@ pub fn scope<S: IsValidated, F: std::future::Future>(
     fut: F,
 ) -> tokio::task::futures::TaskLocalFuture<Ctx<Validated>, F> {
     ctx.scope(fut)
+}
+
+/// The text of a parameter bound with `agent = agent_id`.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot carry a context field: `#[with_context]` reads a bound parameter as text",
+    label = "this parameter is bound to a context field",
+    note = "bind a parameter whose type is `AsRef<str>`: `String`, `&str`, `AgentId`, or destructure an extractor such as `Path(agent_id): Path<String>`"
+)]
+pub trait BindingValue {
+    /// The raw value, validated afterwards like a header.
+    fn binding_value(&self) -> &str;
+}
+
+impl<T: AsRef<str> + ?Sized> BindingValue for T {
+    #[inline]
+    fn binding_value(&self) -> &str {
+        self.as_ref()
+    }
+}
+
+/// Reads a bound parameter without moving it: the body gets it afterwards.
+#[inline]
+pub fn binding<T: BindingValue + ?Sized>(value: &T) -> &str {
+    value.binding_value()
+}
+
+/// An error type that a failed validation can be returned as.
+#[diagnostic::on_unimplemented(
+    message = "`#[with_context]` cannot return a `ContextError` as `{Self}`",
+    label = "when validation fails, the function returns `Err(From::from(ContextError))` through this type",
+    note = "add `impl From<tenant_core::ContextError> for {Self}`, mapping the error's `code()` and `http_status()` to your own error"
+)]
+pub trait ContextErrorInto {
+    /// Converts the validation error.
+    fn from_context_error(error: ContextError) -> Self;
+}
+
+impl<E: From<ContextError>> ContextErrorInto for E {
+    #[inline]
+    fn from_context_error(error: ContextError) -> Self {
+        E::from(error)
+    }
+}
+
+/// The function's return value when validation fails. The `Ok` type is
+/// inferred from the return position, so `Result<impl Trait, E>` and
+/// aliases such as `anyhow::Result<T>` work.
+#[cold]
+pub fn context_error<T, E: ContextErrorInto>(error: ContextError) -> Result<T, E> {
+    Err(E::from_context_error(error))
+}
+
+/// A marker of the options' state that gives at least what the parameter's
+/// marker asks for.
+#[diagnostic::on_unimplemented(
+    message = "the context parameter requires a field that `#[with_context]` does not declare",
+    label = "the attribute gives `{Self}`, the parameter asks for `{T}`",
+    note = "name every field the parameter's type guarantees in the attribute: `Ctx<Validated<WithAgent>>` needs `#[with_context(tenant, agent)]`"
+)]
+pub trait Covers<T> {}
+
+impl Covers<WithAgent> for WithAgent {}
+impl Covers<NoAgent> for WithAgent {}
+impl Covers<NoAgent> for NoAgent {}
+impl Covers<WithConversation> for WithConversation {}
+impl Covers<NoConversation> for WithConversation {}
+impl Covers<NoConversation> for NoConversation {}
+impl Covers<WithCollection> for WithCollection {}
+impl Covers<NoCollection> for WithCollection {}
+impl Covers<NoCollection> for NoCollection {}
+
+/// The resolved context as the type the parameter declares, which may
+/// guarantee fewer fields than the attribute required.
+pub trait Narrow<T: IsValidated>: IsValidated {}
+
+impl<A, C, L, A2, C2, L2> Narrow<Validated<A2, C2, L2>> for Validated<A, C, L>
+where
+    A: AgentState + Covers<A2>,
+    C: ConversationState + Covers<C2>,
+    L: CollectionState + Covers<L2>,
+    A2: AgentState,
+    C2: ConversationState,
+    L2: CollectionState,
+{
+}
+
+/// See [`Narrow`]. One reference count.
+#[inline]
+pub fn narrow<S, T>(ctx: &Ctx<S>) -> Ctx<T>
+where
+    S: Narrow<T>,
+    T: IsValidated,
+{
+    match ctx.require::<T>() {
+        Ok(ctx) => ctx,
+        // `S: Narrow<T>` means every field `T` requires, `S` guarantees.
+        Err(_) => unreachable!("a context covers every field of a narrower state"),
+    }
+}
+
+/// Stands in for the context in the item emitted next to a compile error.
+/// Never called: the crate does not compile.
+pub fn unreachable_ctx<T>() -> T {
+    unreachable!("`#[with_context]` emitted this item next to a compile error")
 }

@@ -1,13 +1,20 @@
-//! The `#[with_context(...)]` attribute. Use it through `tenant_core::with_context`.
+//! The `#[with_context(...)]` attribute. Use it through
+//! [`tenant_core::with_context`](https://docs.rs/tenant-core), whose
+//! documentation is the reference.
 #![deny(missing_docs)]
+
+mod ast;
+mod attr;
+mod ctxt;
+mod expand;
+mod fallback;
+mod suggest;
+mod valid;
 
 use proc_macro::TokenStream;
 
-/// Rewrites an `async fn` so that it receives a validated tenant context.
-///
-/// See the `tenant_core` crate documentation.
+/// DOCS
 #[proc_macro_attribute]
 pub fn with_context(args: TokenStream, item: TokenStream) -> TokenStream {
-    let _ = args;
-    item
+    expand::with_context(args.into(), item.into()).into()
 }

@@ -1,0 +1,205 @@
+//! Code generation: the function keeps its signature minus the context
+//! parameter; its body resolves the context, then runs the original body
+//! inside the context's task-local scope and a `tracing` span.
+
+use proc_macro2::{Span, TokenStream};
+use quote::{quote, quote_spanned};
+use syn::punctuated::Punctuated;
+use syn::spanned::Spanned;
+use syn::visit::Visit;
+use syn::{FnArg, ItemFn, ReturnType, Token, Type};
+
+use crate::ast::{Function, MARKERS};
+use crate::attr::{self, Field, Options};
+use crate::ctxt::Ctxt;
+use crate::{fallback, valid};
+
+/// The attribute's entry point.
+pub(crate) fn with_context(args: TokenStream, input: TokenStream) -> TokenStream {
+    let item: ItemFn = match syn::parse2(input.clone()) {
+        Ok(item) => item,
+        Err(err) => return fallback::not_a_function(err, input),
+    };
+    let cx = Ctxt::new();
+    let opts = attr::parse(&cx, args);
+    let func = Function::from_syn(&item);
+    valid::check(&cx, &opts, &func);
+    match cx.check() {
+        Ok(()) => expand(&opts, &func),
+        Err(err) => fallback::item(err, &opts, &func),
+    }
+}
+
+/// The signature without the context parameter(s): what callers, an axum
+/// router included, see.
+pub(crate) fn outer_inputs(func: &Function<'_>) -> Punctuated<FnArg, Token![,]> {
+    func.original
+        .sig
+        .inputs
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !func.ctx_params.iter().any(|p| p.index == *i))
+        .map(|(_, a)| a.clone())
+        .collect()
+}
+
+fn expand(opts: &Options, func: &Function<'_>) -> TokenStream {
+    let body = if opts.validate_tenant {
+        validated_body(opts, func)
+    } else {
+        raw_body(opts, func)
+    };
+    let mut outer = func.original.clone();
+    outer.sig.inputs = outer_inputs(func);
+    let attrs = &outer.attrs;
+    let vis = &outer.vis;
+    let sig = &outer.sig;
+    quote! {
+        #(#attrs)*
+        #vis #sig {
+            #body
+        }
+    }
+}
+
+/// `Validated<WithAgent, NoConversation, NoCollection>` for the options.
+fn state(opts: &Options) -> TokenStream {
+    let krate = &opts.krate;
+    let markers = [Field::Agent, Field::Conversation, Field::Collection].map(|f| {
+        let pos = f.marker_index().unwrap_or(0);
+        let (with, without) = MARKERS[pos];
+        let name = if opts.declared(f).is_some() {
+            with
+        } else {
+            without
+        };
+        let ident = syn::Ident::new(name, Span::call_site());
+        quote!(#krate::#ident)
+    });
+    quote!(#krate::Validated<#(#markers),*>)
+}
+
+/// `&[(Field::Agent, binding(&agent_id)), ..]`, each spanned at the
+/// parameter so a parameter that is not text is reported there.
+fn bindings(opts: &Options) -> TokenStream {
+    let krate = &opts.krate;
+    let items = opts.bindings().map(|(field, param)| {
+        let variant = field.variant();
+        let value = quote_spanned!(param.span()=> #krate::__private::binding(&#param));
+        quote!((#krate::Field::#variant, #value))
+    });
+    quote!(&[#(#items),*])
+}
+
+/// Makes `return`s and `?` in the body check against the declared return
+/// type (tracing-attributes' trick). Skipped when the type cannot be named
+/// in a `let` (`impl Trait`) or is `()`.
+fn fake_return_edge(func: &Function<'_>) -> TokenStream {
+    let ReturnType::Type(_, ty) = &func.original.sig.output else {
+        return TokenStream::new();
+    };
+    if contains_impl_trait(ty) {
+        return TokenStream::new();
+    }
+    quote_spanned! {ty.span()=>
+        #[allow(
+            unknown_lints,
+            unreachable_code,
+            clippy::diverging_sub_expression,
+            clippy::empty_loop,
+            clippy::let_unit_value,
+            clippy::let_with_type_underscore,
+            clippy::needless_return,
+            clippy::unreachable
+        )]
+        if false {
+            let __tenant_fake_return: #ty = loop {};
+            return __tenant_fake_return;
+        }
+    }
+}
+
+fn contains_impl_trait(ty: &Type) -> bool {
+    struct Finder(bool);
+    impl<'ast> Visit<'ast> for Finder {
+        fn visit_type_impl_trait(&mut self, _: &'ast syn::TypeImplTrait) {
+            self.0 = true;
+        }
+    }
+    let mut f = Finder(false);
+    f.visit_type(ty);
+    f.0
+}
+
+fn span_name(func: &Function<'_>) -> syn::LitStr {
+    let name = func.name();
+    syn::LitStr::new(&name.to_string(), name.span())
+}
+
+fn validated_body(opts: &Options, func: &Function<'_>) -> TokenStream {
+    let krate = &opts.krate;
+    let state = state(opts);
+    let bindings = bindings(opts);
+    let private = quote!(#krate::__private);
+    let error_span = match &func.original.sig.output {
+        ReturnType::Type(_, ty) => ty.span(),
+        ReturnType::Default => Span::call_site(),
+    };
+    let context_error = quote_spanned!(error_span=> #private::context_error(__tenant_error));
+    let name = span_name(func);
+    let bind_ctx = func.ctx_param().map(|p| {
+        let pat = p.pat;
+        let ty = p.ty;
+        let value = quote_spanned!(ty.span()=> #private::narrow(&__tenant_ctx));
+        quote!(let #pat: #ty = #value;)
+    });
+    let fake_return = fake_return_edge(func);
+    let block = &func.original.block;
+    quote! {
+        let __tenant_ctx = match #private::resolve::<#state>(#bindings).await {
+            ::core::result::Result::Ok(__tenant_ctx) => __tenant_ctx,
+            ::core::result::Result::Err(__tenant_error) => return #context_error,
+        };
+        let __tenant_span = #private::tracing::info_span!(
+            #name,
+            tenant_id = #private::tracing::field::display(__tenant_ctx.tenant_id()),
+            agent_id = __tenant_ctx.agent_id_opt().map(#private::tracing::field::display),
+            conversation_id = __tenant_ctx.conversation_id_opt().map(#private::tracing::field::display),
+            collection_id = __tenant_ctx.collection_id_opt().map(#private::tracing::field::display),
+        );
+        #bind_ctx
+        let __tenant_body = #private::scope(&__tenant_ctx, async move {
+            #fake_return
+            #block
+        });
+        ::core::mem::drop(__tenant_ctx);
+        #private::tracing::Instrument::instrument(__tenant_body, __tenant_span).await
+    }
+}
+
+fn raw_body(opts: &Options, func: &Function<'_>) -> TokenStream {
+    let krate = &opts.krate;
+    let private = quote!(#krate::__private);
+    let bindings = bindings(opts);
+    let name = span_name(func);
+    let bind_ctx = func.ctx_param().map(|p| {
+        let pat = p.pat;
+        let ty = p.ty;
+        let value = quote_spanned!(ty.span()=> #private::resolve_unvalidated(#bindings));
+        quote!(let #pat: #ty = #value;)
+    });
+    let fake_return = fake_return_edge(func);
+    let block = &func.original.block;
+    quote! {
+        #bind_ctx
+        let __tenant_span = #private::tracing::info_span!(#name, validate_tenant = false);
+        #private::tracing::Instrument::instrument(
+            async move {
+                #fake_return
+                #block
+            },
+            __tenant_span,
+        )
+        .await
+    }
+}
