@@ -7,14 +7,16 @@
 //! reports exactly that, and that the misconfiguration is real (it lets rows
 //! or writes through that the correct setup does not). Roles are global to
 //! the cluster, so a test that needs a misconfigured role creates its own,
-//! named after its database.
+//! named after its database. The last tests check that `TenantPool` refuses
+//! to start on a finding unless told to allow it.
 
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, PgConnection};
+use tenant_core::{Ctx, Validated};
 use tenant_sqlx::audit::{self, AuditReport, Finding, PolicyClause};
 use tenant_sqlx::rls::RlsPolicy;
 use tenant_sqlx::testing::{TestCluster, TestDatabase, APP_ROLE, EXTERNAL_PASSWORD};
-use tenant_sqlx::Settings;
+use tenant_sqlx::{Settings, TenantPool};
 
 const COLUMN: &str = "tenant_id";
 const TABLE: &str = "public.notes";
@@ -693,4 +695,49 @@ async fn tables_the_role_cannot_reach_are_not_audited() {
         ],
         "{report}"
     );
+}
+
+#[tokio::test]
+async fn pool_starts_on_a_correct_setup() {
+    let db = fresh_database().await;
+    correct_setup(&db).await;
+
+    let pool = TenantPool::connect(db.app_url()).await.expect("pool");
+    assert!(pool.audit_report().is_clean(), "{}", pool.audit_report());
+    let ctx = Ctx::unvalidated()
+        .with_tenant("acme")
+        .validate::<Validated>()
+        .expect("valid context");
+    let mut tx = pool.begin(&ctx).await.expect("begin");
+    let tenants: Vec<String> = sqlx::query_scalar("SELECT tenant_id FROM public.notes")
+        .fetch_all(&mut *tx)
+        .await
+        .expect("select");
+    assert_eq!(tenants, ["acme"]);
+    tx.rollback().await.expect("rollback");
+}
+
+#[tokio::test]
+async fn pool_refuses_to_start_on_a_finding_unless_allowed() {
+    let db = fresh_database().await;
+    correct_setup(&db).await;
+    exec(
+        db.owner_url(),
+        "ALTER TABLE public.notes NO FORCE ROW LEVEL SECURITY",
+    )
+    .await;
+
+    let err = TenantPool::connect(db.app_url())
+        .await
+        .expect_err("a misconfigured database is refused");
+    assert_eq!(err.code(), "AUDIT_FAILED");
+    let expected = [Finding::RlsNotForced { table: notes() }];
+    assert_eq!(err.audit_report().expect("report").findings, expected);
+
+    let pool = TenantPool::builder()
+        .allow_audit_findings(true)
+        .connect(db.app_url())
+        .await
+        .expect("allowed explicitly");
+    assert_eq!(pool.audit_report().findings, expected);
 }
