@@ -95,6 +95,9 @@ pub(crate) struct Options {
     /// Indexed like [`Field::ALL`].
     pub(crate) fields: [Option<Declared>; 4],
     pub(crate) validate_tenant: bool,
+    /// False when `validate_tenant` could not be read: the checks that
+    /// depend on it are skipped rather than guessed.
+    pub(crate) validate_known: bool,
     pub(crate) krate: TokenStream,
 }
 
@@ -122,6 +125,7 @@ impl Options {
         Options {
             fields: [None, None, None, None],
             validate_tenant: true,
+            validate_known: true,
             krate: quote!(::tenant_core),
         }
     }
@@ -152,6 +156,8 @@ struct Builder {
     fields: [Option<Declared>; 4],
     validate_tenant: Option<(Ident, bool)>,
     krate: Option<(Ident, TokenStream)>,
+    /// `validate_tenant` had a value that is not a `bool`.
+    validate_unknown: bool,
 }
 
 /// Stores `value` in `slot` unless the key was set before. The one place
@@ -170,6 +176,7 @@ impl Builder {
             fields: [None, None, None, None],
             validate_tenant: None,
             krate: None,
+            validate_unknown: false,
         }
     }
 
@@ -182,20 +189,27 @@ impl Builder {
             Some(Expr::Lit(ExprLit {
                 lit: Lit::Bool(b), ..
             })) => {
-                let msg = if b.value {
-                    format!("write `{key}`, not `{key} = true`: naming a field requires it")
-                } else {
-                    format!("leave `{key}` out instead of `{key} = false`: a field not named is not required")
-                };
-                if field == Field::Tenant && !b.value {
+                if b.value {
                     cx.error_spanned_by(
                         value,
-                        "the tenant is always required; for a public endpoint write `validate_tenant = false`",
+                        format!("write `{key}`, not `{key} = true`: naming a field requires it"),
                     );
+                    // Read as meant, so the rest of the checks add no noise.
+                    Source::Context
                 } else {
-                    cx.error_spanned_by(value, msg);
+                    if field == Field::Tenant {
+                        cx.error_spanned_by(
+                            value,
+                            "the tenant is always required; for a public endpoint write `validate_tenant = false`",
+                        );
+                    } else {
+                        cx.error_spanned_by(
+                            value,
+                            format!("leave `{key}` out instead of `{key} = false`: a field not named is not required"),
+                        );
+                    }
+                    return;
                 }
-                return;
             }
             Some(other) => {
                 cx.error_spanned_by(
@@ -221,10 +235,21 @@ impl Builder {
             Some(Expr::Lit(ExprLit {
                 lit: Lit::Bool(b), ..
             })) => set_once(cx, &mut self.validate_tenant, key, (key.clone(), b.value)),
-            Some(other) => cx.error_spanned_by(
-                other,
-                "`validate_tenant` takes `true` or `false`",
-            ),
+            Some(Expr::Lit(ExprLit {
+                lit: Lit::Str(s), ..
+            })) if s.value() == "true" || s.value() == "false" => {
+                let v = s.value() == "true";
+                cx.error_spanned_by(
+                    s,
+                    format!("`validate_tenant` takes a `bool`, not a string: write `validate_tenant = {v}`"),
+                );
+                // Read as meant, so the rest of the checks add no noise.
+                set_once(cx, &mut self.validate_tenant, key, (key.clone(), v));
+            }
+            Some(other) => {
+                cx.error_spanned_by(other, "`validate_tenant` takes `true` or `false`");
+                self.validate_unknown = true;
+            }
             None => cx.error_spanned_by(
                 key,
                 "`validate_tenant` takes a value: `validate_tenant = false` for a public endpoint (the tenant is validated by default)",
@@ -258,6 +283,7 @@ impl Builder {
         Options {
             fields: self.fields,
             validate_tenant,
+            validate_known: !self.validate_unknown,
             krate: self.krate.map_or_else(|| quote!(::tenant_core), |(_, p)| p),
         }
     }

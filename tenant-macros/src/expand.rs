@@ -85,7 +85,8 @@ fn bindings(opts: &Options) -> TokenStream {
     let krate = &opts.krate;
     let items = opts.bindings().map(|(field, param)| {
         let variant = field.variant();
-        let value = quote_spanned!(param.span()=> #krate::__private::binding(&#param));
+        let private = respan(quote!(#krate::__private), param.span());
+        let value = quote_spanned!(param.span()=> #private::binding(&#param));
         quote!((#krate::Field::#variant, #value))
     });
     quote!(&[#(#items),*])
@@ -142,14 +143,17 @@ fn validated_body(opts: &Options, func: &Function<'_>) -> TokenStream {
     let bindings = bindings(opts);
     let private = quote!(#krate::__private);
     let error_span = match &func.original.sig.output {
-        ReturnType::Type(_, ty) => ty.span(),
+        ReturnType::Type(_, ty) => error_type_span(ty),
         ReturnType::Default => Span::call_site(),
     };
-    let context_error = quote_spanned!(error_span=> #private::context_error(__tenant_error));
+    let private_at_error = respan(private.clone(), error_span);
+    let context_error =
+        quote_spanned!(error_span=> #private_at_error::context_error(__tenant_error));
     let name = span_name(func);
     let bind_ctx = func.ctx_param().map(|p| {
         let pat = p.pat;
         let ty = p.ty;
+        let private = respan(private.clone(), ty.span());
         let value = quote_spanned!(ty.span()=> #private::narrow(&__tenant_ctx));
         quote!(let #pat: #ty = #value;)
     });
@@ -162,10 +166,10 @@ fn validated_body(opts: &Options, func: &Function<'_>) -> TokenStream {
         };
         let __tenant_span = #private::tracing::info_span!(
             #name,
-            tenant_id = #private::tracing::field::display(__tenant_ctx.tenant_id()),
-            agent_id = __tenant_ctx.agent_id_opt().map(#private::tracing::field::display),
-            conversation_id = __tenant_ctx.conversation_id_opt().map(#private::tracing::field::display),
-            collection_id = __tenant_ctx.collection_id_opt().map(#private::tracing::field::display),
+            tenant_id = __tenant_ctx.tenant_id().as_str(),
+            agent_id = __tenant_ctx.agent_id_opt().map(|__tenant_id| __tenant_id.as_str()),
+            conversation_id = __tenant_ctx.conversation_id_opt().map(|__tenant_id| __tenant_id.as_str()),
+            collection_id = __tenant_ctx.collection_id_opt().map(|__tenant_id| __tenant_id.as_str()),
         );
         #bind_ctx
         let __tenant_body = #private::scope(&__tenant_ctx, async move {
@@ -177,6 +181,41 @@ fn validated_body(opts: &Options, func: &Function<'_>) -> TokenStream {
     }
 }
 
+/// `E` in `Result<T, E>`, else the whole return type: where a missing
+/// `From<ContextError>` is reported.
+fn error_type_span(ty: &Type) -> Span {
+    if let Type::Path(p) = ty {
+        if let Some(seg) = p.path.segments.last() {
+            if let syn::PathArguments::AngleBracketed(args) = &seg.arguments {
+                if args.args.len() == 2 {
+                    if let Some(e) = args.args.last() {
+                        return e.span();
+                    }
+                }
+            }
+        }
+    }
+    ty.span()
+}
+
+/// Gives every token `span`, so that an error about a generated call is
+/// reported on the user's token it was generated for.
+pub(crate) fn respan(tokens: TokenStream, span: Span) -> TokenStream {
+    tokens
+        .into_iter()
+        .map(|mut tt| {
+            if let proc_macro2::TokenTree::Group(g) = &tt {
+                let mut group = proc_macro2::Group::new(g.delimiter(), respan(g.stream(), span));
+                group.set_span(span);
+                tt = proc_macro2::TokenTree::Group(group);
+            } else {
+                tt.set_span(span);
+            }
+            tt
+        })
+        .collect()
+}
+
 fn raw_body(opts: &Options, func: &Function<'_>) -> TokenStream {
     let krate = &opts.krate;
     let private = quote!(#krate::__private);
@@ -185,7 +224,8 @@ fn raw_body(opts: &Options, func: &Function<'_>) -> TokenStream {
     let bind_ctx = func.ctx_param().map(|p| {
         let pat = p.pat;
         let ty = p.ty;
-        let value = quote_spanned!(ty.span()=> #private::resolve_unvalidated(#bindings));
+        let at_ty = respan(private.clone(), ty.span());
+        let value = quote_spanned!(ty.span()=> #at_ty::resolve_unvalidated(#bindings));
         quote!(let #pat: #ty = #value;)
     });
     let fake_return = fake_return_edge(func);

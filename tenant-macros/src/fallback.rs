@@ -7,7 +7,10 @@ use proc_macro2::TokenStream;
 use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
 
-use crate::ast::Function;
+use syn::punctuated::Punctuated;
+use syn::{GenericArgument, PathArguments, Token, Type};
+
+use crate::ast::{Declared, Function, Marker, MARKERS};
 use crate::attr::Options;
 use crate::expand::outer_inputs;
 
@@ -23,8 +26,10 @@ pub(crate) fn item(err: syn::Error, opts: &Options, func: &Function<'_>) -> Toke
     let krate = &opts.krate;
     let binds = func.ctx_params.iter().map(|p| {
         let pat = p.pat;
-        let ty = p.ty;
-        let value = quote_spanned!(ty.span()=> #krate::__private::unreachable_ctx());
+        let ty_written = p.ty;
+        let ty =
+            corrected_type(opts, &p.declared, ty_written).unwrap_or_else(|| quote!(#ty_written));
+        let value = quote_spanned!(ty_written.span()=> #krate::__private::unreachable_ctx());
         quote!(let #pat: #ty = #value;)
     });
     let mut outer = original.clone();
@@ -45,9 +50,10 @@ pub(crate) fn item(err: syn::Error, opts: &Options, func: &Function<'_>) -> Toke
 
 /// The attribute is not on a function with a body.
 pub(crate) fn not_a_function(err: syn::Error, input: TokenStream) -> TokenStream {
-    let msg = if syn::parse2::<syn::TraitItemFn>(input.clone()).is_ok() {
+    let msg = if let Ok(decl) = syn::parse2::<syn::TraitItemFn>(input.clone()) {
+        let _ = err;
         syn::Error::new(
-            err.span(),
+            decl.sig.fn_token.span,
             "`#[with_context]` goes on the method in the `impl` block, not on the trait's declaration, which has no body to wrap",
         )
     } else {
@@ -58,4 +64,60 @@ pub(crate) fn not_a_function(err: syn::Error, input: TokenStream) -> TokenStream
     };
     let errors = msg.to_compile_error();
     quote!(#errors #input)
+}
+
+/// For a context type with a marker in the wrong position, the type that
+/// was meant (the user's own tokens, moved), so the body type-checks and
+/// the macro's error stands alone.
+fn corrected_type(opts: &Options, declared: &Declared, written: &Type) -> Option<TokenStream> {
+    let Declared::Validated(markers) = declared else {
+        return None;
+    };
+    if !markers.iter().any(|m| matches!(m, Marker::Misplaced(..))) {
+        return None;
+    }
+    let mut ty = written.clone();
+    let state_args = validated_args(&mut ty)?;
+    let mut placed: [Option<Type>; 3] = [None, None, None];
+    for (arg, marker) in state_args.iter().zip(markers.iter()) {
+        let GenericArgument::Type(t) = arg else {
+            continue;
+        };
+        match marker {
+            Marker::Misplaced(_, _, right) => placed[*right] = Some(t.clone()),
+            Marker::With(_) | Marker::Without | Marker::Opaque => {}
+        }
+    }
+    for (pos, arg) in state_args.iter().enumerate().take(3) {
+        if let (GenericArgument::Type(t), None) = (arg, &placed[pos]) {
+            if !matches!(markers[pos], Marker::Misplaced(..)) {
+                placed[pos] = Some(t.clone());
+            }
+        }
+    }
+    let krate = &opts.krate;
+    let args = placed.into_iter().enumerate().map(|(pos, t)| match t {
+        Some(t) => quote!(#t),
+        None => {
+            let ident = syn::Ident::new(MARKERS[pos].1, proc_macro2::Span::call_site());
+            quote!(#krate::#ident)
+        }
+    });
+    *state_args = syn::parse_quote!(#(#args),*);
+    Some(quote!(#ty))
+}
+
+/// The arguments of `Validated<..>` inside `Ctx<Validated<..>>`.
+fn validated_args(ty: &mut Type) -> Option<&mut Punctuated<GenericArgument, Token![,]>> {
+    let Type::Path(p) = ty else { return None };
+    let PathArguments::AngleBracketed(ctx_args) = &mut p.path.segments.last_mut()?.arguments else {
+        return None;
+    };
+    let GenericArgument::Type(Type::Path(state)) = ctx_args.args.first_mut()? else {
+        return None;
+    };
+    match &mut state.path.segments.last_mut()?.arguments {
+        PathArguments::AngleBracketed(a) => Some(&mut a.args),
+        _ => None,
+    }
 }

@@ -9,9 +9,13 @@ use crate::suggest;
 
 pub(crate) fn check(cx: &Ctxt, opts: &Options, func: &Function<'_>) {
     check_async(cx, func);
+    check_bindings(cx, opts, func);
+    check_ctx_by_value(cx, func);
+    if !opts.validate_known {
+        return;
+    }
     check_options(cx, opts);
     check_ctx_params(cx, opts, func);
-    check_bindings(cx, opts, func);
     if opts.validate_tenant {
         check_return(cx, func);
     }
@@ -37,9 +41,8 @@ fn check_options(cx: &Ctxt, opts: &Options) {
                 cx.error_spanned_by(
                     &d.key,
                     format!(
-                        "`{}` requires a validated context, but `validate_tenant = false` gives the body the raw one: remove `validate_tenant = false`, or `{}`",
-                        field.name(),
-                        field.name()
+                        "`{f}` makes the {f} required, which needs validation, but `validate_tenant = false` turns validation off: remove one of the two (a public endpoint can read the raw value with `ctx.raw_{f}()`)",
+                        f = field.name()
                     ),
                 );
             }
@@ -57,7 +60,7 @@ fn attribute_with(opts: &Options, extra: Field) -> String {
     format!("#[with_context({})]", names.join(", "))
 }
 
-fn check_ctx_params(cx: &Ctxt, opts: &Options, func: &Function<'_>) {
+fn check_ctx_by_value(cx: &Ctxt, func: &Function<'_>) {
     for by_ref in &func.ctx_by_ref {
         cx.error_spanned_by(
             by_ref.ty,
@@ -70,6 +73,9 @@ fn check_ctx_params(cx: &Ctxt, opts: &Options, func: &Function<'_>) {
             "a second context parameter: `#[with_context]` passes one context; remove this parameter and clone the first one if the body needs two",
         );
     }
+}
+
+fn check_ctx_params(cx: &Ctxt, opts: &Options, func: &Function<'_>) {
     let Some(param) = func.ctx_param() else {
         return;
     };
@@ -182,18 +188,18 @@ fn check_bindings(cx: &Ctxt, opts: &Options, func: &Function<'_>) {
 }
 
 fn check_return(cx: &Ctxt, func: &Function<'_>) {
-    const HOW: &str = "return `Result<T, E>` where `E: From<tenant_core::ContextError>`; with `validate_tenant = false` any return type is allowed";
+    const HOW: &str = "`Result<T, E>` with `E: From<tenant_core::ContextError>` (a public endpoint with `validate_tenant = false` may return anything)";
     let sig = &func.original.sig;
     match &sig.output {
         ReturnType::Default => cx.error_spanned_by(
             sig,
-            format!("`#[with_context]` returns the validation error through the function's error type, but `{}` returns `()`: {HOW}", sig.ident),
+            format!("`#[with_context]` returns a failed validation as the function's error, but `{}` returns `()`: return {HOW}", sig.ident),
         ),
         ReturnType::Type(_, ty) => {
             if !is_result(ty) {
                 cx.error_spanned_by(
                     ty,
-                    format!("`#[with_context]` returns the validation error through the function's error type, so this must be a `Result`: {HOW}"),
+                    format!("`#[with_context]` returns a failed validation as the function's error, so this must be a `Result`: {HOW}"),
                 );
             }
         }
