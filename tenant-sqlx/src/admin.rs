@@ -17,11 +17,15 @@ use crate::Error;
 /// A separate pool for migrations, health checks and deliberate
 /// cross-tenant jobs.
 ///
-/// It is built from its own URL (typically the table owner's) at start-up
-/// and handed
+/// It is built from its own URL at start-up and handed
 /// only to the code that needs it; nothing in this crate makes one from a
 /// `Ctx` or a [`TenantPool`](crate::TenantPool). Every use names a reason,
 /// logged at `INFO` with target `tenant_sqlx::admin`.
+///
+/// Which role to connect as depends on the job: the table owner runs
+/// migrations, but with `FORCE ROW LEVEL SECURITY` it sees no rows without a
+/// tenant, so a cross-tenant job needs a role with `BYPASSRLS` (never the
+/// role of the [`TenantPool`](crate::TenantPool): the audit refuses that).
 ///
 /// Each [`AdminConn`] is closed when dropped rather than returned to the
 /// pool: admin work is rare, and a fresh connection guarantees that nothing
