@@ -1,0 +1,189 @@
+//! What `#[with_context]` does around a body, without HTTP: the scope it
+//! opens is closed again after the call, on error and on panic, and the
+//! `tracing` span carries the context's fields.
+
+use std::collections::BTreeMap;
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Mutex};
+
+use futures_util::FutureExt;
+use tenant_core::{current, with_context, ContextError, Ctx, Incoming, Validated, WithAgent};
+use tracing::field::{Field, Visit};
+use tracing::span::{Attributes, Id, Record};
+use tracing::Subscriber;
+use tracing_subscriber::layer::{Context, SubscriberExt};
+use tracing_subscriber::Layer;
+
+/// Runs as the tenant it is given (a binding), so that its scope differs
+/// from the caller's and restoring the caller's is observable.
+#[with_context(tenant = tenant)]
+async fn as_tenant(tenant: &str, fail: bool) -> Result<String, ContextError> {
+    let inside = current()?.tenant_id().to_string();
+    if fail {
+        return Err(ContextError::forbidden("the body failed"));
+    }
+    Ok(inside)
+}
+
+#[with_context(tenant = tenant)]
+async fn panics_as(tenant: &str) -> Result<(), ContextError> {
+    let _ = current()?;
+    panic!("the body panicked");
+}
+
+fn outer_ctx(tenant: &str) -> Ctx {
+    Ctx::unvalidated().with_tenant(tenant).validate().unwrap()
+}
+
+#[tokio::test]
+async fn outer_context_is_restored_after_the_call() {
+    let outer = outer_ctx("acme");
+    outer
+        .scope(async {
+            assert_eq!(as_tenant("globex", false).await.unwrap(), "globex");
+            assert_eq!(current().unwrap().tenant_id().as_str(), "acme");
+        })
+        .await;
+    assert_eq!(current().unwrap_err(), ContextError::NoContext);
+}
+
+#[tokio::test]
+async fn outer_context_is_restored_when_the_body_fails() {
+    let outer = outer_ctx("acme");
+    outer
+        .scope(async {
+            let err = as_tenant("globex", true).await.unwrap_err();
+            assert_eq!(err.code(), "TENANT_FORBIDDEN");
+            assert_eq!(current().unwrap().tenant_id().as_str(), "acme");
+            // A validation failure never enters a scope at all.
+            let err = as_tenant("default", false).await.unwrap_err();
+            assert_eq!(err.code(), "TENANT_INVALID");
+            assert_eq!(current().unwrap().tenant_id().as_str(), "acme");
+        })
+        .await;
+}
+
+#[tokio::test]
+async fn outer_context_is_restored_when_the_body_panics() {
+    let outer = outer_ctx("acme");
+    outer
+        .scope(async {
+            let caught = AssertUnwindSafe(panics_as("globex")).catch_unwind().await;
+            assert!(caught.is_err(), "the body's panic reaches the caller");
+            assert_eq!(current().unwrap().tenant_id().as_str(), "acme");
+        })
+        .await;
+    assert!(current().is_err());
+}
+
+#[tokio::test]
+async fn without_any_context_the_call_fails_and_leaves_none() {
+    let err = as_tenant_incoming().await.unwrap_err();
+    assert_eq!(err, ContextError::TenantRequired);
+    assert!(current().is_err());
+}
+
+#[with_context(tenant)]
+async fn as_tenant_incoming() -> Result<(), ContextError> {
+    Ok(())
+}
+
+/// Spans seen by the subscriber (name and recorded fields), and for each
+/// event the name of the span it was logged in.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<SpanSeen>>>, Arc<Mutex<Vec<EventSeen>>>);
+
+/// A span's name and fields.
+type SpanSeen = (String, BTreeMap<String, String>);
+/// An event's message and the name of the span it was logged in.
+type EventSeen = (String, Option<String>);
+
+struct Fields<'a>(&'a mut BTreeMap<String, String>);
+
+impl Visit for Fields<'_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.0.insert(field.name().to_owned(), value.to_owned());
+    }
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        self.0.insert(field.name().to_owned(), format!("{value:?}"));
+    }
+}
+
+impl<S> Layer<S> for Captured
+where
+    S: Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    fn on_new_span(&self, attrs: &Attributes<'_>, _id: &Id, _ctx: Context<'_, S>) {
+        let mut fields = BTreeMap::new();
+        attrs.record(&mut Fields(&mut fields));
+        let name = attrs.metadata().name().to_owned();
+        self.0.lock().unwrap().push((name, fields));
+    }
+    fn on_record(&self, _id: &Id, _values: &Record<'_>, _ctx: Context<'_, S>) {}
+    fn on_event(&self, event: &tracing::Event<'_>, ctx: Context<'_, S>) {
+        let mut fields = BTreeMap::new();
+        event.record(&mut Fields(&mut fields));
+        let message = fields.remove("message").unwrap_or_default();
+        let span = ctx.event_span(event).map(|s| s.name().to_owned());
+        self.1.lock().unwrap().push((message, span));
+    }
+}
+
+#[with_context(tenant, agent)]
+async fn answer(question: &str, ctx: Ctx<Validated<WithAgent>>) -> Result<String, ContextError> {
+    tracing::info!("answering");
+    Ok(format!("{} answers {question}", ctx.agent_id()))
+}
+
+#[test]
+fn span_is_named_after_the_function_and_records_the_fields() {
+    let captured = Captured::default();
+    let subscriber = tracing_subscriber::registry().with(captured.clone());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    tracing::subscriber::with_default(subscriber, || {
+        let raw = Ctx::unvalidated()
+            .with_tenant("acme")
+            .with_agent("agent-7")
+            .with_collection("docs");
+        let out = rt.block_on(Incoming::new(raw).scope(answer("why?")));
+        assert_eq!(out.unwrap(), "agent-7 answers why?");
+    });
+    let spans = captured.0.lock().unwrap();
+    let (_, fields) = spans
+        .iter()
+        .find(|(name, _)| name == "answer")
+        .unwrap_or_else(|| panic!("no `answer` span among {spans:?}"));
+    let expected: BTreeMap<String, String> = [
+        ("tenant_id", "acme"),
+        ("agent_id", "agent-7"),
+        ("collection_id", "docs"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    assert_eq!(
+        *fields, expected,
+        "a field the context lacks (conversation) is not recorded"
+    );
+}
+
+#[test]
+fn the_body_logs_inside_the_span() {
+    let captured = Captured::default();
+    let subscriber = tracing_subscriber::registry().with(captured.clone());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    tracing::subscriber::with_default(subscriber, || {
+        let raw = Ctx::unvalidated().with_tenant("acme").with_agent("agent-7");
+        rt.block_on(Incoming::new(raw).scope(answer("why?")))
+            .unwrap();
+    });
+    let events = captured.1.lock().unwrap();
+    assert_eq!(
+        *events,
+        vec![("answering".to_owned(), Some("answer".to_owned()))]
+    );
+}
