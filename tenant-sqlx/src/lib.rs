@@ -30,6 +30,7 @@
 mod admin;
 pub mod audit;
 mod error;
+pub mod memory;
 mod pool;
 pub mod rls;
 mod settings;
