@@ -14,11 +14,8 @@ use crate::scope::{current, Incoming};
 /// take precedence over the enclosing and incoming contexts.
 pub type Bindings<'a> = &'a [(Field, &'a str)];
 
-fn incoming_raw() -> (Ctx<Unvalidated>, Option<Incoming>) {
-    match Incoming::current() {
-        Some(inc) => (inc.raw().clone(), Some(inc)),
-        None => (Ctx::unvalidated(), None),
-    }
+fn incoming_raw() -> Ctx<Unvalidated> {
+    Incoming::current().map_or_else(Ctx::unvalidated, |inc| inc.raw().clone())
 }
 
 fn apply(mut raw: Ctx<Unvalidated>, bindings: Bindings<'_>) -> Ctx<Unvalidated> {
@@ -30,44 +27,76 @@ fn apply(mut raw: Ctx<Unvalidated>, bindings: Bindings<'_>) -> Ctx<Unvalidated> 
 
 /// The validated context a handler in state `S` receives.
 ///
-/// * Inside an enclosing validated context with the same tenant, that
-///   context is reused; any field `S` requires that it lacks (or that the
-///   handler binds) is taken from the bindings or the incoming context and
-///   validated. The application's validator has run for that tenant already.
+/// * Inside an enclosing validated context, unless the handler binds the
+///   tenant, that context is reused; any field `S` requires that it lacks
+///   (or that the handler binds) is taken from the bindings or the incoming
+///   context and validated. The application's validator has run for that
+///   tenant already.
 /// * Otherwise the incoming context (with the bindings applied) is validated,
 ///   including the application's validator.
+///
+/// Every handler call runs this, so the common paths clone nothing they do
+/// not return: a nested call that needs no more fields is one reference
+/// count, a handler without bindings validates the incoming context in
+/// place.
 pub async fn resolve<S: IsValidated>(bindings: Bindings<'_>) -> Result<Ctx<S>, ContextError> {
     let rebinds_tenant = bindings.iter().any(|(f, _)| *f == Field::Tenant);
-    if let (Ok(outer), false) = (current(), rebinds_tenant) {
-        let missing = |f: &Field| match f {
-            Field::Tenant => false,
-            Field::Agent => outer.agent_id_opt().is_none(),
-            Field::Conversation => outer.conversation_id_opt().is_none(),
-            Field::Collection => outer.collection_id_opt().is_none(),
-        };
-        let mut fill: Vec<Field> = S::REQUIRES.into_iter().flatten().filter(missing).collect();
-        fill.extend(bindings.iter().map(|(f, _)| *f));
-        if fill.is_empty() {
-            return outer.require::<S>();
+    if !rebinds_tenant {
+        if let Ok(outer) = current() {
+            if bindings.is_empty() {
+                if let Ok(ctx) = outer.require::<S>() {
+                    return Ok(ctx);
+                }
+            }
+            return fill::<S>(&outer, bindings);
         }
-        let (incoming, _) = incoming_raw();
-        let mut raw = outer.to_unvalidated();
-        for field in fill {
-            let value = bindings
-                .iter()
-                .find(|(f, _)| *f == field)
-                .map(|(_, v)| (*v).to_owned())
-                .or_else(|| incoming.raw(field).map(str::to_owned));
-            raw = raw.with_field(field, value);
-        }
-        return raw.validate::<S>();
     }
-    let (raw, incoming) = incoming_raw();
-    let raw = apply(raw, bindings);
+    let incoming = Incoming::current();
+    let applied;
+    let raw = match (&incoming, bindings.is_empty()) {
+        (Some(inc), true) => inc.raw(),
+        (inc, _) => {
+            let base = inc
+                .as_ref()
+                .map_or_else(Ctx::unvalidated, |i| i.raw().clone());
+            applied = apply(base, bindings);
+            &applied
+        }
+    };
     match incoming.as_ref().and_then(Incoming::validator) {
         Some(v) => raw.validate_with::<S>(&**v).await,
         None => raw.validate::<S>(),
     }
+}
+
+/// The enclosing context plus the fields `S` requires that it lacks, and
+/// the bound ones, validated together.
+fn fill<S: IsValidated>(
+    outer: &Ctx<Validated>,
+    bindings: Bindings<'_>,
+) -> Result<Ctx<S>, ContextError> {
+    let missing = |f: &Field| match f {
+        Field::Tenant => false,
+        Field::Agent => outer.agent_id_opt().is_none(),
+        Field::Conversation => outer.conversation_id_opt().is_none(),
+        Field::Collection => outer.collection_id_opt().is_none(),
+    };
+    let incoming = incoming_raw();
+    let mut raw = outer.to_unvalidated();
+    let fields = S::REQUIRES
+        .into_iter()
+        .flatten()
+        .filter(missing)
+        .chain(bindings.iter().map(|(f, _)| *f));
+    for field in fields {
+        let value = bindings
+            .iter()
+            .find(|(f, _)| *f == field)
+            .map(|(_, v)| (*v).to_owned())
+            .or_else(|| incoming.raw(field).map(str::to_owned));
+        raw = raw.with_field(field, value);
+    }
+    raw.validate::<S>()
 }
 
 /// The raw context a handler with `validate_tenant = false` receives: the
@@ -75,7 +104,7 @@ pub async fn resolve<S: IsValidated>(bindings: Bindings<'_>) -> Result<Ctx<S>, C
 pub fn resolve_unvalidated(bindings: Bindings<'_>) -> Ctx<Unvalidated> {
     let raw = match current() {
         Ok(outer) => outer.to_unvalidated(),
-        Err(_) => incoming_raw().0,
+        Err(_) => incoming_raw(),
     };
     apply(raw, bindings)
 }
