@@ -54,6 +54,8 @@ use crate::{Error, Settings, TenantPool};
 pub const MESSAGES_TABLE: &str = "tenant_memory_messages";
 /// The table of collections used in a conversation.
 pub const COLLECTIONS_TABLE: &str = "tenant_memory_collections";
+/// The name of the RLS policy on both tables.
+pub const POLICY_NAME: &str = "tenant_isolation";
 
 /// The SQL that creates the memory tables, their indexes, their RLS policies
 /// (reading the tenant setting named in `settings`) and the grants for
@@ -87,17 +89,30 @@ pub fn migration(settings: &Settings, app_role: &str) -> String {
          \x20   collection_id text NOT NULL,\n\
          \x20   registered_at timestamptz NOT NULL DEFAULT clock_timestamp(),\n\
          \x20   PRIMARY KEY (tenant_id, agent_id, conversation_id, collection_id)\n\
-         );\n\
-         DROP POLICY IF EXISTS tenant_isolation ON {MESSAGES_TABLE};\n\
-         DROP POLICY IF EXISTS tenant_isolation ON {COLLECTIONS_TABLE};\n"
+         );\n"
     );
     for table in [MESSAGES_TABLE, COLLECTIONS_TABLE] {
-        sql.push_str(
-            &RlsPolicy::new(table, "tenant_id")
-                .settings(settings)
-                .policy_name("tenant_isolation")
-                .sql(),
-        );
+        let policy = RlsPolicy::new(table, "tenant_id")
+            .settings(settings)
+            .policy_name(POLICY_NAME);
+        // ENABLE and FORCE are idempotent; CREATE POLICY is not, and
+        // `DROP POLICY IF EXISTS` first would widen access for an instant and
+        // print a notice on every first run.
+        for statement in policy.statements() {
+            if statement.starts_with("CREATE POLICY") {
+                sql.push_str(&format!(
+                    "DO $migration$ BEGIN\n\
+                     \x20   IF NOT EXISTS (SELECT 1 FROM pg_policies WHERE schemaname = current_schema()\n\
+                     \x20       AND tablename = '{table}' AND policyname = '{POLICY_NAME}') THEN\n\
+                     \x20       {statement};\n\
+                     \x20   END IF;\n\
+                     END $migration$;\n"
+                ));
+            } else {
+                sql.push_str(&statement);
+                sql.push_str(";\n");
+            }
+        }
     }
     // Messages are appended and cleared, never edited: no UPDATE grant.
     sql.push_str(&format!(
