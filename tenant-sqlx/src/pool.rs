@@ -1,7 +1,6 @@
 //! [`TenantPool`]: a connection pool that only opens tenant transactions.
 
 use std::fmt;
-use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,7 +10,7 @@ use tenant_core::{Ctx, Field, IsValidated};
 
 use crate::audit::{self, AuditReport};
 use crate::sql::{push_literal, quote_setting_name};
-use crate::tx::TenantTx;
+use crate::tx::{self, TenantTx};
 use crate::{Error, Settings};
 
 type Tm = <Postgres as sqlx::Database>::TransactionManager;
@@ -132,7 +131,7 @@ impl TenantPool {
         let conn = self.pool.acquire().await?;
         // From here on, dropping `tx` (cancellation, error) discards the
         // connection until `BEGIN` is known to have completed.
-        let mut tx = TenantTx::new(conn, ctx.erase(), PhantomData);
+        let mut tx = tx::starting(conn, ctx.erase());
         Tm::begin(tx.conn_mut(), Some(statement.into())).await?;
         tx.mark_open();
         Ok(tx)

@@ -61,21 +61,23 @@ pub struct TenantTx<'ctx> {
     _ctx: PhantomData<&'ctx Ctx<Validated>>,
 }
 
-impl<'ctx> TenantTx<'ctx> {
-    pub(crate) fn new(
-        conn: PoolConnection<Postgres>,
-        ctx: Ctx<Validated>,
-        borrow: PhantomData<&'ctx Ctx<Validated>>,
-    ) -> Self {
-        TenantTx {
-            conn,
-            open: false,
-            done: false,
-            ctx,
-            _ctx: borrow,
-        }
+/// A transaction whose `BEGIN` has not completed yet. Not an associated
+/// function, so that rustc never suggests it to a user who tries a struct
+/// literal.
+pub(crate) fn starting<'ctx>(
+    conn: PoolConnection<Postgres>,
+    ctx: Ctx<Validated>,
+) -> TenantTx<'ctx> {
+    TenantTx {
+        conn,
+        open: false,
+        done: false,
+        ctx,
+        _ctx: PhantomData,
     }
+}
 
+impl<'ctx> TenantTx<'ctx> {
     pub(crate) fn conn_mut(&mut self) -> &mut PgConnection {
         &mut self.conn
     }
