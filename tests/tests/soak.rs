@@ -137,7 +137,7 @@ async fn run_pool(fx: &mut Fixture, size: u32, seed: u64, tally: Arc<Tally>) {
                     .with_tenant(tenant(t))
                     .validate()
                     .unwrap();
-                for i in 0..OPS_PER_TASK {
+                for _ in 0..OPS_PER_TASK {
                     let kind = rng.random_range(0..3u32);
                     let n = rng.random::<u32>() as u64;
                     let op = operation(&pool, &ctx, kind, n);
