@@ -167,24 +167,38 @@ pub fn context_error<T, E: ContextErrorInto>(error: ContextError) -> Result<T, E
     Err(E::from_context_error(error))
 }
 
-/// A marker of the options' state that gives at least what the parameter's
-/// marker asks for.
+/// The options' `agent` marker gives at least what the parameter's asks for.
 #[diagnostic::on_unimplemented(
-    message = "the context parameter requires a field that `#[with_context]` does not declare",
-    label = "the attribute gives `{Self}`, the parameter asks for `{T}`",
-    note = "name every field the parameter's type guarantees in the attribute: `Ctx<Validated<WithAgent>>` needs `#[with_context(tenant, agent)]`"
+    message = "the context parameter guarantees an agent, which `#[with_context]` does not declare",
+    label = "this context's state requires an agent",
+    note = "add `agent` to the attribute, `#[with_context(tenant, agent)]`"
 )]
-pub trait Covers<T> {}
+pub trait CoversAgent<T> {}
+impl CoversAgent<WithAgent> for WithAgent {}
+impl CoversAgent<NoAgent> for WithAgent {}
+impl CoversAgent<NoAgent> for NoAgent {}
 
-impl Covers<WithAgent> for WithAgent {}
-impl Covers<NoAgent> for WithAgent {}
-impl Covers<NoAgent> for NoAgent {}
-impl Covers<WithConversation> for WithConversation {}
-impl Covers<NoConversation> for WithConversation {}
-impl Covers<NoConversation> for NoConversation {}
-impl Covers<WithCollection> for WithCollection {}
-impl Covers<NoCollection> for WithCollection {}
-impl Covers<NoCollection> for NoCollection {}
+/// The options' `conversation` marker gives at least what the parameter's asks for.
+#[diagnostic::on_unimplemented(
+    message = "the context parameter guarantees a conversation, which `#[with_context]` does not declare",
+    label = "this context's state requires a conversation",
+    note = "add `conversation` to the attribute, `#[with_context(tenant, conversation)]`"
+)]
+pub trait CoversConversation<T> {}
+impl CoversConversation<WithConversation> for WithConversation {}
+impl CoversConversation<NoConversation> for WithConversation {}
+impl CoversConversation<NoConversation> for NoConversation {}
+
+/// The options' `collection` marker gives at least what the parameter's asks for.
+#[diagnostic::on_unimplemented(
+    message = "the context parameter guarantees a collection, which `#[with_context]` does not declare",
+    label = "this context's state requires a collection",
+    note = "add `collection` to the attribute, `#[with_context(tenant, collection)]`"
+)]
+pub trait CoversCollection<T> {}
+impl CoversCollection<WithCollection> for WithCollection {}
+impl CoversCollection<NoCollection> for WithCollection {}
+impl CoversCollection<NoCollection> for NoCollection {}
 
 /// The resolved context as the type the parameter declares, which may
 /// guarantee fewer fields than the attribute required.
@@ -192,13 +206,25 @@ pub trait Narrow<T: IsValidated>: IsValidated {}
 
 impl<A, C, L, A2, C2, L2> Narrow<Validated<A2, C2, L2>> for Validated<A, C, L>
 where
-    A: AgentState + Covers<A2>,
-    C: ConversationState + Covers<C2>,
-    L: CollectionState + Covers<L2>,
+    A: AgentState + CoversAgent<A2>,
+    C: ConversationState + CoversConversation<C2>,
+    L: CollectionState + CoversCollection<L2>,
     A2: AgentState,
     C2: ConversationState,
     L2: CollectionState,
 {
+}
+
+/// The state of a `Ctx<S>` type, so the generated code can name the state
+/// of the parameter's type (even through an alias) and let the compiler
+/// check it against the options rather than infer it from them.
+pub trait CtxType {
+    /// `S`.
+    type State: crate::ctx::ContextState;
+}
+
+impl<S: crate::ctx::ContextState> CtxType for Ctx<S> {
+    type State = S;
 }
 
 /// See [`Narrow`]. One reference count.

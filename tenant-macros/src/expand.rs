@@ -154,7 +154,9 @@ fn validated_body(opts: &Options, func: &Function<'_>) -> TokenStream {
         let pat = p.pat;
         let ty = p.ty;
         let private = respan(private.clone(), ty.span());
-        let value = quote_spanned!(ty.span()=> #private::narrow(&__tenant_ctx));
+        let value = quote_spanned!(ty.span()=>
+            #private::narrow::<_, <#ty as #private::CtxType>::State>(&__tenant_ctx)
+        );
         quote!(let #pat: #ty = #value;)
     });
     let fake_return = fake_return_edge(func);
