@@ -1,0 +1,298 @@
+//! Transaction throughput: our `TenantTx` against a plain sqlx transaction and
+//! against the closest peer crate, `tenaxum`'s `begin_tenant`.
+//!
+//! Every variant runs the same work, one short transaction that reads one row
+//! by primary key, on a pool with the same settings, against the same
+//! throwaway PostgreSQL (or `DATABASE_URL`, see `tenant_sqlx::testing`):
+//!
+//! 1. `plain_sqlx`: `PgPool::begin`, the SELECT, `commit`, on a table
+//!    without RLS (in a database of its own, so the RLS database passes the
+//!    start-up audit);
+//! 2. `tenant_tx`: `TenantPool::begin(&ctx)`, the SELECT, `commit`, on an
+//!    identical table with RLS (FORCE, one USING/WITH CHECK policy);
+//! 3. `tenaxum`: `Tenancy::begin_tenant` (BEGIN, then
+//!    `SELECT set_config(..., true)`), the SELECT, `commit`, on the RLS table.
+//!
+//! The variants are interleaved over several rounds, in a rotating order, so
+//! that a noisy neighbour slows all of them alike; medians are reported, and
+//! last the throughput ratios, one line each:
+//! `RATIO tenant_tx/plain_sqlx tasks=1: 0.97`.
+//!
+//! Run: `cargo bench -p tenant-benches --bench throughput`.
+//! Environment: `BENCH_ROUNDS` (default 9), `BENCH_TXS` (transactions per
+//! measurement, default 3000).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use sqlx::postgres::PgPoolOptions;
+use sqlx::{Connection, PgConnection, PgPool};
+use tenant_core::{Ctx, Validated};
+use tenant_sqlx::rls::RlsPolicy;
+use tenant_sqlx::testing::{TestCluster, APP_ROLE};
+use tenant_sqlx::TenantPool;
+
+const TENANTS: usize = 32;
+const ROWS_PER_TENANT: usize = 64;
+const POOL_SIZE: u32 = 16;
+const CONCURRENCY: [usize; 2] = [1, 16];
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Variant {
+    PlainSqlx,
+    TenantTx,
+    Tenaxum,
+}
+
+impl Variant {
+    const ALL: [Variant; 3] = [Variant::PlainSqlx, Variant::TenantTx, Variant::Tenaxum];
+    fn name(self) -> &'static str {
+        match self {
+            Variant::PlainSqlx => "plain_sqlx",
+            Variant::TenantTx => "tenant_tx",
+            Variant::Tenaxum => "tenaxum",
+        }
+    }
+}
+
+struct Setup {
+    plain: PgPool,
+    ours: TenantPool,
+    peer: PgPool,
+    peer_tenancy: tenaxum::Tenancy,
+    ctxs: Vec<Ctx<Validated>>,
+    peer_ids: Vec<tenaxum::TenantId>,
+}
+
+fn tenant_name(t: usize) -> String {
+    format!("tenant-{t:02}")
+}
+
+/// Row ids of tenant `t` are `t, t + TENANTS, t + 2 * TENANTS, ...`.
+fn row_id(t: usize, i: usize) -> i32 {
+    (t + TENANTS * (i % ROWS_PER_TENANT)) as i32
+}
+
+async fn create_table(owner_url: &str, rls: bool) -> Result<(), Box<dyn std::error::Error>> {
+    let mut owner = PgConnection::connect(owner_url).await?;
+    sqlx::raw_sql(
+        "CREATE TABLE items (id int PRIMARY KEY, tenant_id text NOT NULL, body text NOT NULL)",
+    )
+    .execute(&mut owner)
+    .await?;
+    sqlx::query(
+        "INSERT INTO items (id, tenant_id, body) \
+         SELECT g, 'tenant-' || lpad((g % $1)::text, 2, '0'), md5(g::text) \
+         FROM generate_series(0, $2 - 1) g",
+    )
+    .bind(TENANTS as i32)
+    .bind((TENANTS * ROWS_PER_TENANT) as i32)
+    .execute(&mut owner)
+    .await?;
+    let grants = if rls {
+        RlsPolicy::new("items", "tenant_id").grant_to(APP_ROLE).sql()
+    } else {
+        format!("GRANT SELECT ON items TO {APP_ROLE};")
+    };
+    sqlx::raw_sql(&grants).execute(&mut owner).await?;
+    sqlx::raw_sql("ANALYZE items").execute(&mut owner).await?;
+    Ok(())
+}
+
+async fn setup(cluster: &TestCluster) -> Result<Setup, Box<dyn std::error::Error>> {
+    let plain_db = cluster.create_database().await?;
+    let rls_db = cluster.create_database().await?;
+    create_table(plain_db.owner_url(), false).await?;
+    create_table(rls_db.owner_url(), true).await?;
+
+    let options = || {
+        PgPoolOptions::new()
+            .max_connections(POOL_SIZE)
+            .min_connections(POOL_SIZE)
+    };
+    let plain = options().connect(plain_db.app_url()).await?;
+    let peer = options().connect(rls_db.app_url()).await?;
+    let ours = TenantPool::builder()
+        .max_connections(POOL_SIZE)
+        .min_connections(POOL_SIZE)
+        .connect(rls_db.app_url())
+        .await?;
+    let ctxs = (0..TENANTS)
+        .map(|t| Ctx::unvalidated().with_tenant(tenant_name(t)).validate())
+        .collect::<Result<Vec<_>, _>>()?;
+    let peer_ids = (0..TENANTS)
+        .map(|t| tenaxum::TenantId::new(tenant_name(t)))
+        .collect();
+    Ok(Setup {
+        plain,
+        ours,
+        peer,
+        peer_tenancy: tenaxum::Tenancy::new().guc("app.current_tenant"),
+        ctxs,
+        peer_ids,
+    })
+}
+
+const SELECT: &str = "SELECT body FROM items WHERE id = $1";
+
+/// One transaction of `variant` for tenant `t`, reading its `i`-th row.
+async fn one(s: &Setup, variant: Variant, t: usize, i: usize) {
+    let id = row_id(t, i);
+    let body: Option<String> = match variant {
+        Variant::PlainSqlx => {
+            let mut tx = s.plain.begin().await.expect("plain begin");
+            let body = sqlx::query_scalar(SELECT)
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await
+                .expect("plain select");
+            tx.commit().await.expect("plain commit");
+            body
+        }
+        Variant::TenantTx => {
+            let mut tx = s.ours.begin(&s.ctxs[t]).await.expect("tenant_tx begin");
+            let body = sqlx::query_scalar(SELECT)
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await
+                .expect("tenant_tx select");
+            tx.commit().await.expect("tenant_tx commit");
+            body
+        }
+        Variant::Tenaxum => {
+            let mut tx = s
+                .peer_tenancy
+                .begin_tenant(&s.peer, &s.peer_ids[t])
+                .await
+                .expect("tenaxum begin");
+            let body = sqlx::query_scalar(SELECT)
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await
+                .expect("tenaxum select");
+            tx.commit().await.expect("tenaxum commit");
+            body
+        }
+    };
+    // Every variant must really find the row (RLS lets the tenant see it):
+    // a variant that reads nothing would be measuring a different thing.
+    assert!(body.is_some(), "{variant:?} found no row {id} for tenant {t}");
+}
+
+/// Runs `txs` transactions of `variant` split over `tasks` tasks and returns
+/// the throughput in transactions per second.
+async fn measure(s: &Arc<Setup>, variant: Variant, tasks: usize, txs: usize) -> f64 {
+    let per_task = txs / tasks;
+    let start = Instant::now();
+    let handles: Vec<_> = (0..tasks)
+        .map(|k| {
+            let s = Arc::clone(s);
+            tokio::spawn(async move {
+                for i in 0..per_task {
+                    one(&s, variant, (k + i) % TENANTS, i).await;
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.await.expect("bench task panicked");
+    }
+    (per_task * tasks) as f64 / start.elapsed().as_secs_f64()
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&v| v > 0)
+        .unwrap_or(default)
+}
+
+async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    let rounds = env_usize("BENCH_ROUNDS", 9);
+    let txs = env_usize("BENCH_TXS", 3000);
+    let cluster = TestCluster::from_env().await?;
+    let s = Arc::new(setup(&cluster).await?);
+
+    // Warm every pool and the server's caches.
+    for variant in Variant::ALL {
+        measure(&s, variant, 16, 16 * 20).await;
+    }
+
+    println!(
+        "throughput bench: {rounds} rounds x {txs} transactions per variant and concurrency; \
+         pool of {POOL_SIZE} connections; one-row SELECT by primary key"
+    );
+    let mut results = Vec::new();
+    for tasks in CONCURRENCY {
+        let mut samples: Vec<Vec<f64>> = vec![Vec::new(); Variant::ALL.len()];
+        for round in 0..rounds {
+            for k in 0..Variant::ALL.len() {
+                let idx = (round + k) % Variant::ALL.len();
+                let tps = measure(&s, Variant::ALL[idx], tasks, txs).await;
+                samples[idx].push(tps);
+            }
+        }
+        for (idx, mut v) in samples.into_iter().enumerate() {
+            let (lo, hi) = (
+                v.iter().copied().fold(f64::INFINITY, f64::min),
+                v.iter().copied().fold(0.0, f64::max),
+            );
+            let med = median(&mut v);
+            println!(
+                "{:<11} tasks={:<2}  median {:>8.0} tx/s  (min {:>8.0}, max {:>8.0})",
+                Variant::ALL[idx].name(),
+                tasks,
+                med,
+                lo,
+                hi
+            );
+            results.push((Variant::ALL[idx], tasks, med));
+        }
+    }
+    let get = |v: Variant, tasks: usize| {
+        results
+            .iter()
+            .find(|r| r.0 == v && r.1 == tasks)
+            .map(|r| r.2)
+            .unwrap_or(f64::NAN)
+    };
+    for (other, name) in [(Variant::PlainSqlx, "plain_sqlx"), (Variant::Tenaxum, "tenaxum")] {
+        for tasks in CONCURRENCY {
+            println!(
+                "RATIO tenant_tx/{name} tasks={tasks}: {:.2}",
+                get(Variant::TenantTx, tasks) / get(other, tasks)
+            );
+        }
+    }
+    s.plain.close().await;
+    s.peer.close().await;
+    s.ours.close().await;
+    drop(cluster);
+    Ok(())
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; this harness takes no arguments.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let started = Instant::now();
+    if let Err(e) = rt.block_on(run()) {
+        eprintln!("throughput bench failed: {e}");
+        std::process::exit(1);
+    }
+    eprintln!("(bench took {:.0?})", started.elapsed());
+}
