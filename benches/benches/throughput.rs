@@ -90,7 +90,9 @@ async fn create_table(owner_url: &str, rls: bool) -> Result<(), Box<dyn std::err
     .execute(&mut owner)
     .await?;
     let grants = if rls {
-        RlsPolicy::new("items", "tenant_id").grant_to(APP_ROLE).sql()
+        RlsPolicy::new("items", "tenant_id")
+            .grant_to(APP_ROLE)
+            .sql()
     } else {
         format!("GRANT SELECT ON items TO {APP_ROLE};")
     };
@@ -176,7 +178,10 @@ async fn one(s: &Setup, variant: Variant, t: usize, i: usize) {
     };
     // Every variant must really find the row (RLS lets the tenant see it):
     // a variant that reads nothing would be measuring a different thing.
-    assert!(body.is_some(), "{variant:?} found no row {id} for tenant {t}");
+    assert!(
+        body.is_some(),
+        "{variant:?} found no row {id} for tenant {t}"
+    );
 }
 
 /// Runs `txs` transactions of `variant` split over `tasks` tasks and returns
@@ -267,7 +272,10 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
             .map(|r| r.2)
             .unwrap_or(f64::NAN)
     };
-    for (other, name) in [(Variant::PlainSqlx, "plain_sqlx"), (Variant::Tenaxum, "tenaxum")] {
+    for (other, name) in [
+        (Variant::PlainSqlx, "plain_sqlx"),
+        (Variant::Tenaxum, "tenaxum"),
+    ] {
         for tasks in CONCURRENCY {
             println!(
                 "RATIO tenant_tx/{name} tasks={tasks}: {:.2}",

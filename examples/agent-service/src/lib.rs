@@ -211,7 +211,9 @@ async fn get_collections(
 /// tenant header, which is not validated and opens nothing.
 #[with_context(tenant, validate_tenant = false)]
 async fn status(ctx: Ctx<Unvalidated>) -> Result<Json<Value>, ContextError> {
-    Ok(Json(json!({"status": "online", "tenant": ctx.raw_tenant()})))
+    Ok(Json(
+        json!({"status": "online", "tenant": ctx.raw_tenant()}),
+    ))
 }
 
 /// The service's routes, with the layer that reads the context headers.

@@ -40,7 +40,11 @@ async fn call(
     let chunked = head
         .to_ascii_lowercase()
         .contains("transfer-encoding: chunked");
-    let body = if chunked { dechunk(body) } else { body.to_owned() };
+    let body = if chunked {
+        dechunk(body)
+    } else {
+        body.to_owned()
+    };
     let json = serde_json::from_str(&body).unwrap_or(Value::String(body));
     (status, json)
 }
