@@ -69,7 +69,15 @@ impl<'a> Function<'a> {
         let mut names = NameCollector(Vec::new());
         for (index, arg) in item.sig.inputs.iter().enumerate() {
             let FnArg::Typed(pt) = arg else { continue };
-            if let Some(declared) = ctx_state(&pt.ty) {
+            let marked = pt.attrs.iter().any(is_ctx_attr);
+            let declared = match ctx_state(&pt.ty) {
+                Some(d) => Some(d),
+                // `#[ctx] ctx: AgentCtx`: a type alias the macro cannot see
+                // through; the compiler checks it.
+                None if marked => Some(Declared::Opaque),
+                None => None,
+            };
+            if let Some(declared) = declared {
                 ctx_params.push(CtxParam {
                     index,
                     pat: &pt.pat,
@@ -102,6 +110,11 @@ impl<'a> Function<'a> {
     pub(crate) fn name(&self) -> &Ident {
         &self.original.sig.ident
     }
+}
+
+/// `#[ctx]`, which marks the context parameter when its type is an alias.
+pub(crate) fn is_ctx_attr(attr: &syn::Attribute) -> bool {
+    attr.path().is_ident("ctx")
 }
 
 struct NameCollector(Vec<Ident>);

@@ -21,7 +21,14 @@ pub(crate) fn item(err: syn::Error, opts: &Options, func: &Function<'_>) -> Toke
     let errors = err.to_compile_error();
     let original = func.original;
     if original.sig.asyncness.is_none() {
-        return quote!(#errors #original);
+        // As written, minus the `#[ctx]` markers only this macro understands.
+        let mut item = original.clone();
+        for arg in &mut item.sig.inputs {
+            if let syn::FnArg::Typed(pt) = arg {
+                pt.attrs.retain(|a| !crate::ast::is_ctx_attr(a));
+            }
+        }
+        return quote!(#errors #item);
     }
     let krate = &opts.krate;
     let binds = func.ctx_params.iter().map(|p| {

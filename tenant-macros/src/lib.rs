@@ -68,6 +68,8 @@ use proc_macro::TokenStream;
 /// | `validate_tenant = false` | `Ctx<Unvalidated>` |
 ///
 /// A parameter may guarantee less than the options require, never more.
+/// A context type behind an alias (`type AgentCtx = Ctx<..>`) is not
+/// recognisable by name: mark that parameter `#[ctx] ctx: AgentCtx`.
 ///
 /// # Where the values come from
 ///
