@@ -21,9 +21,8 @@ pub enum Error {
     /// The start-up audit found problems and the pool was not built with
     /// [`allow_audit_findings(true)`](crate::TenantPoolBuilder::allow_audit_findings).
     #[error(
-        "the database failed the start-up audit with {} finding(s); fix them (see the report), \
-         or build the pool with `allow_audit_findings(true)` if you accept the risk",
-        .0.findings.len()
+        "refusing to start: {0}\nfix these, or build the pool with \
+         `allow_audit_findings(true)` if you accept the risk"
     )]
     AuditFailed(AuditReport),
     /// A configured setting name is not of the form `prefix.name` in lower
