@@ -283,3 +283,17 @@ macro_rules! forward_executor {
 
 forward_executor!(TenantTx<'_>);
 forward_executor!(Savepoint<'_>);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn send<T: Send>() {}
+
+    #[test]
+    fn transactions_and_savepoints_are_send() {
+        // A handler holds them across `.await` inside a spawned task.
+        send::<TenantTx<'static>>();
+        send::<Savepoint<'static>>();
+    }
+}
