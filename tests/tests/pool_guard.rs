@@ -325,3 +325,49 @@ async fn savepoints_stay_in_the_tenant() {
     );
     assert_next_borrower_is_clean(&mut fx, &pool, "savepoints").await;
 }
+
+#[tokio::test]
+async fn after_a_cancelled_savepoint() {
+    // sqlx rolls the whole transaction back when a savepoint's creation is
+    // cancelled; the tenant transaction then refuses to commit, and its
+    // connection is discarded.
+    let mut fx = fixture().await;
+    let pool = fx.pool(1).await;
+    let a = ctx_with_agent("tenant-a");
+    let mut cancelled = 0;
+    for polls in 1.. {
+        let mut tx = pool.begin(&a).await.unwrap();
+        sqlx::query("UPDATE notes SET body = body || '!'")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        let finished = poll_at_most(tx.savepoint(), polls)
+            .await
+            .map(|made| drop(made.unwrap()))
+            .is_some();
+        if finished {
+            tx.commit().await.unwrap();
+            assert_eq!(bangs(&mut fx).await, SEED[0].1);
+            break;
+        }
+        cancelled += 1;
+        let err = tx.commit().await.unwrap_err();
+        assert!(matches!(err, Error::TransactionLost), "{err:?}");
+        assert_eq!(err.code(), "TRANSACTION_LOST");
+        assert_eq!(
+            bangs(&mut fx).await,
+            0,
+            "nothing of the transaction was committed"
+        );
+        assert_next_borrower_is_clean(
+            &mut fx,
+            &pool,
+            &format!("savepoint cancelled after {polls} polls"),
+        )
+        .await;
+    }
+    assert!(
+        cancelled >= 1,
+        "the savepoint's round trip yields at least once"
+    );
+}
