@@ -249,6 +249,17 @@ impl TenantPoolBuilder {
         self
     }
 
+    /// Whether to ping an idle connection before `begin` uses it (default
+    /// `true`, as in sqlx). The ping is a round trip of its own; without it
+    /// a connection the server has dropped surfaces as an error from
+    /// `begin` instead of being replaced silently. The guard against
+    /// leftover transactions does not depend on it: that check runs when a
+    /// connection is released.
+    pub fn test_before_acquire(mut self, test: bool) -> Self {
+        self.options = self.options.test_before_acquire(test);
+        self
+    }
+
     /// The setting names written by `begin` and read by the policies.
     pub fn settings(mut self, settings: Settings) -> Self {
         self.settings = settings;
