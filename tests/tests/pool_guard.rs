@@ -206,24 +206,40 @@ async fn after_a_panic_in_the_task() {
 async fn after_cancellation_at_every_await_point() {
     let mut fx = fixture().await;
     let pool = fx.pool(1).await;
+    cancel_at_every_await_point(&mut fx, &pool).await;
+}
+
+#[tokio::test]
+async fn after_cancellation_without_the_acquire_ping() {
+    // The guard must not depend on sqlx pinging idle connections.
+    let mut fx = fixture().await;
+    let pool = TenantPool::builder()
+        .max_connections(1)
+        .test_before_acquire(false)
+        .connect(fx.db.app_url())
+        .await
+        .unwrap();
+    cancel_at_every_await_point(&mut fx, &pool).await;
+}
+
+async fn cancel_at_every_await_point(fx: &mut Fixture, pool: &TenantPool) {
     let a = ctx_with_agent("tenant-a");
     let mut cancelled = 0;
     for polls in 1.. {
-        let before = bangs(&mut fx).await;
-        match poll_at_most(a_work(&pool, &a), polls).await {
+        let before = bangs(fx).await;
+        match poll_at_most(a_work(pool, &a), polls).await {
             Some(done) => {
                 assert_eq!(done.unwrap(), SEED[0].1);
                 break;
             }
             None => cancelled += 1,
         }
-        let after = bangs(&mut fx).await;
+        let after = bangs(fx).await;
         assert!(
             after == before || after == SEED[0].1,
             "cancelled after {polls} polls: a partial update is visible ({after} rows)"
         );
-        assert_next_borrower_is_clean(&mut fx, &pool, &format!("cancelled after {polls} polls"))
-            .await;
+        assert_next_borrower_is_clean(fx, pool, &format!("cancelled after {polls} polls")).await;
         // Start every round from A's rows untouched.
         sqlx::query("UPDATE notes SET body = rtrim(body, '!')")
             .execute(&mut fx.admin)
