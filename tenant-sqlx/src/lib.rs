@@ -42,7 +42,7 @@ pub mod testing;
 
 pub use admin::{AdminConn, AdminPool};
 pub use error::Error;
-pub use pool::{TenantPool, TenantPoolBuilder};
+pub use pool::{Begin, TenantPool, TenantPoolBuilder};
 pub use settings::Settings;
 pub use sql::set_local_sql;
 pub use tx::{Savepoint, TenantTx};

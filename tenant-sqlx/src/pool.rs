@@ -1,9 +1,13 @@
 //! [`TenantPool`]: a connection pool that only opens tenant transactions.
 
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use futures_util::future::BoxFuture;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgPool, Postgres, TransactionManager};
 use tenant_core::{Ctx, Field, IsValidated};
@@ -125,16 +129,26 @@ impl TenantPool {
     ///
     /// Only a validated context opens one: a `Ctx<Unvalidated>` does not
     /// compile. The transaction borrows the context, so it cannot outlive
-    /// it.
-    pub async fn begin<'c, S: IsValidated>(&self, ctx: &'c Ctx<S>) -> Result<TenantTx<'c>, Error> {
-        let statement = self.shared.begin_statement(ctx)?;
-        let conn = self.pool.acquire().await?;
-        // From here on, dropping `tx` (cancellation, error) discards the
-        // connection until `BEGIN` is known to have completed.
-        let mut tx = tx::starting(conn, ctx.erase());
-        Tm::begin(tx.conn_mut(), Some(statement.into())).await?;
-        tx.mark_open();
-        Ok(tx)
+    /// it. The returned future does not borrow the pool.
+    pub fn begin<'c, S: IsValidated>(&self, ctx: &'c Ctx<S>) -> Begin<'c> {
+        // Everything that needs `S` happens here, so the future's type does
+        // not mention it and a wrong context is reported once, at the
+        // argument.
+        let statement = self.shared.begin_statement(ctx);
+        let ctx = ctx.erase();
+        let pool = self.pool.clone();
+        Begin {
+            inner: Box::pin(async move {
+                let statement = statement?;
+                let conn = pool.acquire().await?;
+                // From here on, dropping `tx` (cancellation, error) discards
+                // the connection until `BEGIN` is known to have completed.
+                let mut tx = tx::starting(conn, ctx);
+                Tm::begin(tx.conn_mut(), Some(statement.into())).await?;
+                tx.mark_open();
+                Ok(tx)
+            }),
+        }
     }
 
     /// The setting names this pool writes.
@@ -204,6 +218,28 @@ impl Shared {
             )?;
         }
         Ok(sql)
+    }
+}
+
+/// The future returned by [`TenantPool::begin`]: resolves to the open
+/// [`TenantTx`]. Dropping it before it completes discards the connection it
+/// was using.
+#[must_use = "a transaction is only opened when the future is awaited"]
+pub struct Begin<'c> {
+    inner: BoxFuture<'c, Result<TenantTx<'c>, Error>>,
+}
+
+impl<'c> Future for Begin<'c> {
+    type Output = Result<TenantTx<'c>, Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.get_mut().inner.as_mut().poll(cx)
+    }
+}
+
+impl fmt::Debug for Begin<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Begin").finish_non_exhaustive()
     }
 }
 
