@@ -117,6 +117,16 @@ pub fn scope<S: IsValidated, F: std::future::Future>(
     ctx.scope(fut)
 }
 
+/// Whether any `tracing` subscriber may record an `INFO` span. Without one
+/// the macro uses `Span::none()`: a disabled span that still carries
+/// metadata costs tens of nanoseconds per call when `tracing`'s `log`
+/// feature is on (sqlx turns it on), to mirror the span to `log`.
+#[inline]
+pub fn spans_enabled() -> bool {
+    use tracing::level_filters::{LevelFilter, STATIC_MAX_LEVEL};
+    tracing::Level::INFO <= STATIC_MAX_LEVEL && tracing::Level::INFO <= LevelFilter::current()
+}
+
 /// The text of a parameter bound with `agent = agent_id`.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot carry a context field: `#[with_context]` reads a bound parameter as text",

@@ -166,13 +166,17 @@ fn validated_body(opts: &Options, func: &Function<'_>) -> TokenStream {
             ::core::result::Result::Ok(__tenant_ctx) => __tenant_ctx,
             ::core::result::Result::Err(__tenant_error) => return #context_error,
         };
-        let __tenant_span = #private::tracing::info_span!(
-            #name,
-            tenant_id = __tenant_ctx.tenant_id().as_str(),
-            agent_id = __tenant_ctx.agent_id_opt().map(|__tenant_id| __tenant_id.as_str()),
-            conversation_id = __tenant_ctx.conversation_id_opt().map(|__tenant_id| __tenant_id.as_str()),
-            collection_id = __tenant_ctx.collection_id_opt().map(|__tenant_id| __tenant_id.as_str()),
-        );
+        let __tenant_span = if #private::spans_enabled() {
+            #private::tracing::info_span!(
+                #name,
+                tenant_id = __tenant_ctx.tenant_id().as_str(),
+                agent_id = __tenant_ctx.agent_id_opt().map(|__tenant_id| __tenant_id.as_str()),
+                conversation_id = __tenant_ctx.conversation_id_opt().map(|__tenant_id| __tenant_id.as_str()),
+                collection_id = __tenant_ctx.collection_id_opt().map(|__tenant_id| __tenant_id.as_str()),
+            )
+        } else {
+            #private::tracing::Span::none()
+        };
         #bind_ctx
         let __tenant_body = #private::scope(&__tenant_ctx, async move {
             #fake_return
@@ -234,7 +238,11 @@ fn raw_body(opts: &Options, func: &Function<'_>) -> TokenStream {
     let block = &func.original.block;
     quote! {
         #bind_ctx
-        let __tenant_span = #private::tracing::info_span!(#name, validate_tenant = false);
+        let __tenant_span = if #private::spans_enabled() {
+            #private::tracing::info_span!(#name, validate_tenant = false)
+        } else {
+            #private::tracing::Span::none()
+        };
         #private::tracing::Instrument::instrument(
             async move {
                 #fake_return
