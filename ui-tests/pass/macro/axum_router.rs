@@ -44,6 +44,15 @@ async fn whoami(ctx: Ctx) -> Result<String, ContextError> {
     Ok(ctx.tenant_id().to_string())
 }
 
+// `impl Trait` in the `Ok` type: no fake return edge, the type is inferred.
+#[with_context(tenant)]
+async fn status(ctx: Ctx) -> Result<impl axum::response::IntoResponse, ContextError> {
+    Ok((
+        axum::http::StatusCode::ACCEPTED,
+        ctx.tenant_id().to_string(),
+    ))
+}
+
 #[with_context(validate_tenant = false)]
 async fn landing(ctx: Ctx<Unvalidated>) -> &'static str {
     if ctx.raw_tenant().is_some() {
@@ -57,11 +66,23 @@ fn app() -> Router {
     Router::new()
         .route("/agents/{agent_id}/query", post(query_agent))
         .route("/whoami", get(whoami))
+        .route("/status", get(status))
         .route("/", get(landing))
         .with_state(AppState { model: "m1" })
         .layer(ContextLayer::new())
 }
 
+fn assert_send<T: Send>(_: T) {}
+
 fn main() {
     let _ = app();
+    // The futures are `Send`, as `tokio::spawn` and axum require.
+    assert_send(whoami());
+    assert_send(query_agent(
+        State(AppState { model: "m1" }),
+        Path("agent-7".to_owned()),
+        Json(Query {
+            text: String::new(),
+        }),
+    ));
 }
