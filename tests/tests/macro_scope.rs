@@ -187,3 +187,45 @@ fn the_body_logs_inside_the_span() {
         vec![("answering".to_owned(), Some("answer".to_owned()))]
     );
 }
+
+#[with_context(tenant, agent = agent)]
+async fn as_agent(agent: String) -> Result<String, ContextError> {
+    Ok(current()?.to_string())
+}
+
+#[tokio::test]
+async fn a_bound_field_inside_an_enclosing_context_keeps_its_tenant() {
+    let outer: Ctx = Ctx::unvalidated()
+        .with_tenant("acme")
+        .with_agent("agent-1")
+        .validate()
+        .unwrap();
+    outer
+        .scope(async {
+            assert_eq!(
+                as_agent("agent-2".to_owned()).await.unwrap(),
+                "[t:acme a:agent-2]"
+            );
+            let err = as_agent("bad agent".to_owned()).await.unwrap_err();
+            assert_eq!(err.code(), "AGENT_INVALID");
+            assert_eq!(current().unwrap().to_string(), "[t:acme a:agent-1]");
+        })
+        .await;
+}
+
+#[with_context(validate_tenant = false)]
+async fn public_view(ctx: tenant_core::Ctx<tenant_core::Unvalidated>) -> Option<String> {
+    ctx.raw_tenant().map(str::to_owned)
+}
+
+#[tokio::test]
+async fn a_public_function_sees_the_enclosing_context_as_raw_values() {
+    assert_eq!(public_view().await, None);
+    let outer = outer_ctx("acme");
+    assert_eq!(outer.scope(public_view()).await.as_deref(), Some("acme"));
+    let incoming = Incoming::new(Ctx::unvalidated().with_tenant("globex"));
+    assert_eq!(
+        incoming.scope(public_view()).await.as_deref(),
+        Some("globex")
+    );
+}
