@@ -45,7 +45,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use tenant_core::{CollectionId, Ctx, HasAgent, HasConversation};
+use tenant_core::{CollectionId, Ctx, HasAgent, HasConversation, IsValidated};
 
 use crate::rls::{quote_ident, RlsPolicy};
 use crate::{Error, Settings, TenantPool};
@@ -196,7 +196,7 @@ pub struct Message {
 
 /// The memory of one conversation: tenant, agent and conversation come from
 /// the context it was built from. Cheap to build; holds two references.
-pub struct ConversationMemory<'a, S: HasAgent + HasConversation> {
+pub struct ConversationMemory<'a, S: IsValidated> {
     pool: &'a TenantPool,
     ctx: &'a Ctx<S>,
 }

@@ -1,7 +1,8 @@
-//! A validated context cannot be written down by hand: the only way to one is
-//! validation.
-use tenant_core::{Ctx, Validated};
+//! A validated context cannot be written down by hand, even with a tenant id
+//! that parsed: the only way to one is validation.
+use tenant_core::{Ctx, TenantId, Validated};
 
 fn main() {
-    let _ctx: Ctx<Validated> = Ctx { fields: Default::default() };
+    let tenant = TenantId::parse("acme").unwrap();
+    let _ctx: Ctx<Validated> = Ctx { tenant };
 }
