@@ -64,9 +64,19 @@ pub(crate) fn not_a_function(err: syn::Error, input: TokenStream) -> TokenStream
             "`#[with_context]` goes on the method in the `impl` block, not on the trait's declaration, which has no body to wrap",
         )
     } else {
+        let (span, what) = match syn::parse2::<syn::Item>(input.clone()) {
+            Ok(syn::Item::Struct(i)) => (i.struct_token.span, "a struct"),
+            Ok(syn::Item::Enum(i)) => (i.enum_token.span, "an enum"),
+            Ok(syn::Item::Trait(i)) => (i.trait_token.span, "a trait"),
+            Ok(syn::Item::Impl(i)) => (
+                i.impl_token.span,
+                "an `impl` block (put it on each `async fn` inside)",
+            ),
+            _ => (proc_macro2::Span::call_site(), "this item"),
+        };
         syn::Error::new(
-            proc_macro2::Span::call_site(),
-            "`#[with_context]` goes on an `async fn` (a free function or a method)",
+            span,
+            format!("`#[with_context]` goes on an `async fn` (a free function or a method), not on {what}"),
         )
     };
     let errors = msg.to_compile_error();

@@ -24,6 +24,19 @@ async fn ask<A: Answer>(a: &A) -> Result<String, ContextError> {
     a.answer("why?".to_owned()).await
 }
 
+/// A trait whose futures must be `Send` (to be spawned): the annotated
+/// `async fn` in the implementation satisfies it.
+trait SendAnswer: Sync {
+    fn answer(&self) -> impl std::future::Future<Output = Result<String, ContextError>> + Send;
+}
+
+impl SendAnswer for Bot {
+    #[with_context(tenant)]
+    async fn answer(&self, ctx: Ctx) -> Result<String, ContextError> {
+        Ok(ctx.tenant_id().to_string())
+    }
+}
+
 fn main() {
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
@@ -31,4 +44,8 @@ fn main() {
     let raw = Ctx::unvalidated().with_tenant("acme").with_agent("bot-1");
     let out = rt.block_on(Incoming::new(raw).scope(ask(&Bot)));
     assert_eq!(out.unwrap(), "bot-1 answers why?");
+    let raw = Ctx::unvalidated().with_tenant("acme");
+    let spawned = rt
+        .block_on(async { tokio::spawn(Incoming::new(raw).scope(SendAnswer::answer(&Bot))).await });
+    assert_eq!(spawned.unwrap().unwrap(), "acme");
 }
