@@ -51,16 +51,6 @@ impl Field {
         };
         Ident::new(name, Span::call_site())
     }
-
-    /// The index of this field among the markers of `Validated<A, C, L>`.
-    pub(crate) fn marker_index(self) -> Option<usize> {
-        match self {
-            Field::Tenant => None,
-            Field::Agent => Some(0),
-            Field::Conversation => Some(1),
-            Field::Collection => Some(2),
-        }
-    }
 }
 
 /// Every key the attribute accepts, as listed in error messages.

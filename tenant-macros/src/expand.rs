@@ -65,10 +65,9 @@ fn expand(opts: &Options, func: &Function<'_>) -> TokenStream {
 /// `Validated<WithAgent, NoConversation, NoCollection>` for the options.
 fn state(opts: &Options) -> TokenStream {
     let krate = &opts.krate;
-    let markers = [Field::Agent, Field::Conversation, Field::Collection].map(|f| {
-        let pos = f.marker_index().unwrap_or(0);
-        let (with, without) = MARKERS[pos];
-        let name = if opts.declared(f).is_some() {
+    let fields = [Field::Agent, Field::Conversation, Field::Collection];
+    let markers = fields.iter().zip(MARKERS).map(|(f, (with, without))| {
+        let name = if opts.declared(*f).is_some() {
             with
         } else {
             without
