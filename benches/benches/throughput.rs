@@ -11,16 +11,21 @@
 //! 2. `tenant_tx`: `TenantPool::begin(&ctx)`, the SELECT, `commit`, on an
 //!    identical table with RLS (FORCE, one USING/WITH CHECK policy);
 //! 3. `tenaxum`: `Tenancy::begin_tenant` (BEGIN, then
-//!    `SELECT set_config(..., true)`), the SELECT, `commit`, on the RLS table.
+//!    `SELECT set_config(..., true)`), the SELECT, `commit`, on the RLS table;
+//! 4. `sqlx_set_local`, a reference: plain sqlx with
+//!    `begin_with("BEGIN; SET LOCAL app.current_tenant = '…'")` on the RLS
+//!    table, i.e. what RLS and a one-round-trip tenant cost without this
+//!    crate.
 //!
-//! The variants are interleaved over several rounds, in a rotating order, so
-//! that a noisy neighbour slows all of them alike; medians are reported, and
-//! last the throughput ratios, one line each:
+//! The variants are interleaved over several rounds, in a rotating order.
+//! Each variant's median throughput is reported, and each ratio is the median
+//! of the per-round ratios (the two sides measured back to back, so a noisy
+//! neighbour slows both). The throughput ratios come last, one line each:
 //! `RATIO tenant_tx/plain_sqlx tasks=1: 0.97`.
 //!
 //! Run: `cargo bench -p tenant-benches --bench throughput`.
-//! Environment: `BENCH_ROUNDS` (default 9), `BENCH_TXS` (transactions per
-//! measurement, default 3000).
+//! Environment: `BENCH_ROUNDS` (default 31), `BENCH_TXS` (transactions per
+//! measurement, default 800).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -42,15 +47,23 @@ enum Variant {
     PlainSqlx,
     TenantTx,
     Tenaxum,
+    SqlxSetLocal,
 }
 
 impl Variant {
-    const ALL: [Variant; 3] = [Variant::PlainSqlx, Variant::TenantTx, Variant::Tenaxum];
+    /// In discriminant order: `samples[variant as usize]`.
+    const ALL: [Variant; 4] = [
+        Variant::PlainSqlx,
+        Variant::TenantTx,
+        Variant::Tenaxum,
+        Variant::SqlxSetLocal,
+    ];
     fn name(self) -> &'static str {
         match self {
             Variant::PlainSqlx => "plain_sqlx",
             Variant::TenantTx => "tenant_tx",
             Variant::Tenaxum => "tenaxum",
+            Variant::SqlxSetLocal => "sqlx_set_local",
         }
     }
 }
@@ -161,6 +174,24 @@ async fn one(s: &Setup, variant: Variant, t: usize, i: usize) {
             tx.commit().await.expect("tenant_tx commit");
             body
         }
+        Variant::SqlxSetLocal => {
+            // The reference: what a hand-written one-round-trip tenant
+            // transaction costs with plain sqlx (tenant names are fixed,
+            // trusted bench data, so inlining them is fine here).
+            let begin = format!("BEGIN; SET LOCAL app.current_tenant = '{}'", tenant_name(t));
+            let mut tx = s
+                .peer
+                .begin_with(begin)
+                .await
+                .expect("sqlx_set_local begin");
+            let body = sqlx::query_scalar(SELECT)
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await
+                .expect("sqlx_set_local select");
+            tx.commit().await.expect("sqlx_set_local commit");
+            body
+        }
         Variant::Tenaxum => {
             let mut tx = s
                 .peer_tenancy
@@ -223,9 +254,18 @@ fn env_usize(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
+/// Throughput of `variant` relative to `base` in each round (the two were
+/// measured back to back), as a median: a neighbour that slows one round
+/// slows both sides of its ratio.
+fn paired_ratio(samples: &[Vec<f64>], variant: Variant, base: Variant) -> f64 {
+    let (v, b) = (&samples[variant as usize], &samples[base as usize]);
+    let mut ratios: Vec<f64> = v.iter().zip(b).map(|(x, y)| x / y).collect();
+    median(&mut ratios)
+}
+
 async fn run() -> Result<(), Box<dyn std::error::Error>> {
-    let rounds = env_usize("BENCH_ROUNDS", 9);
-    let txs = env_usize("BENCH_TXS", 3000);
+    let rounds = env_usize("BENCH_ROUNDS", 31);
+    let txs = env_usize("BENCH_TXS", 800);
     let cluster = TestCluster::from_env().await?;
     let s = Arc::new(setup(&cluster).await?);
 
@@ -238,7 +278,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         "throughput bench: {rounds} rounds x {txs} transactions per variant and concurrency; \
          pool of {POOL_SIZE} connections; one-row SELECT by primary key"
     );
-    let mut results = Vec::new();
+    let mut ratios = Vec::new();
     for tasks in CONCURRENCY {
         let mut samples: Vec<Vec<f64>> = vec![Vec::new(); Variant::ALL.len()];
         for round in 0..rounds {
@@ -248,39 +288,35 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
                 samples[idx].push(tps);
             }
         }
-        for (idx, mut v) in samples.into_iter().enumerate() {
+        for (variant, v) in Variant::ALL.iter().zip(&samples) {
+            let mut v = v.clone();
             let (lo, hi) = (
                 v.iter().copied().fold(f64::INFINITY, f64::min),
                 v.iter().copied().fold(0.0, f64::max),
             );
-            let med = median(&mut v);
             println!(
-                "{:<11} tasks={:<2}  median {:>8.0} tx/s  (min {:>8.0}, max {:>8.0})",
-                Variant::ALL[idx].name(),
+                "{:<15} tasks={:<2}  median {:>8.0} tx/s  (min {:>8.0}, max {:>8.0})",
+                variant.name(),
                 tasks,
-                med,
+                median(&mut v),
                 lo,
                 hi
             );
-            results.push((Variant::ALL[idx], tasks, med));
+        }
+        println!(
+            "  reference: sqlx_set_local/plain_sqlx tasks={tasks}: {:.2} \
+             (what RLS and SET LOCAL cost by themselves, without this crate)",
+            paired_ratio(&samples, Variant::SqlxSetLocal, Variant::PlainSqlx)
+        );
+        for base in [Variant::PlainSqlx, Variant::Tenaxum] {
+            ratios.push((base, tasks, paired_ratio(&samples, Variant::TenantTx, base)));
         }
     }
-    let get = |v: Variant, tasks: usize| {
-        results
-            .iter()
-            .find(|r| r.0 == v && r.1 == tasks)
-            .map(|r| r.2)
-            .unwrap_or(f64::NAN)
-    };
-    for (other, name) in [
-        (Variant::PlainSqlx, "plain_sqlx"),
-        (Variant::Tenaxum, "tenaxum"),
-    ] {
-        for tasks in CONCURRENCY {
-            println!(
-                "RATIO tenant_tx/{name} tasks={tasks}: {:.2}",
-                get(Variant::TenantTx, tasks) / get(other, tasks)
-            );
+    for base in [Variant::PlainSqlx, Variant::Tenaxum] {
+        for &(b, tasks, ratio) in &ratios {
+            if b == base {
+                println!("RATIO tenant_tx/{} tasks={tasks}: {ratio:.2}", base.name());
+            }
         }
     }
     s.plain.close().await;
