@@ -4,13 +4,9 @@ use std::fmt;
 use std::ops::{Deref, DerefMut};
 use std::time::Instant;
 
-use futures_util::future::BoxFuture;
-use futures_util::stream::BoxStream;
 use sqlx::pool::PoolConnection;
-use sqlx::postgres::{
-    PgConnectOptions, PgPoolOptions, PgQueryResult, PgRow, PgStatement, PgTypeInfo,
-};
-use sqlx::{Describe, Either, Execute, Executor, PgConnection, PgPool, Postgres};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{PgConnection, PgPool, Postgres};
 
 use crate::Error;
 
@@ -143,50 +139,4 @@ impl DerefMut for AdminConn {
     }
 }
 
-impl<'t> Executor<'t> for &'t mut AdminConn {
-    type Database = Postgres;
-
-    fn fetch_many<'e, 'q: 'e, E>(
-        self,
-        query: E,
-    ) -> BoxStream<'e, Result<Either<PgQueryResult, PgRow>, sqlx::Error>>
-    where
-        't: 'e,
-        E: 'q + Execute<'q, Postgres>,
-    {
-        (&mut *self.conn).fetch_many(query)
-    }
-
-    fn fetch_optional<'e, 'q: 'e, E>(
-        self,
-        query: E,
-    ) -> BoxFuture<'e, Result<Option<PgRow>, sqlx::Error>>
-    where
-        't: 'e,
-        E: 'q + Execute<'q, Postgres>,
-    {
-        (&mut *self.conn).fetch_optional(query)
-    }
-
-    fn prepare_with<'e, 'q: 'e>(
-        self,
-        sql: &'q str,
-        parameters: &'e [PgTypeInfo],
-    ) -> BoxFuture<'e, Result<PgStatement<'q>, sqlx::Error>>
-    where
-        't: 'e,
-    {
-        (&mut *self.conn).prepare_with(sql, parameters)
-    }
-
-    #[doc(hidden)]
-    fn describe<'e, 'q: 'e>(
-        self,
-        sql: &'q str,
-    ) -> BoxFuture<'e, Result<Describe<Postgres>, sqlx::Error>>
-    where
-        't: 'e,
-    {
-        (&mut *self.conn).describe(sql)
-    }
-}
+forward_executor!(AdminConn);

@@ -27,6 +27,9 @@
 //! ```
 #![deny(missing_docs)]
 
+#[macro_use]
+mod executor;
+
 mod admin;
 pub mod audit;
 mod error;

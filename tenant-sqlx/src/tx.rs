@@ -4,14 +4,8 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
 
-use futures_util::future::BoxFuture;
-use futures_util::stream::BoxStream;
 use sqlx::pool::PoolConnection;
-use sqlx::postgres::{PgQueryResult, PgRow, PgStatement, PgTypeInfo};
-use sqlx::{
-    Connection, Describe, Either, Execute, Executor, PgConnection, Postgres, Transaction,
-    TransactionManager,
-};
+use sqlx::{Connection, PgConnection, Postgres, Transaction, TransactionManager};
 use tenant_core::{Ctx, TenantId, Validated};
 
 use crate::Error;
@@ -225,60 +219,6 @@ impl DerefMut for Savepoint<'_> {
     fn deref_mut(&mut self) -> &mut PgConnection {
         &mut self.tx
     }
-}
-
-/// `&mut TenantTx` and `&mut Savepoint` are sqlx executors: they forward to
-/// the connection, as sqlx's own `&mut PgListener` does.
-macro_rules! forward_executor {
-    ($ty:ty) => {
-        impl<'t> Executor<'t> for &'t mut $ty {
-            type Database = Postgres;
-
-            fn fetch_many<'e, 'q: 'e, E>(
-                self,
-                query: E,
-            ) -> BoxStream<'e, Result<Either<PgQueryResult, PgRow>, sqlx::Error>>
-            where
-                't: 'e,
-                E: 'q + Execute<'q, Postgres>,
-            {
-                (&mut **self).fetch_many(query)
-            }
-
-            fn fetch_optional<'e, 'q: 'e, E>(
-                self,
-                query: E,
-            ) -> BoxFuture<'e, Result<Option<PgRow>, sqlx::Error>>
-            where
-                't: 'e,
-                E: 'q + Execute<'q, Postgres>,
-            {
-                (&mut **self).fetch_optional(query)
-            }
-
-            fn prepare_with<'e, 'q: 'e>(
-                self,
-                sql: &'q str,
-                parameters: &'e [PgTypeInfo],
-            ) -> BoxFuture<'e, Result<PgStatement<'q>, sqlx::Error>>
-            where
-                't: 'e,
-            {
-                (&mut **self).prepare_with(sql, parameters)
-            }
-
-            #[doc(hidden)]
-            fn describe<'e, 'q: 'e>(
-                self,
-                sql: &'q str,
-            ) -> BoxFuture<'e, Result<Describe<Postgres>, sqlx::Error>>
-            where
-                't: 'e,
-            {
-                (&mut **self).describe(sql)
-            }
-        }
-    };
 }
 
 forward_executor!(TenantTx<'_>);
