@@ -23,7 +23,8 @@
 //!
 //! Run: `cargo bench -p tenant-benches --bench macro_overhead`. After
 //! divan's table it prints the added cost per call, from a plain timing
-//! loop whose rounds interleave the variants (see `per_call_ns`).
+//! loop whose rounds interleave the variants (see `per_call_ns`): medians
+//! over rounds of the per-round differences.
 
 use std::future::Future;
 use std::hint::black_box;
@@ -128,24 +129,36 @@ fn annotated_nested_call(b: divan::Bencher<'_, '_>) {
     b.bench_local(|| call_annotated_nested(&f));
 }
 
-/// Nanoseconds per call of each variant: the fastest of several rounds,
-/// the variants interleaved in every round, because other processes on a
-/// shared machine only ever add time, and add it to all variants alike.
-fn per_call_ns(f: &Fixture, calls: &[fn(&Fixture) -> usize]) -> Vec<f64> {
-    const ROUNDS: usize = 21;
-    const CALLS: u32 = 200_000;
-    let mut best = vec![f64::INFINITY; calls.len()];
+/// Nanoseconds per call of each variant in each round; the variants are
+/// interleaved in every round, so that a busy moment on a shared machine
+/// slows the variants of that round alike.
+fn per_call_ns(f: &Fixture, calls: &[fn(&Fixture) -> usize]) -> Vec<Vec<f64>> {
+    let mut samples = vec![Vec::with_capacity(ROUNDS); calls.len()];
     for _ in 0..ROUNDS {
-        for (call, best) in calls.iter().zip(&mut best) {
+        for (call, samples) in calls.iter().zip(&mut samples) {
             let start = Instant::now();
             for _ in 0..CALLS {
                 black_box(call(black_box(f)));
             }
-            let ns = start.elapsed().as_nanos() as f64 / f64::from(CALLS);
-            *best = best.min(ns);
+            samples.push(start.elapsed().as_nanos() as f64 / f64::from(CALLS));
         }
     }
-    best
+    samples
+}
+
+const ROUNDS: usize = 21;
+const CALLS: u32 = 200_000;
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// The median over rounds of `a - b`, each pair measured in the same round,
+/// and the median of `a` and of `b`.
+fn added(a: &[f64], b: &[f64]) -> (f64, f64, f64) {
+    let diff = a.iter().zip(b).map(|(x, y)| x - y).collect();
+    (median(diff), median(a.to_vec()), median(b.to_vec()))
 }
 
 fn main() {
@@ -175,21 +188,23 @@ fn main() {
             call_annotated_nested,
         ],
     );
-    let [hand, hand_validating, macro_, hand_nested, macro_nested] = ns[..] else {
-        unreachable!("one figure per variant")
+    let [hand, hand_validating, macro_, hand_nested, macro_nested] = &ns[..] else {
+        unreachable!("one series per variant")
     };
     println!();
-    println!("with_context overhead per call (no subscriber; fastest of 21 rounds x 200k calls):");
     println!(
-        "  handler vs a context validated once and passed by hand: {:>6.1} ns  ({macro_:.1} vs {hand:.1} ns; includes validating the context)",
-        macro_ - hand
+        "with_context overhead per call (no subscriber; medians over {ROUNDS} interleaved rounds x {CALLS} calls):"
     );
+    let (d, m, h) = added(macro_, hand);
     println!(
-        "  handler vs the same validation and scope written by hand: {:>6.1} ns  ({macro_:.1} vs {hand_validating:.1} ns; the macro's own cost)",
-        macro_ - hand_validating
+        "  handler vs a context validated once and passed by hand: {d:>6.1} ns  ({m:.1} vs {h:.1} ns; includes validating the context)"
     );
+    let (d, m, h) = added(macro_, hand_validating);
     println!(
-        "  helper inside an enclosing context, vs passed by hand:  {:>6.1} ns  ({macro_nested:.1} vs {hand_nested:.1} ns)",
-        macro_nested - hand_nested
+        "  handler vs the same validation and scope written by hand: {d:>6.1} ns  ({m:.1} vs {h:.1} ns; the macro's own cost)"
+    );
+    let (d, m, h) = added(macro_nested, hand_nested);
+    println!(
+        "  helper inside an enclosing context, vs passed by hand:  {d:>6.1} ns  ({m:.1} vs {h:.1} ns)"
     );
 }
