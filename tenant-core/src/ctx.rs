@@ -178,10 +178,10 @@ impl<A: AgentState, C: ConversationState> HasCollection for Validated<A, C, With
 #[doc(hidden)]
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct RawFields {
-    pub(crate) tenant: Option<Box<str>>,
-    pub(crate) agent: Option<Box<str>>,
-    pub(crate) conversation: Option<Box<str>>,
-    pub(crate) collection: Option<Box<str>>,
+    pub(crate) tenant: Option<Arc<str>>,
+    pub(crate) agent: Option<Arc<str>>,
+    pub(crate) conversation: Option<Arc<str>>,
+    pub(crate) collection: Option<Arc<str>>,
 }
 
 impl fmt::Debug for RawFields {
@@ -292,27 +292,27 @@ impl Ctx<Unvalidated> {
 
     /// Sets the raw tenant, as it arrived. Nothing is checked yet.
     pub fn with_tenant(self, tenant: impl Into<String>) -> Self {
-        let v = tenant.into().into_boxed_str();
+        let v = Arc::<str>::from(tenant.into());
         self.edit(|r| r.tenant = Some(v))
     }
     /// Sets the raw agent, as it arrived. Nothing is checked yet.
     pub fn with_agent(self, agent: impl Into<String>) -> Self {
-        let v = agent.into().into_boxed_str();
+        let v = Arc::<str>::from(agent.into());
         self.edit(|r| r.agent = Some(v))
     }
     /// Sets the raw conversation, as it arrived. Nothing is checked yet.
     pub fn with_conversation(self, conversation: impl Into<String>) -> Self {
-        let v = conversation.into().into_boxed_str();
+        let v = Arc::<str>::from(conversation.into());
         self.edit(|r| r.conversation = Some(v))
     }
     /// Sets the raw collection, as it arrived. Nothing is checked yet.
     pub fn with_collection(self, collection: impl Into<String>) -> Self {
-        let v = collection.into().into_boxed_str();
+        let v = Arc::<str>::from(collection.into());
         self.edit(|r| r.collection = Some(v))
     }
     /// Sets (or clears) the raw value of `field`.
     pub fn with_field(self, field: Field, value: Option<String>) -> Self {
-        let v = value.map(String::into_boxed_str);
+        let v = value.map(Arc::<str>::from);
         self.edit(|r| *r.slot_mut(field) = v)
     }
 
@@ -354,21 +354,19 @@ impl Ctx<Unvalidated> {
     /// ```
     pub fn validate<S: IsValidated>(&self) -> Result<Ctx<S>, ContextError> {
         let r = &*self.fields;
-        let tenant = match r.tenant.as_deref() {
+        let tenant = match &r.tenant {
             None => return Err(ContextError::TenantRequired),
-            Some(t) => TenantId::parse(t).map_err(|e| ContextError::invalid(Field::Tenant, e))?,
+            Some(t) => {
+                TenantId::parse_shared(t).map_err(|e| ContextError::invalid(Field::Tenant, e))?
+            }
         };
-        let agent = parse_opt(r.agent.as_deref(), Field::Agent, AgentId::parse)?;
+        let agent = parse_opt(&r.agent, Field::Agent, AgentId::parse_shared)?;
         let conversation = parse_opt(
-            r.conversation.as_deref(),
+            &r.conversation,
             Field::Conversation,
-            ConversationId::parse,
+            ConversationId::parse_shared,
         )?;
-        let collection = parse_opt(
-            r.collection.as_deref(),
-            Field::Collection,
-            CollectionId::parse,
-        )?;
+        let collection = parse_opt(&r.collection, Field::Collection, CollectionId::parse_shared)?;
         Ctx::from_fields(Arc::new(ValidFields {
             tenant,
             agent,
@@ -404,11 +402,12 @@ impl Ctx<Unvalidated> {
 }
 
 fn parse_opt<T>(
-    raw: Option<&str>,
+    raw: &Option<Arc<str>>,
     field: Field,
-    parse: fn(&str) -> Result<T, crate::IdError>,
+    parse: fn(&Arc<str>) -> Result<T, crate::IdError>,
 ) -> Result<Option<T>, ContextError> {
-    raw.map(|s| parse(s).map_err(|e| ContextError::invalid(field, e)))
+    raw.as_ref()
+        .map(|s| parse(s).map_err(|e| ContextError::invalid(field, e)))
         .transpose()
 }
 
@@ -421,7 +420,7 @@ impl RawFields {
             Field::Collection => self.collection.as_deref(),
         }
     }
-    fn slot_mut(&mut self, field: Field) -> &mut Option<Box<str>> {
+    fn slot_mut(&mut self, field: Field) -> &mut Option<Arc<str>> {
         match field {
             Field::Tenant => &mut self.tenant,
             Field::Agent => &mut self.agent,
@@ -536,13 +535,12 @@ impl<S: ContextState> Ctx<S> {
         S: IsValidated,
     {
         let f = &*self.fields;
-        let text = |s: &str| Some(Box::<str>::from(s));
         Ctx {
             fields: Arc::new(RawFields {
-                tenant: text(f.tenant.as_str()),
-                agent: f.agent.as_ref().and_then(|a| text(a.as_str())),
-                conversation: f.conversation.as_ref().and_then(|c| text(c.as_str())),
-                collection: f.collection.as_ref().and_then(|c| text(c.as_str())),
+                tenant: Some(f.tenant.shared()),
+                agent: f.agent.as_ref().map(AgentId::shared),
+                conversation: f.conversation.as_ref().map(ConversationId::shared),
+                collection: f.collection.as_ref().map(CollectionId::shared),
             }),
         }
     }

@@ -130,22 +130,59 @@ fn check(s: &str) -> Result<(), IdError> {
     if let Some(word) = RESERVED_IDS.iter().find(|w| s.eq_ignore_ascii_case(w)) {
         return Err(IdError::Reserved { word });
     }
+    // Every handler call validates its context, so the accepting path is one
+    // table look-up per byte; the rejecting path below says why.
     let mut has_alnum = false;
-    for (index, ch) in s.char_indices() {
-        match ch {
-            'a'..='z' | 'A'..='Z' | '0'..='9' => has_alnum = true,
-            '-' | '_' | '.' | ':' => {}
-            ' ' => return Err(IdError::Whitespace { index }),
-            '\'' | '"' | '`' => return Err(IdError::Quote { index, ch }),
-            c if c.is_ascii_control() => return Err(IdError::ControlChar { index, ch }),
-            c if !c.is_ascii() => return Err(IdError::NonAscii { index, ch }),
-            _ => return Err(IdError::ForbiddenChar { index, ch }),
+    for &b in s.as_bytes() {
+        match BYTE_CLASS[usize::from(b)] {
+            ALNUM => has_alnum = true,
+            PUNCT => {}
+            _ => return Err(rejected_char(s)),
         }
     }
     if !has_alnum {
         return Err(IdError::PunctuationOnly);
     }
     Ok(())
+}
+
+const FORBIDDEN: u8 = 0;
+const ALNUM: u8 = 1;
+const PUNCT: u8 = 2;
+
+/// The class of each byte: ASCII letters and digits, the punctuation
+/// `-_.:`, or forbidden (everything else, including every non-ASCII byte).
+const BYTE_CLASS: [u8; 256] = {
+    let mut table = [FORBIDDEN; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        if c.is_ascii_alphanumeric() {
+            table[b] = ALNUM;
+        } else if matches!(c, b'-' | b'_' | b'.' | b':') {
+            table[b] = PUNCT;
+        }
+        b += 1;
+    }
+    table
+};
+
+/// Why `s`, which has a forbidden byte, is rejected: the first offending
+/// character and its kind.
+fn rejected_char(s: &str) -> IdError {
+    for (index, ch) in s.char_indices() {
+        match ch {
+            'a'..='z' | 'A'..='Z' | '0'..='9' | '-' | '_' | '.' | ':' => {}
+            ' ' => return IdError::Whitespace { index },
+            '\'' | '"' | '`' => return IdError::Quote { index, ch },
+            c if c.is_ascii_control() => return IdError::ControlChar { index, ch },
+            c if !c.is_ascii() => return IdError::NonAscii { index, ch },
+            _ => return IdError::ForbiddenChar { index, ch },
+        }
+    }
+    // Unreachable for a string with a forbidden byte; kept total so that a
+    // mistake in the table is a wrong error, never a panic.
+    IdError::ForbiddenChar { index: 0, ch: '\0' }
 }
 
 macro_rules! identifier {
@@ -169,6 +206,19 @@ macro_rules! identifier {
             pub fn parse(s: &str) -> Result<Self, IdError> {
                 check(s)?;
                 Ok(Self(Arc::from(s)))
+            }
+
+            /// [`parse`](Self::parse) for text that is shared already: a
+            /// valid one is kept without copying (validation runs on every
+            /// handler call, so it should not allocate).
+            pub(crate) fn parse_shared(s: &Arc<str>) -> Result<Self, IdError> {
+                check(s)?;
+                Ok(Self(Arc::clone(s)))
+            }
+
+            /// The text, shared.
+            pub(crate) fn shared(&self) -> Arc<str> {
+                Arc::clone(&self.0)
             }
 
             /// The identifier as text; always ASCII and safe to embed in a
