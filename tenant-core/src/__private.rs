@@ -29,9 +29,9 @@ fn apply(mut raw: Ctx<Unvalidated>, bindings: Bindings<'_>) -> Ctx<Unvalidated> 
 ///
 /// * Inside an enclosing validated context, unless the handler binds the
 ///   tenant, that context is reused; any field `S` requires that it lacks
-///   (or that the handler binds) is taken from the bindings or the incoming
-///   context and validated. The application's validator has run for that
-///   tenant already.
+///   (or that the handler binds) is taken from the bindings or, if it names
+///   the same tenant, the incoming context, and validated (with the
+///   application's validator when a field was added).
 /// * Otherwise the incoming context (with the bindings applied) is validated,
 ///   including the application's validator.
 ///
@@ -48,7 +48,7 @@ pub async fn resolve<S: IsValidated>(bindings: Bindings<'_>) -> Result<Ctx<S>, C
                     return Ok(ctx);
                 }
             }
-            return fill::<S>(&outer, bindings);
+            return fill::<S>(&outer, bindings).await;
         }
     }
     let incoming = Incoming::current();
@@ -71,7 +71,13 @@ pub async fn resolve<S: IsValidated>(bindings: Bindings<'_>) -> Result<Ctx<S>, C
 
 /// The enclosing context plus the fields `S` requires that it lacks, and
 /// the bound ones, validated together.
-fn fill<S: IsValidated>(
+///
+/// A missing field is taken from the incoming context only when that
+/// context names the same tenant: an enclosing context for tenant B (a
+/// deliberate `ctx_b.scope(..)`) must not pick up the agent of a request
+/// made for tenant A. When a field is added, the application's validator
+/// runs on the result, as it would have on the incoming context.
+async fn fill<S: IsValidated>(
     outer: &Ctx<Validated>,
     bindings: Bindings<'_>,
 ) -> Result<Ctx<S>, ContextError> {
@@ -81,7 +87,10 @@ fn fill<S: IsValidated>(
         Field::Conversation => outer.conversation_id_opt().is_none(),
         Field::Collection => outer.collection_id_opt().is_none(),
     };
-    let incoming = incoming_raw();
+    let incoming = Incoming::current();
+    let same_tenant = incoming
+        .as_ref()
+        .filter(|inc| inc.raw().raw_tenant() == Some(outer.tenant_id().as_str()));
     let mut raw = outer.to_unvalidated();
     let fields = S::REQUIRES
         .into_iter()
@@ -93,10 +102,13 @@ fn fill<S: IsValidated>(
             .iter()
             .find(|(f, _)| *f == field)
             .map(|(_, v)| (*v).to_owned())
-            .or_else(|| incoming.raw(field).map(str::to_owned));
+            .or_else(|| same_tenant.and_then(|inc| inc.raw().raw(field).map(str::to_owned)));
         raw = raw.with_field(field, value);
     }
-    raw.validate::<S>()
+    match incoming.as_ref().and_then(Incoming::validator) {
+        Some(v) => raw.validate_with::<S>(&**v).await,
+        None => raw.validate::<S>(),
+    }
 }
 
 /// The raw context a handler with `validate_tenant = false` receives: the

@@ -229,3 +229,50 @@ async fn a_public_function_sees_the_enclosing_context_as_raw_values() {
         Some("globex")
     );
 }
+
+/// Requires the agent: inside an enclosing context without one, it comes
+/// from the incoming context — but only an incoming context of the same
+/// tenant.
+#[with_context(tenant, agent)]
+async fn needs_agent(ctx: Ctx<Validated<WithAgent>>) -> Result<String, ContextError> {
+    Ok(ctx.to_string())
+}
+
+#[tokio::test]
+async fn a_missing_field_comes_from_the_incoming_context_of_the_same_tenant() {
+    let incoming = Incoming::new(Ctx::unvalidated().with_tenant("acme").with_agent("a1"));
+    let got = incoming
+        .scope(outer_ctx("acme").scope(needs_agent()))
+        .await
+        .unwrap();
+    assert_eq!(got, "[t:acme a:a1]");
+}
+
+#[tokio::test]
+async fn a_missing_field_is_never_taken_from_another_tenants_request() {
+    // A handler for acme deliberately switches to globex; a helper that
+    // needs an agent must not act for globex with acme's agent.
+    let incoming = Incoming::new(Ctx::unvalidated().with_tenant("acme").with_agent("a1"));
+    let err = incoming
+        .scope(outer_ctx("globex").scope(needs_agent()))
+        .await
+        .unwrap_err();
+    assert_eq!(err, ContextError::AgentRequired);
+}
+
+#[tokio::test]
+async fn a_field_added_inside_an_enclosing_context_passes_the_validator() {
+    let agents_of_acme = |ctx: Ctx<Validated>| async move {
+        match ctx.agent_id_opt().map(|a| a.as_str()) {
+            None | Some("a1") => Ok(()),
+            Some(_) => Err(ContextError::forbidden("this agent is not acme's")),
+        }
+    };
+    let incoming = Incoming::new(Ctx::unvalidated().with_tenant("acme").with_agent("a2"))
+        .with_validator(Arc::new(agents_of_acme));
+    let err = incoming
+        .scope(outer_ctx("acme").scope(needs_agent()))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "TENANT_FORBIDDEN");
+}
