@@ -5,7 +5,7 @@ use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
 
 use sqlx::pool::PoolConnection;
-use sqlx::{Connection, PgConnection, Postgres, Transaction, TransactionManager};
+use sqlx::{PgConnection, Postgres, TransactionManager};
 use tenant_core::{Ctx, TenantId, Validated};
 
 use crate::Error;
@@ -51,6 +51,10 @@ pub struct TenantTx<'ctx> {
     open: bool,
     /// Set once `commit`/`rollback` succeeded: the connection is clean.
     done: bool,
+    /// A savepoint was dropped, cancelled or failed without being ended: the
+    /// transaction's state is not what the code thinks, so it must not
+    /// commit.
+    poisoned: bool,
     ctx: Ctx<Validated>,
     _ctx: PhantomData<&'ctx Ctx<Validated>>,
 }
@@ -66,6 +70,7 @@ pub(crate) fn starting<'ctx>(
         conn,
         open: false,
         done: false,
+        poisoned: false,
         ctx,
         _ctx: PhantomData,
     }
@@ -86,6 +91,13 @@ impl<'ctx> TenantTx<'ctx> {
     }
 
     /// Commits the transaction.
+    ///
+    /// Returns [`Error::TransactionLost`] (after rolling back) if a
+    /// [`Savepoint`] was dropped or cancelled without being ended. Note that
+    /// once a statement has failed (outside a savepoint that was rolled back
+    /// to), PostgreSQL has aborted the transaction and answers `COMMIT` with
+    /// a rollback, which sqlx reports as success: handle each statement's
+    /// error (`?`) rather than committing past it.
     pub async fn commit(mut self) -> Result<(), Error> {
         self.end(true).await
     }
@@ -100,6 +112,11 @@ impl<'ctx> TenantTx<'ctx> {
         // behind our back; the connection is then discarded by `drop`.
         if Tm::get_transaction_depth(&self.conn) != 1 {
             self.open = false;
+            return Err(Error::TransactionLost);
+        }
+        if self.poisoned {
+            Tm::rollback(&mut self.conn).await?;
+            self.done = true;
             return Err(Error::TransactionLost);
         }
         if commit {
@@ -126,9 +143,7 @@ impl<'ctx> TenantTx<'ctx> {
     /// # Ok(()) }
     /// ```
     pub async fn savepoint(&mut self) -> Result<Savepoint<'_>, Error> {
-        Ok(Savepoint {
-            tx: Connection::begin(&mut *self.conn).await?,
-        })
+        Savepoint::open(&mut self.conn, &mut self.poisoned, 1).await
     }
 }
 
@@ -175,35 +190,85 @@ impl DerefMut for TenantTx<'_> {
 /// [`TenantTx::savepoint`] (or [`Savepoint::savepoint`] to nest further).
 ///
 /// Queries run on `&mut *sp` or `&mut sp`. [`commit`](Self::commit)
-/// releases the savepoint; [`rollback`](Self::rollback) or dropping it
-/// undoes what was done since it was made.
+/// releases the savepoint; [`rollback`](Self::rollback) undoes what was done
+/// since it was made, and the transaction goes on.
+///
+/// End it with one of the two. A savepoint that is dropped without being
+/// ended, or whose statement is cancelled or fails, leaves the transaction
+/// in a state the code did not choose: the enclosing
+/// [`TenantTx::commit`] then rolls everything back and returns
+/// [`Error::TransactionLost`]. Queries in the meantime still run inside the
+/// tenant transaction. (sqlx's own nested transactions are not used: a
+/// cancelled one rolls the whole transaction back and lets later queries run
+/// outside any transaction.)
 pub struct Savepoint<'t> {
-    tx: Transaction<'t, Postgres>,
+    conn: &'t mut PgConnection,
+    poisoned: &'t mut bool,
+    depth: u32,
+    ended: bool,
 }
 
-impl Savepoint<'_> {
-    /// Releases the savepoint, keeping its work in the enclosing transaction.
-    pub async fn commit(self) -> Result<(), Error> {
-        Ok(self.tx.commit().await?)
+impl<'t> Savepoint<'t> {
+    async fn open(
+        conn: &'t mut PgConnection,
+        poisoned: &'t mut bool,
+        depth: u32,
+    ) -> Result<Savepoint<'t>, Error> {
+        let mut sp = Savepoint {
+            conn,
+            poisoned,
+            depth,
+            // Not yet made: until SAVEPOINT has run, dropping this (a
+            // cancelled `savepoint()`) poisons the transaction.
+            ended: false,
+        };
+        sp.run("SAVEPOINT").await?;
+        Ok(sp)
     }
 
-    /// Rolls back to the savepoint.
-    pub async fn rollback(self) -> Result<(), Error> {
-        Ok(self.tx.rollback().await?)
+    /// Runs `<verb> tenant_sp_<depth>`. Poisons the transaction unless it
+    /// completes: cancelled or failed, the savepoint's state is unknown.
+    async fn run(&mut self, verb: &str) -> Result<(), Error> {
+        let was = std::mem::replace(&mut *self.poisoned, true);
+        let sql = format!("{verb} tenant_sp_{}", self.depth);
+        sqlx::raw_sql(&sql).execute(&mut *self.conn).await?;
+        *self.poisoned = was;
+        Ok(())
+    }
+
+    /// Releases the savepoint, keeping its work in the enclosing transaction.
+    pub async fn commit(mut self) -> Result<(), Error> {
+        let result = self.run("RELEASE SAVEPOINT").await;
+        self.ended = true;
+        result
+    }
+
+    /// Rolls back to the savepoint; the enclosing transaction goes on (also
+    /// after a statement in the savepoint failed).
+    pub async fn rollback(mut self) -> Result<(), Error> {
+        let result = self.run("ROLLBACK TO SAVEPOINT").await;
+        self.ended = true;
+        result
     }
 
     /// Opens a savepoint inside this one.
     pub async fn savepoint(&mut self) -> Result<Savepoint<'_>, Error> {
-        Ok(Savepoint {
-            tx: Connection::begin(&mut *self.tx).await?,
-        })
+        Savepoint::open(&mut *self.conn, &mut *self.poisoned, self.depth + 1).await
+    }
+}
+
+impl Drop for Savepoint<'_> {
+    fn drop(&mut self) {
+        if !self.ended {
+            *self.poisoned = true;
+        }
     }
 }
 
 impl fmt::Debug for Savepoint<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Savepoint")
-            .field("depth", &Tm::get_transaction_depth(&self.tx))
+            .field("depth", &self.depth)
             .finish()
     }
 }
@@ -211,13 +276,13 @@ impl fmt::Debug for Savepoint<'_> {
 impl Deref for Savepoint<'_> {
     type Target = PgConnection;
     fn deref(&self) -> &PgConnection {
-        &self.tx
+        self.conn
     }
 }
 
 impl DerefMut for Savepoint<'_> {
     fn deref_mut(&mut self) -> &mut PgConnection {
-        &mut self.tx
+        self.conn
     }
 }
 

@@ -364,9 +364,11 @@ async fn savepoints_stay_in_the_tenant() {
 
 #[tokio::test]
 async fn after_a_cancelled_savepoint() {
-    // sqlx rolls the whole transaction back when a savepoint's creation is
-    // cancelled; the tenant transaction then refuses to commit, and its
-    // connection is discarded.
+    // A cancelled savepoint poisons the tenant transaction: later queries
+    // still run inside it, for its tenant, and commit rolls everything back
+    // and says TRANSACTION_LOST. (sqlx's nested transaction would instead
+    // roll the whole transaction back on the spot and let later queries run
+    // outside any transaction, with no tenant.)
     let mut fx = fixture().await;
     let pool = fx.pool(1).await;
     let a = ctx_with_agent("tenant-a");
@@ -377,16 +379,33 @@ async fn after_a_cancelled_savepoint() {
             .execute(&mut *tx)
             .await
             .unwrap();
-        let finished = poll_at_most(tx.savepoint(), polls)
-            .await
-            .map(|made| drop(made.unwrap()))
-            .is_some();
+        let finished = match poll_at_most(tx.savepoint(), polls).await {
+            Some(made) => {
+                made.unwrap().rollback().await.unwrap();
+                true
+            }
+            None => false,
+        };
         if finished {
             tx.commit().await.unwrap();
             assert_eq!(bangs(&mut fx).await, SEED[0].1);
             break;
         }
         cancelled += 1;
+        let (in_same_tx, tenant, seen): (bool, String, i64) = sqlx::query_as(
+            "SELECT pg_current_xact_id_if_assigned() IS NOT NULL, \
+                    current_setting('app.current_tenant'), \
+                    (SELECT count(*) FROM notes WHERE body LIKE '%!')",
+        )
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+        assert!(
+            in_same_tx,
+            "after {polls} polls: the query left the transaction"
+        );
+        assert_eq!(tenant, "tenant-a");
+        assert_eq!(seen, SEED[0].1, "the transaction's own update is visible");
         let err = tx.commit().await.unwrap_err();
         assert!(matches!(err, Error::TransactionLost), "{err:?}");
         assert_eq!(err.code(), "TRANSACTION_LOST");
@@ -406,4 +425,21 @@ async fn after_a_cancelled_savepoint() {
         cancelled >= 1,
         "the savepoint's round trip yields at least once"
     );
+}
+
+#[tokio::test]
+async fn a_savepoint_dropped_without_an_end_stops_the_commit() {
+    let mut fx = fixture().await;
+    let pool = fx.pool(1).await;
+    let a = ctx_with_agent("tenant-a");
+    let mut tx = pool.begin(&a).await.unwrap();
+    sqlx::query("UPDATE notes SET body = body || '!'")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    drop(tx.savepoint().await.unwrap());
+    let err = tx.commit().await.unwrap_err();
+    assert_eq!(err.code(), "TRANSACTION_LOST");
+    assert_eq!(bangs(&mut fx).await, 0, "nothing was committed");
+    assert_next_borrower_is_clean(&mut fx, &pool, "savepoint dropped").await;
 }
