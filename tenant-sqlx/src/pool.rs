@@ -63,6 +63,14 @@ const FIELDS: [Field; 4] = [
 ///
 /// None of these costs a round trip on the normal path.
 ///
+/// Not covered: session state that code creates by hand through
+/// `&mut *tx` outlives the transaction on the pooled connection. A
+/// session-level `SET app.current_tenant` is masked by the `SET LOCAL` of
+/// every later tenant transaction, but a temporary table is not protected by
+/// RLS and stays readable by the connection's next borrowers: create
+/// temporary tables with `ON COMMIT DROP`. (Checking for such state on
+/// every release would cost a round trip per transaction.)
+///
 /// ```no_run
 /// use tenant_core::{Ctx, Validated};
 /// use tenant_sqlx::TenantPool;
