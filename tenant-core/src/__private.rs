@@ -125,7 +125,7 @@ pub fn resolve_unvalidated(bindings: Bindings<'_>) -> Ctx<Unvalidated> {
 pub fn scope<S: IsValidated, F: std::future::Future>(
     ctx: &Ctx<S>,
     fut: F,
-) -> tokio::task::futures::TaskLocalFuture<Ctx<Validated>, F> {
+) -> crate::scope::ScopeFuture<F> {
     ctx.scope(fut)
 }
 

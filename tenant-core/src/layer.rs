@@ -38,14 +38,13 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use ::http::{Request, Response};
-use tokio::task::futures::TaskLocalFuture;
 use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::ctx::Validated;
 use crate::error::ContextError;
 use crate::http::HeaderNames;
-use crate::scope::Incoming;
+use crate::scope::{Incoming, IncomingFuture};
 use crate::validator::Validator;
 
 /// Sets the incoming context from request headers for the inner service.
@@ -245,7 +244,7 @@ pin_project_lite::pin_project! {
     #[project = StateProj]
     enum State<F, B> {
         Rejected { response: Option<Response<B>> },
-        Inner { #[pin] fut: TaskLocalFuture<Incoming, F> },
+        Inner { #[pin] fut: IncomingFuture<F> },
     }
 }
 

@@ -23,8 +23,17 @@ use crate::ctx::{Ctx, IsValidated, Unvalidated, Validated};
 use crate::error::ContextError;
 use crate::validator::Validator;
 
+/// The future of [`Ctx::scope`]: `fut` with a validated context in scope.
+pub type ScopeFuture<F> = TaskLocalFuture<Option<Ctx<Validated>>, F>;
+
+/// The future of [`Incoming::scope`]: `fut` with an incoming context in
+/// scope and no current validated context.
+pub type IncomingFuture<F> = TaskLocalFuture<Incoming, ScopeFuture<F>>;
+
 tokio::task_local! {
-    static CURRENT: Ctx<Validated>;
+    // `None` inside an `Incoming` scope: a new request or message starts
+    // without the validated context of whatever code made it.
+    static CURRENT: Option<Ctx<Validated>>;
     static INCOMING: Incoming;
 }
 
@@ -45,8 +54,10 @@ tokio::task_local! {
 /// ```
 pub fn current() -> Result<Ctx<Validated>, ContextError> {
     CURRENT
-        .try_with(Ctx::clone)
-        .map_err(|_| ContextError::NoContext)
+        .try_with(Option::clone)
+        .ok()
+        .flatten()
+        .ok_or(ContextError::NoContext)
 }
 
 /// Spawns `fut` on the tokio runtime inside the current validated context.
@@ -73,13 +84,13 @@ where
 impl<S: IsValidated> Ctx<S> {
     /// Runs `fut` with this context as the current one. The outer context (or
     /// none) is back when the future completes, panics or is dropped.
-    pub fn scope<F: Future>(&self, fut: F) -> TaskLocalFuture<Ctx<Validated>, F> {
-        CURRENT.scope(self.erase(), fut)
+    pub fn scope<F: Future>(&self, fut: F) -> ScopeFuture<F> {
+        CURRENT.scope(Some(self.erase()), fut)
     }
 
     /// Runs `f` synchronously with this context as the current one.
     pub fn sync_scope<R>(&self, f: impl FnOnce() -> R) -> R {
-        CURRENT.sync_scope(self.erase(), f)
+        CURRENT.sync_scope(Some(self.erase()), f)
     }
 
     /// Spawns `fut` on the tokio runtime with this context as its current one.
@@ -160,9 +171,12 @@ impl Incoming {
         self.validator.as_ref()
     }
 
-    /// Runs `fut` with this as the incoming context.
-    pub fn scope<F: Future>(self, fut: F) -> TaskLocalFuture<Incoming, F> {
-        INCOMING.scope(self, fut)
+    /// Runs `fut` with this as the incoming context. This is a request (or
+    /// message) boundary: inside it there is no current validated context,
+    /// even if the caller had one, so an in-process request for tenant B
+    /// made from a handler of tenant A is validated from its own headers.
+    pub fn scope<F: Future>(self, fut: F) -> IncomingFuture<F> {
+        INCOMING.scope(self, CURRENT.scope(None, fut))
     }
 
     /// Runs `f` synchronously with this as the incoming context (for the
@@ -175,7 +189,7 @@ impl Incoming {
     /// assert!(seen);
     /// ```
     pub fn sync_scope<R>(&self, f: impl FnOnce() -> R) -> R {
-        INCOMING.sync_scope(self.clone(), f)
+        INCOMING.sync_scope(self.clone(), || CURRENT.sync_scope(None, f))
     }
 
     /// The incoming context in scope, if any.

@@ -276,3 +276,20 @@ async fn a_field_added_inside_an_enclosing_context_passes_the_validator() {
         .unwrap_err();
     assert_eq!(err.code(), "TENANT_FORBIDDEN");
 }
+
+#[tokio::test]
+async fn an_incoming_scope_is_a_request_boundary() {
+    // A handler of acme makes an in-process request for globex (say
+    // `router.oneshot(..)`): the inner handler is validated from that
+    // request, not handed acme's context; acme's is back afterwards.
+    let got = outer_ctx("acme")
+        .scope(async {
+            let request = Incoming::new(Ctx::unvalidated().with_tenant("globex").with_agent("g1"));
+            let got = request.scope(needs_agent()).await;
+            assert_eq!(current().unwrap().tenant_id().as_str(), "acme");
+            got
+        })
+        .await
+        .unwrap();
+    assert_eq!(got, "[t:globex a:g1]");
+}
