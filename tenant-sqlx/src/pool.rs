@@ -19,6 +19,18 @@ use crate::{Error, Settings};
 
 type Tm = <Postgres as sqlx::Database>::TransactionManager;
 
+/// How every tenant transaction starts, in the same message as its
+/// `SET LOCAL`s: whatever session state an earlier borrower of the
+/// connection left by hand is cleared first, so the transaction never sees
+/// it. `CLOSE ALL` drops `WITH HOLD` cursors (materialised under the earlier
+/// tenant), `DISCARD TEMP` temporary tables (which RLS does not protect),
+/// `RESET ALL` every setting made with `SET` (values given at connect time,
+/// in the connection options, are kept). In one message the three join the
+/// transaction that `BEGIN` opens, so they cost no round trip and, like
+/// everything in it, are undone by a rollback; the next `BEGIN` clears
+/// again.
+const CLEAN_BEGIN: &str = "CLOSE ALL; DISCARD TEMP; RESET ALL; BEGIN";
+
 /// The order in which the context's fields are written into the begin
 /// statement.
 const FIELDS: [Field; 4] = [
@@ -44,13 +56,17 @@ const FIELDS: [Field; 4] = [
 /// # The pool guards itself
 ///
 /// A connection never reaches the next borrower inside a transaction or
-/// carrying a tenant:
+/// carrying a tenant, and no tenant transaction sees what an earlier
+/// borrower of its connection left in the session:
 ///
-/// * the tenant and every other field are set with `SET LOCAL` in the same
-///   message as `BEGIN`, so they end with the transaction; fields the context
-///   does not carry are set to `''` for the transaction, so a session-level
-///   value (left by raw SQL, or an `ALTER ROLE … SET`) is never seen inside a
-///   tenant transaction either;
+/// * every transaction starts with `CLOSE ALL; DISCARD TEMP; RESET ALL;
+///   BEGIN` and a `SET LOCAL` for the tenant and each field the context
+///   carries, all in one message (one round trip). Settings made by hand
+///   with `SET` (the tenant fields among them), temporary tables (which RLS
+///   does not protect) and `WITH HOLD` cursors from earlier transactions
+///   are gone before the first query runs; values given at connect time
+///   (the connection options) are kept. A field the context does not carry
+///   reads as unset: `current_setting(name, true)` is NULL or `''`;
 /// * a [`TenantTx`] dropped before its `BEGIN` completed (a cancelled or
 ///   failed [`begin`](TenantPool::begin), where sqlx 0.8.6 would return the
 ///   connection still inside the transaction or aborted) closes its
@@ -59,17 +75,17 @@ const FIELDS: [Field; 4] = [
 ///   (an error path, a panic, a cancelled query or commit) queues a
 ///   `ROLLBACK` that the pool flushes before the connection is reused;
 /// * on release, a connection sqlx still counts as inside a transaction is
-///   closed.
+///   closed;
+/// * a connection the server dropped while it was idle is replaced by
+///   `begin` (see [`TenantPoolBuilder::test_before_acquire`]).
 ///
-/// None of these costs a round trip on the normal path.
+/// None of these costs a round trip on the normal path: unlike a plain sqlx
+/// pool, a `TenantPool` does not ping a connection before handing it out.
 ///
-/// Not covered: session state that code creates by hand through
-/// `&mut *tx` outlives the transaction on the pooled connection. A
-/// session-level `SET app.current_tenant` is masked by the `SET LOCAL` of
-/// every later tenant transaction, but a temporary table is not protected by
-/// RLS and stays readable by the connection's next borrowers: create
-/// temporary tables with `ON COMMIT DROP`. (Checking for such state on
-/// every release would cost a round trip per transaction.)
+/// Not covered: `SET ROLE` and `SET SESSION AUTHORIZATION` (which
+/// `RESET ALL` leaves alone; the [audit](crate::audit) reports any
+/// membership that would let the application role switch to a role that
+/// bypasses RLS), `LISTEN` registrations and advisory locks taken by hand.
 ///
 /// ```no_run
 /// use tenant_core::{Ctx, Validated};
@@ -94,6 +110,9 @@ pub struct TenantPool {
 
 struct Shared {
     settings: Settings,
+    /// Retry a `BEGIN` that finds its connection dead (see
+    /// [`TenantPoolBuilder::test_before_acquire`]).
+    test_before_acquire: bool,
     /// `SET LOCAL "app"."current_…" = ` for each of [`FIELDS`].
     prefixes: [String; 4],
     report: AuditReport,
@@ -132,8 +151,9 @@ impl TenantPool {
         Self::builder().connect(url).await
     }
 
-    /// Opens a transaction for `ctx`'s tenant: one round trip that runs
-    /// `BEGIN` and `SET LOCAL` for the tenant and each field of the context.
+    /// Opens a transaction for `ctx`'s tenant: one round trip that clears
+    /// the session state earlier borrowers left, runs `BEGIN`, and
+    /// `SET LOCAL` for the tenant and each field the context carries.
     ///
     /// Only a validated context opens one: a `Ctx<Unvalidated>` does not
     /// compile. The transaction borrows the context, so it cannot outlive
@@ -145,16 +165,45 @@ impl TenantPool {
         let statement = self.shared.begin_statement(ctx);
         let ctx = ctx.erase();
         let pool = self.pool.clone();
+        let retries = if self.shared.test_before_acquire {
+            // Each retry discards one dead connection; after at most this
+            // many the pool has opened a fresh one (or failed to connect,
+            // which `acquire` reports).
+            pool.options().get_max_connections()
+        } else {
+            0
+        };
         Begin {
             inner: Box::pin(async move {
                 let statement = statement?;
-                let conn = pool.acquire().await?;
-                // From here on, dropping `tx` (cancellation, error) discards
-                // the connection until `BEGIN` is known to have completed.
-                let mut tx = tx::starting(conn, ctx);
-                Tm::begin(tx.conn_mut(), Some(statement.into())).await?;
-                tx.mark_open();
-                Ok(tx)
+                let mut attempt = 0;
+                loop {
+                    let conn = pool.acquire().await?;
+                    // From here on, dropping `tx` (cancellation, error)
+                    // discards the connection until `BEGIN` is known to
+                    // have completed.
+                    let mut tx = tx::starting(conn, ctx.clone());
+                    match Tm::begin(tx.conn_mut(), Some(statement.clone().into())).await {
+                        Ok(()) => {
+                            tx.mark_open();
+                            return Ok(tx);
+                        }
+                        // The `BEGIN` doubles as sqlx's liveness ping: a
+                        // connection the server or the network dropped
+                        // while it sat idle is discarded (by dropping `tx`)
+                        // and the begin runs again on another one. Nothing
+                        // was committed: the transaction never started, or
+                        // died with its session.
+                        Err(e) if attempt < retries && is_dead_connection(&e) => {
+                            tracing::info!(
+                                error = %e,
+                                "tenant-sqlx: connection lost while idle; retrying BEGIN on another"
+                            );
+                            attempt += 1;
+                        }
+                        Err(e) => return Err(e.into()),
+                    }
+                }
             }),
         }
     }
@@ -193,7 +242,11 @@ impl TenantPool {
 }
 
 impl Shared {
-    fn new(settings: Settings, report: AuditReport) -> Result<Shared, Error> {
+    fn new(
+        settings: Settings,
+        report: AuditReport,
+        test_before_acquire: bool,
+    ) -> Result<Shared, Error> {
         let mut prefixes: [String; 4] = Default::default();
         for (prefix, field) in prefixes.iter_mut().zip(FIELDS) {
             *prefix = format!(
@@ -203,6 +256,7 @@ impl Shared {
         }
         Ok(Shared {
             settings,
+            test_before_acquire,
             prefixes,
             report,
         })
@@ -215,17 +269,32 @@ impl Shared {
             ctx.conversation_id_opt().map(|v| v.as_str()),
             ctx.collection_id_opt().map(|v| v.as_str()),
         ];
-        let mut sql = String::with_capacity(256);
-        sql.push_str("BEGIN");
+        let mut sql = String::with_capacity(192);
+        sql.push_str(CLEAN_BEGIN);
         for ((prefix, field), value) in self.prefixes.iter().zip(FIELDS).zip(values) {
+            // A field the context does not carry needs no statement: the
+            // `RESET ALL` before `BEGIN` already cleared any session-level
+            // value, so it reads as unset (NULL or '').
+            let Some(value) = value else { continue };
             sql.push_str(prefix);
-            push_literal(
-                &mut sql,
-                self.settings.for_field(field),
-                value.unwrap_or(""),
-            )?;
+            push_literal(&mut sql, self.settings.for_field(field), value)?;
         }
         Ok(sql)
+    }
+}
+
+/// Whether `e`, from a `BEGIN` on a pooled connection, says the connection
+/// itself is gone (rather than the statement failing): an I/O or protocol
+/// error, or the server's own goodbye — SQLSTATE class 08 (connection
+/// exception) or 57P (operator intervention: `pg_terminate_backend`,
+/// shutdown, `idle_session_timeout`).
+fn is_dead_connection(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_) | sqlx::Error::Protocol(_) | sqlx::Error::Tls(_) => true,
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|c| c.starts_with("08") || c.starts_with("57P")),
+        _ => false,
     }
 }
 
@@ -258,6 +327,7 @@ impl fmt::Debug for Begin<'_> {
 #[derive(Debug)]
 pub struct TenantPoolBuilder {
     options: PgPoolOptions,
+    test_before_acquire: bool,
     settings: Settings,
     tenant_column: String,
     allow_audit_findings: bool,
@@ -267,6 +337,7 @@ impl Default for TenantPoolBuilder {
     fn default() -> Self {
         TenantPoolBuilder {
             options: PgPoolOptions::new(),
+            test_before_acquire: true,
             settings: Settings::default(),
             tenant_column: "tenant_id".to_owned(),
             allow_audit_findings: false,
@@ -293,14 +364,24 @@ impl TenantPoolBuilder {
         self
     }
 
-    /// Whether to ping an idle connection before `begin` uses it (default
-    /// `true`, as in sqlx). The ping is a round trip of its own; without it
-    /// a connection the server has dropped surfaces as an error from
-    /// `begin` instead of being replaced silently. The guard against
-    /// leftover transactions does not depend on it: that check runs when a
-    /// connection is released.
+    /// Whether `begin` makes sure a connection is alive before handing it
+    /// out (default `true`, as in sqlx).
+    ///
+    /// sqlx does this with a ping, a round trip of its own before every
+    /// transaction. A `TenantPool` needs no ping: its `BEGIN` already is a
+    /// round trip with no effect outside the transaction, so it serves as
+    /// the check. A connection that the server or the network dropped
+    /// while it sat idle fails its `BEGIN` with a connection error
+    /// (I/O, SQLSTATE class 08, or 57P such as `pg_terminate_backend` and
+    /// `idle_session_timeout`); it is discarded and the `BEGIN` runs again
+    /// on another connection, up to `max_connections` times. Any other
+    /// error is returned as is.
+    ///
+    /// With `false`, a dropped connection surfaces as an error from
+    /// `begin`. The guard against leftover transactions does not depend on
+    /// this: that check runs when a connection is released.
     pub fn test_before_acquire(mut self, test: bool) -> Self {
-        self.options = self.options.test_before_acquire(test);
+        self.test_before_acquire = test;
         self
     }
 
@@ -334,9 +415,11 @@ impl TenantPoolBuilder {
     /// Connects with `options` and runs the audit.
     pub async fn connect_with(self, options: PgConnectOptions) -> Result<TenantPool, Error> {
         // Checked before connecting: a bad name would fail every `begin`.
-        Shared::new(self.settings.clone(), AuditReport::default())?;
+        Shared::new(self.settings.clone(), AuditReport::default(), true)?;
         let pool = self
             .options
+            // `begin` checks liveness itself, without a ping's round trip.
+            .test_before_acquire(false)
             .after_release(|conn, _meta| {
                 // Free: sqlx's own count. It catches a sqlx `Transaction`
                 // (a savepoint) that was leaked with `mem::forget`.
@@ -362,7 +445,11 @@ impl TenantPoolBuilder {
         }
         Ok(TenantPool {
             pool,
-            shared: Arc::new(Shared::new(self.settings, report)?),
+            shared: Arc::new(Shared::new(
+                self.settings,
+                report,
+                self.test_before_acquire,
+            )?),
         })
     }
 }
@@ -373,8 +460,8 @@ mod tests {
     use tenant_core::{Validated, WithAgent};
 
     #[test]
-    fn begin_statement_sets_every_field_in_one_message() {
-        let shared = Shared::new(Settings::default(), AuditReport::default()).unwrap();
+    fn begin_statement_cleans_then_sets_the_fields_the_context_carries() {
+        let shared = Shared::new(Settings::default(), AuditReport::default(), true).unwrap();
         let ctx: Ctx<Validated<WithAgent>> = Ctx::unvalidated()
             .with_tenant("acme")
             .with_agent("agent-7")
@@ -382,11 +469,9 @@ mod tests {
             .unwrap();
         assert_eq!(
             shared.begin_statement(&ctx).unwrap(),
-            "BEGIN\
+            "CLOSE ALL; DISCARD TEMP; RESET ALL; BEGIN\
              ; SET LOCAL \"app\".\"current_tenant\" = 'acme'\
-             ; SET LOCAL \"app\".\"current_agent\" = 'agent-7'\
-             ; SET LOCAL \"app\".\"current_conversation\" = ''\
-             ; SET LOCAL \"app\".\"current_collection\" = ''"
+             ; SET LOCAL \"app\".\"current_agent\" = 'agent-7'"
         );
     }
 
@@ -395,6 +480,7 @@ mod tests {
         let err = Shared::new(
             Settings::default().with_tenant("tenant"),
             AuditReport::default(),
+            true,
         )
         .err()
         .unwrap();

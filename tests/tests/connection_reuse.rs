@@ -1,0 +1,217 @@
+//! What a pooled connection carries from one tenant transaction to the next:
+//! nothing made by hand (settings, temporary tables, held cursors), and no
+//! death. With a pool of ONE connection, every transaction here runs on the
+//! same server session, so whatever survives is seen.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{ctx, fixture, Fixture, SEED};
+use tenant_sqlx::testing::APP_ROLE;
+use tenant_sqlx::TenantPool;
+
+const A: &str = "tenant-a";
+const B: &str = "tenant-b";
+
+/// The backend pid of the pool's (only) connection, through a transaction.
+async fn backend_pid(pool: &TenantPool) -> i32 {
+    let c = ctx(B);
+    let mut tx = pool.begin(&c).await.unwrap();
+    let pid = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    pid
+}
+
+/// Tenant A leaves behind, at session level: an agent setting, a
+/// statement timeout, a temporary table holding A's rows (temporary tables
+/// are not under RLS) and a `WITH HOLD` cursor over A's rows.
+async fn a_leaves_session_state(pool: &TenantPool) {
+    let a = ctx(A);
+    let mut tx = pool.begin(&a).await.unwrap();
+    sqlx::raw_sql(
+        "SET app.current_agent = 'agent-of-a';
+         SET statement_timeout = '1234ms';
+         CREATE TEMP TABLE stash AS SELECT * FROM notes;
+         DECLARE held CURSOR WITH HOLD FOR SELECT body FROM notes;",
+    )
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    let stashed: i64 = sqlx::query_scalar("SELECT count(*) FROM stash")
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    assert_eq!(stashed, SEED[0].1, "the stash holds A's rows");
+    tx.commit().await.unwrap();
+}
+
+/// What B sees of A's leftovers inside its own transaction.
+#[derive(Debug, PartialEq)]
+struct Seen {
+    agent: Option<String>,
+    statement_timeout: String,
+    stash: bool,
+    cursors: i64,
+}
+
+async fn b_looks(pool: &TenantPool) -> Seen {
+    let b = ctx(B);
+    let mut tx = pool.begin(&b).await.unwrap();
+    let (agent, statement_timeout, stash, cursors) = sqlx::query_as(
+        "SELECT current_setting('app.current_agent', true),
+                current_setting('statement_timeout'),
+                to_regclass('pg_temp.stash') IS NOT NULL,
+                (SELECT count(*) FROM pg_cursors WHERE name = 'held')",
+    )
+    .fetch_one(&mut *tx)
+    .await
+    .unwrap();
+    tx.rollback().await.unwrap();
+    Seen {
+        agent,
+        statement_timeout,
+        stash,
+        cursors,
+    }
+}
+
+fn assert_clean(seen: &Seen, connect_timeout: &str, what: &str) {
+    assert!(
+        seen.agent.as_deref().unwrap_or("").is_empty(),
+        "{what}: A's session-level agent reached B: {seen:?}"
+    );
+    assert_eq!(
+        seen.statement_timeout, connect_timeout,
+        "{what}: a SET made by hand survived, or the connect-time value was lost"
+    );
+    assert!(!seen.stash, "{what}: A's temporary table reached B");
+    assert_eq!(seen.cursors, 0, "{what}: A's held cursor reached B");
+}
+
+#[tokio::test]
+async fn session_state_made_by_hand_never_reaches_the_next_transaction() {
+    let fx = fixture().await;
+    // A value given at connect time is the connection's own configuration:
+    // it must survive the cleaning, unlike values SET by hand.
+    let url = format!(
+        "{}{}options=-c%20statement_timeout%3D5s",
+        fx.db.app_url(),
+        if fx.db.app_url().contains('?') {
+            "&"
+        } else {
+            "?"
+        }
+    );
+    let pool = TenantPool::builder()
+        .max_connections(1)
+        .connect(&url)
+        .await
+        .unwrap();
+    let pid = backend_pid(&pool).await;
+
+    a_leaves_session_state(&pool).await;
+    assert_eq!(backend_pid(&pool).await, pid, "still one server session");
+    assert_clean(&b_looks(&pool).await, "5s", "after A committed");
+
+    // The cleaning is part of each transaction, so B's rollback above undid
+    // it at session level; the next transaction cleans again.
+    assert_clean(&b_looks(&pool).await, "5s", "after B rolled back");
+    assert_eq!(backend_pid(&pool).await, pid, "still one server session");
+}
+
+/// Terminates every application-role backend of the fixture's database and
+/// waits until the server has let them go.
+async fn kill_app_backends(fx: &mut Fixture) -> i64 {
+    let killed: i64 = sqlx::query_scalar(
+        "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity
+         WHERE datname = current_database() AND usename = $1",
+    )
+    .bind(APP_ROLE)
+    .fetch_one(&mut fx.admin)
+    .await
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let left: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND usename = $1",
+        )
+        .bind(APP_ROLE)
+        .fetch_one(&mut fx.admin)
+        .await
+        .unwrap();
+        if left == 0 {
+            return killed;
+        }
+        assert!(Instant::now() < deadline, "{left} backends did not exit");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+async fn pool_of_three(fx: &Fixture, test_before_acquire: bool) -> TenantPool {
+    let pool = TenantPool::builder()
+        .max_connections(3)
+        .min_connections(3)
+        .test_before_acquire(test_before_acquire)
+        .connect(fx.db.app_url())
+        .await
+        .unwrap();
+    // All three open and idle.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while pool.num_idle() < 3 {
+        assert!(Instant::now() < deadline, "the pool did not fill");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    pool
+}
+
+async fn count_notes(pool: &TenantPool, tenant: &str) -> Result<i64, tenant_sqlx::Error> {
+    let c = ctx(tenant);
+    let mut tx = pool.begin(&c).await?;
+    let n = sqlx::query_scalar("SELECT count(*) FROM notes")
+        .fetch_one(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(n)
+}
+
+#[tokio::test]
+async fn begin_replaces_connections_the_server_dropped_while_idle() {
+    let mut fx = fixture().await;
+    let pool = pool_of_three(&fx, true).await;
+    assert_eq!(count_notes(&pool, A).await.unwrap(), SEED[0].1);
+    assert!(kill_app_backends(&mut fx).await >= 3);
+    // Every idle connection is dead; the first `begin` meets them in turn
+    // (no ping: its own BEGIN is the check) and ends on a fresh one.
+    for (tenant, n) in SEED {
+        assert_eq!(
+            count_notes(&pool, tenant).await.unwrap(),
+            n,
+            "{tenant} after its connections were terminated"
+        );
+    }
+}
+
+#[tokio::test]
+async fn without_the_check_a_dropped_connection_is_an_error_from_begin() {
+    // The control for the test above: the termination really breaks idle
+    // connections, and only the check hides it.
+    let mut fx = fixture().await;
+    let pool = pool_of_three(&fx, false).await;
+    assert!(kill_app_backends(&mut fx).await >= 3);
+    let err = count_notes(&pool, A).await.unwrap_err();
+    assert_eq!(err.code(), "DATABASE", "{err}");
+    // The broken connection was discarded, not returned: the pool recovers
+    // once the other dead ones have been met too.
+    let mut ok = None;
+    for _ in 0..4 {
+        if let Ok(n) = count_notes(&pool, A).await {
+            ok = Some(n);
+            break;
+        }
+    }
+    assert_eq!(ok, Some(SEED[0].1));
+}
