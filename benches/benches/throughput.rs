@@ -14,14 +14,24 @@
 //!    `SELECT set_config(..., true)`), the SELECT, `commit`, on the RLS table;
 //! 4. `sqlx_set_local`, a reference: plain sqlx with
 //!    `begin_with("BEGIN; SET LOCAL app.current_tenant = '…'")` on the RLS
-//!    table, i.e. what RLS and a one-round-trip tenant cost without this
-//!    crate.
+//!    table, i.e. RLS and a one-round-trip tenant by hand, without this
+//!    crate;
+//! 5. `plain_sqlx_again`, a calibration: a second pool identical to the
+//!    first, so `plain_sqlx_again/plain_sqlx` shows how far from 1.00 the
+//!    bench itself moves a ratio.
 //!
-//! The variants are interleaved over several rounds, in a rotating order.
+//! All pools have the same settings (16 connections, all opened up front,
+//! sqlx's defaults otherwise). A plain sqlx pool pings each connection
+//! before handing it out; a `TenantPool` does not (its `BEGIN` is the
+//! check, see `TenantPoolBuilder::test_before_acquire`): that round trip
+//! is part of what is measured.
+//!
+//! The variants are interleaved over several rounds, in a new random order
+//! each round (seeded, so a run is repeatable in its order).
 //! Each variant's median throughput is reported, and each ratio is the median
-//! of the per-round ratios (the two sides measured back to back, so a noisy
-//! neighbour slows both). The throughput ratios come last, one line each:
-//! `RATIO tenant_tx/plain_sqlx tasks=1: 0.97`.
+//! of the per-round ratios (the two sides measured in the same round, so a
+//! noisy neighbour slows both). The throughput ratios come last, one line
+//! each: `RATIO tenant_tx/plain_sqlx tasks=1: 0.97`.
 //!
 //! Run: `cargo bench -p tenant-benches --bench throughput`.
 //! Environment: `BENCH_ROUNDS` (default 31), `BENCH_TXS` (transactions per
@@ -48,15 +58,17 @@ enum Variant {
     TenantTx,
     Tenaxum,
     SqlxSetLocal,
+    PlainSqlxAgain,
 }
 
 impl Variant {
     /// In discriminant order: `samples[variant as usize]`.
-    const ALL: [Variant; 4] = [
+    const ALL: [Variant; 5] = [
         Variant::PlainSqlx,
         Variant::TenantTx,
         Variant::Tenaxum,
         Variant::SqlxSetLocal,
+        Variant::PlainSqlxAgain,
     ];
     fn name(self) -> &'static str {
         match self {
@@ -64,12 +76,14 @@ impl Variant {
             Variant::TenantTx => "tenant_tx",
             Variant::Tenaxum => "tenaxum",
             Variant::SqlxSetLocal => "sqlx_set_local",
+            Variant::PlainSqlxAgain => "plain_sqlx_again",
         }
     }
 }
 
 struct Setup {
     plain: PgPool,
+    plain_again: PgPool,
     ours: TenantPool,
     peer: PgPool,
     peer_tenancy: tenaxum::Tenancy,
@@ -126,6 +140,7 @@ async fn setup(cluster: &TestCluster) -> Result<Setup, Box<dyn std::error::Error
             .min_connections(POOL_SIZE)
     };
     let plain = options().connect(plain_db.app_url()).await?;
+    let plain_again = options().connect(plain_db.app_url()).await?;
     let peer = options().connect(rls_db.app_url()).await?;
     let ours = TenantPool::builder()
         .max_connections(POOL_SIZE)
@@ -140,6 +155,7 @@ async fn setup(cluster: &TestCluster) -> Result<Setup, Box<dyn std::error::Error
         .collect();
     Ok(Setup {
         plain,
+        plain_again,
         ours,
         peer,
         peer_tenancy: tenaxum::Tenancy::new().guc("app.current_tenant"),
@@ -154,8 +170,13 @@ const SELECT: &str = "SELECT body FROM items WHERE id = $1";
 async fn one(s: &Setup, variant: Variant, t: usize, i: usize) {
     let id = row_id(t, i);
     let body: Option<String> = match variant {
-        Variant::PlainSqlx => {
-            let mut tx = s.plain.begin().await.expect("plain begin");
+        Variant::PlainSqlx | Variant::PlainSqlxAgain => {
+            let pool = if variant == Variant::PlainSqlx {
+                &s.plain
+            } else {
+                &s.plain_again
+            };
+            let mut tx = pool.begin().await.expect("plain begin");
             let body = sqlx::query_scalar(SELECT)
                 .bind(id)
                 .fetch_optional(&mut *tx)
@@ -236,6 +257,19 @@ async fn measure(s: &Arc<Setup>, variant: Variant, tasks: usize, txs: usize) -> 
     (per_task * tasks) as f64 / start.elapsed().as_secs_f64()
 }
 
+/// Fisher-Yates with xorshift64: a fresh order every round, so that no
+/// variant always runs right after the same other one (which pool ran just
+/// before, and how busy it left both processes, shifts a measurement by
+/// more than the differences measured here).
+fn shuffle(order: &mut [usize], rng: &mut u64) {
+    for i in (1..order.len()).rev() {
+        *rng ^= *rng << 13;
+        *rng ^= *rng >> 7;
+        *rng ^= *rng << 17;
+        order.swap(i, (*rng % (i as u64 + 1)) as usize);
+    }
+}
+
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(f64::total_cmp);
     let n = v.len();
@@ -279,11 +313,13 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
          pool of {POOL_SIZE} connections; one-row SELECT by primary key"
     );
     let mut ratios = Vec::new();
+    let mut rng = 0x9E37_79B9_7F4A_7C15_u64;
     for tasks in CONCURRENCY {
         let mut samples: Vec<Vec<f64>> = vec![Vec::new(); Variant::ALL.len()];
-        for round in 0..rounds {
-            for k in 0..Variant::ALL.len() {
-                let idx = (round + k) % Variant::ALL.len();
+        let mut order: Vec<usize> = (0..Variant::ALL.len()).collect();
+        for _ in 0..rounds {
+            shuffle(&mut order, &mut rng);
+            for &idx in &order {
                 let tps = measure(&s, Variant::ALL[idx], tasks, txs).await;
                 samples[idx].push(tps);
             }
@@ -304,8 +340,13 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
             );
         }
         println!(
+            "  calibration: plain_sqlx_again/plain_sqlx tasks={tasks}: {:.2} \
+             (two identical pools: what the bench itself adds to a ratio)",
+            paired_ratio(&samples, Variant::PlainSqlxAgain, Variant::PlainSqlx)
+        );
+        println!(
             "  reference: sqlx_set_local/plain_sqlx tasks={tasks}: {:.2} \
-             (what RLS and SET LOCAL cost by themselves, without this crate)",
+             (RLS and a tenant in the BEGIN message, by hand with plain sqlx)",
             paired_ratio(&samples, Variant::SqlxSetLocal, Variant::PlainSqlx)
         );
         for base in [Variant::PlainSqlx, Variant::Tenaxum] {
@@ -320,6 +361,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     s.plain.close().await;
+    s.plain_again.close().await;
     s.peer.close().await;
     s.ours.close().await;
     drop(cluster);

@@ -117,10 +117,58 @@ async fn session_state_made_by_hand_never_reaches_the_next_transaction() {
     assert_eq!(backend_pid(&pool).await, pid, "still one server session");
     assert_clean(&b_looks(&pool).await, "5s", "after A committed");
 
-    // The cleaning is part of each transaction, so B's rollback above undid
-    // it at session level; the next transaction cleans again.
-    assert_clean(&b_looks(&pool).await, "5s", "after B rolled back");
+    // Cleaning keeps the connection: the same session goes on.
+    assert_clean(&b_looks(&pool).await, "5s", "a second look");
     assert_eq!(backend_pid(&pool).await, pid, "still one server session");
+
+    // And after a rollback.
+    let a = ctx(A);
+    let mut tx = pool.begin(&a).await.unwrap();
+    sqlx::raw_sql(
+        "SET app.current_agent = 'agent-of-a'; CREATE TEMP TABLE stash AS SELECT * FROM notes",
+    )
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    tx.rollback().await.unwrap();
+    assert_clean(&b_looks(&pool).await, "5s", "after A rolled back");
+    assert_eq!(backend_pid(&pool).await, pid, "still one server session");
+}
+
+#[tokio::test]
+async fn a_commit_cancelled_at_any_point_hands_on_no_session_state() {
+    let fx = fixture().await;
+    let pool = fx.pool(1).await;
+    let (mut cancelled, mut completed) = (0, 0);
+    for polls in 1..=8 {
+        let a = ctx(A);
+        let mut tx = pool.begin(&a).await.unwrap();
+        sqlx::raw_sql(
+            "SET app.current_agent = 'agent-of-a';
+             CREATE TEMP TABLE stash AS SELECT * FROM notes;
+             DECLARE held CURSOR WITH HOLD FOR SELECT body FROM notes;",
+        )
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+        match common::poll_at_most(tx.commit(), polls).await {
+            None => cancelled += 1,
+            Some(r) => {
+                r.unwrap();
+                completed += 1;
+            }
+        }
+        // Cancelled, the COMMIT may or may not have run, and the
+        // connection goes back to the pool either way: whatever it
+        // committed must still not be seen.
+        assert_clean(
+            &b_looks(&pool).await,
+            "0",
+            &format!("commit polled at most {polls} times"),
+        );
+    }
+    assert!(cancelled > 0, "no commit was cancelled mid-way");
+    assert!(completed > 0, "no commit completed");
 }
 
 /// Terminates every application-role backend of the fixture's database and
