@@ -209,8 +209,9 @@ async fn after_cancellation_at_every_await_point() {
 }
 
 #[tokio::test]
-async fn after_cancellation_without_the_acquire_ping() {
-    // The guard must not depend on sqlx pinging idle connections.
+async fn after_cancellation_without_the_liveness_retry() {
+    // The guard must not depend on `begin` retrying on another connection
+    // (a TenantPool never pings before handing a connection out).
     let mut fx = fixture().await;
     let pool = TenantPool::builder()
         .max_connections(1)
