@@ -8,7 +8,7 @@
 //! [`TenantTx`](crate::TenantTx), so the database filters by tenant too.
 //!
 //! The tables come with [`migration`], which also creates their RLS
-//! policies with [`RlsPolicy`](crate::rls::RlsPolicy); a database migrated
+//! policies with [`RlsPolicy`]; a database migrated
 //! with it passes the [audit](crate::audit).
 //!
 //! ```no_run
