@@ -38,6 +38,7 @@ mod pool;
 pub mod rls;
 mod settings;
 mod sql;
+mod stash;
 mod tx;
 
 #[cfg(feature = "testing")]

@@ -14,6 +14,7 @@ use tenant_core::{Ctx, Field, IsValidated};
 
 use crate::audit::{self, AuditReport};
 use crate::sql::{push_literal, quote_setting_name};
+use crate::stash::Stash;
 use crate::tx::{self, TenantTx};
 use crate::{Error, Settings};
 
@@ -80,7 +81,22 @@ const FIELDS: [Field; 4] = [
 ///   `begin` (see [`TenantPoolBuilder::test_before_acquire`]).
 ///
 /// None of these costs a round trip on the normal path: unlike a plain sqlx
-/// pool, a `TenantPool` does not ping a connection before handing it out.
+/// pool, a `TenantPool` does not ping a connection before handing it out,
+/// nor after taking it back.
+///
+/// # Handing connections on
+///
+/// sqlx 0.8.6 pings every connection returned to its pool. A connection
+/// whose transaction ended with a successful `commit` or `rollback` needs
+/// no such check (it is known to be outside any transaction, and the next
+/// `BEGIN` on it is the liveness check), so the `TenantPool` keeps it and
+/// gives it to the next `begin` before any other, most recently used first,
+/// including to a `begin` already waiting for a connection. Kept connections
+/// stay checked out of sqlx's pool, so `max_connections` still bounds them;
+/// [`num_idle`](Self::num_idle) counts them. Everything else (a dropped or
+/// failed transaction, a connection out of sqlx's pool for longer than 30 s,
+/// so that sqlx's `max_lifetime` and `idle_timeout` still apply, anything
+/// after [`close`](Self::close)) is released to sqlx as before.
 ///
 /// Not covered: `SET ROLE` and `SET SESSION AUTHORIZATION` (which
 /// `RESET ALL` leaves alone; the [audit](crate::audit) reports any
@@ -105,6 +121,7 @@ const FIELDS: [Field; 4] = [
 #[derive(Clone)]
 pub struct TenantPool {
     pool: PgPool,
+    stash: Arc<Stash>,
     shared: Arc<Shared>,
 }
 
@@ -123,7 +140,7 @@ impl fmt::Debug for TenantPool {
         f.debug_struct("TenantPool")
             .field("settings", &self.shared.settings)
             .field("size", &self.pool.size())
-            .field("idle", &self.pool.num_idle())
+            .field("idle", &self.num_idle())
             .field("audit_findings", &self.shared.report.findings.len())
             .finish()
     }
@@ -165,6 +182,7 @@ impl TenantPool {
         let statement = self.shared.begin_statement(ctx);
         let ctx = ctx.erase();
         let pool = self.pool.clone();
+        let stash = self.stash.clone();
         let retries = if self.shared.test_before_acquire {
             // Each retry discards one dead connection; after at most this
             // many the pool has opened a fresh one (or failed to connect,
@@ -178,11 +196,11 @@ impl TenantPool {
                 let statement = statement?;
                 let mut attempt = 0;
                 loop {
-                    let conn = pool.acquire().await?;
+                    let held = stash.checkout(&pool).await?;
                     // From here on, dropping `tx` (cancellation, error)
                     // discards the connection until `BEGIN` is known to
                     // have completed.
-                    let mut tx = tx::starting(conn, ctx.clone());
+                    let mut tx = tx::starting(held, stash.clone(), ctx.clone());
                     match Tm::begin(tx.conn_mut(), Some(statement.clone().into())).await {
                         Ok(()) => {
                             tx.mark_open();
@@ -227,11 +245,18 @@ impl TenantPool {
 
     /// Idle connections.
     pub fn num_idle(&self) -> usize {
-        self.pool.num_idle()
+        if self.pool.is_closed() {
+            // sqlx 0.8.6 does not count down the idle connections its
+            // `close` shuts.
+            return 0;
+        }
+        // Kept connections (see `begin`) are idle too.
+        self.pool.num_idle() + self.stash.len()
     }
 
     /// Closes every connection; later `begin` calls fail.
     pub async fn close(&self) {
+        self.stash.close();
         self.pool.close().await
     }
 
@@ -445,6 +470,7 @@ impl TenantPoolBuilder {
         }
         Ok(TenantPool {
             pool,
+            stash: Arc::default(),
             shared: Arc::new(Shared::new(
                 self.settings,
                 report,

@@ -3,11 +3,13 @@
 use std::fmt;
 use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
+use std::sync::Arc;
 
 use sqlx::pool::PoolConnection;
 use sqlx::{PgConnection, Postgres, TransactionManager};
 use tenant_core::{Ctx, TenantId, Validated};
 
+use crate::stash::{Held, Stash};
 use crate::Error;
 
 type Tm = <Postgres as sqlx::Database>::TransactionManager;
@@ -44,7 +46,10 @@ type Tm = <Postgres as sqlx::Database>::TransactionManager;
 /// # Ok(()) }
 /// ```
 pub struct TenantTx<'ctx> {
-    conn: PoolConnection<Postgres>,
+    /// `None` only once dropped.
+    conn: Option<Held>,
+    /// Where a cleanly ended transaction leaves its connection.
+    stash: Arc<Stash>,
     /// `BEGIN` completed and `commit`/`rollback` has not: on drop, queue a
     /// rollback. Before `BEGIN` completes the connection state is unknown,
     /// so drop discards the connection instead.
@@ -62,12 +67,10 @@ pub struct TenantTx<'ctx> {
 /// A transaction whose `BEGIN` has not completed yet. Not an associated
 /// function, so that rustc never suggests it to a user who tries a struct
 /// literal.
-pub(crate) fn starting<'ctx>(
-    conn: PoolConnection<Postgres>,
-    ctx: Ctx<Validated>,
-) -> TenantTx<'ctx> {
+pub(crate) fn starting<'ctx>(held: Held, stash: Arc<Stash>, ctx: Ctx<Validated>) -> TenantTx<'ctx> {
     TenantTx {
-        conn,
+        conn: Some(held),
+        stash,
         open: false,
         done: false,
         poisoned: false,
@@ -78,7 +81,23 @@ pub(crate) fn starting<'ctx>(
 
 impl<'ctx> TenantTx<'ctx> {
     pub(crate) fn conn_mut(&mut self) -> &mut PgConnection {
-        &mut self.conn
+        self.pooled_mut()
+    }
+
+    fn pooled(&self) -> &PoolConnection<Postgres> {
+        &self
+            .conn
+            .as_ref()
+            .expect("a live TenantTx holds its connection")
+            .conn
+    }
+
+    fn pooled_mut(&mut self) -> &mut PoolConnection<Postgres> {
+        &mut self
+            .conn
+            .as_mut()
+            .expect("a live TenantTx holds its connection")
+            .conn
     }
 
     pub(crate) fn mark_open(&mut self) {
@@ -110,19 +129,19 @@ impl<'ctx> TenantTx<'ctx> {
     async fn end(&mut self, commit: bool) -> Result<(), Error> {
         // Anything but depth 1 means the transaction was ended or nested
         // behind our back; the connection is then discarded by `drop`.
-        if Tm::get_transaction_depth(&self.conn) != 1 {
+        if Tm::get_transaction_depth(self.pooled()) != 1 {
             self.open = false;
             return Err(Error::TransactionLost);
         }
         if self.poisoned {
-            Tm::rollback(&mut self.conn).await?;
+            Tm::rollback(self.pooled_mut()).await?;
             self.done = true;
             return Err(Error::TransactionLost);
         }
         if commit {
-            Tm::commit(&mut self.conn).await?;
+            Tm::commit(self.pooled_mut()).await?;
         } else {
-            Tm::rollback(&mut self.conn).await?;
+            Tm::rollback(self.pooled_mut()).await?;
         }
         self.done = true;
         Ok(())
@@ -143,22 +162,33 @@ impl<'ctx> TenantTx<'ctx> {
     /// # Ok(()) }
     /// ```
     pub async fn savepoint(&mut self) -> Result<Savepoint<'_>, Error> {
-        Savepoint::open(&mut self.conn, &mut self.poisoned, 1).await
+        let poisoned = &mut self.poisoned;
+        let conn = &mut self
+            .conn
+            .as_mut()
+            .expect("a live TenantTx holds its connection")
+            .conn;
+        Savepoint::open(conn, poisoned, 1).await
     }
 }
 
 impl Drop for TenantTx<'_> {
     fn drop(&mut self) {
-        if self.done {
+        let Some(mut held) = self.conn.take() else {
             return;
-        }
-        if self.open && Tm::get_transaction_depth(&self.conn) == 1 {
+        };
+        if self.done {
+            // Ended by a successful COMMIT or ROLLBACK: kept by the pool
+            // for the next `begin`, without sqlx's release ping (the stash
+            // checks the transaction state again).
+            self.stash.put(held);
+        } else if self.open && Tm::get_transaction_depth(&held.conn) == 1 {
             // The same path as a dropped sqlx `Transaction`: the ROLLBACK is
             // flushed by the pool's release check before anyone else gets
             // the connection.
-            Tm::start_rollback(&mut self.conn);
+            Tm::start_rollback(&mut held.conn);
         } else {
-            self.conn.close_on_drop();
+            held.conn.close_on_drop();
         }
     }
 }
@@ -176,13 +206,13 @@ impl fmt::Debug for TenantTx<'_> {
 impl Deref for TenantTx<'_> {
     type Target = PgConnection;
     fn deref(&self) -> &PgConnection {
-        &self.conn
+        self.pooled()
     }
 }
 
 impl DerefMut for TenantTx<'_> {
     fn deref_mut(&mut self) -> &mut PgConnection {
-        &mut self.conn
+        self.pooled_mut()
     }
 }
 

@@ -263,3 +263,182 @@ async fn without_the_check_a_dropped_connection_is_an_error_from_begin() {
     }
     assert_eq!(ok, Some(SEED[0].1));
 }
+
+// Handing a connection on: a transaction that ended cleanly leaves its
+// connection with the pool, which gives it to the next `begin` first,
+// without passing it back through sqlx (whose release ping is a round trip
+// per transaction).
+
+async fn pid_of(pool: &TenantPool, tenant: &str, commit: bool) -> i32 {
+    let c = ctx(tenant);
+    let mut tx = pool.begin(&c).await.unwrap();
+    let pid = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    if commit {
+        tx.commit().await.unwrap();
+    } else {
+        tx.rollback().await.unwrap();
+    }
+    pid
+}
+
+#[tokio::test]
+async fn the_connection_a_transaction_just_ended_on_serves_the_next_begin() {
+    let fx = fixture().await;
+    let pool = pool_of_three(&fx, true).await;
+    let first = pid_of(&pool, A, true).await;
+    // A plain sqlx pool hands its idle connections out in turn (first in,
+    // first out), so three transactions in a row would meet three backends.
+    for (i, (tenant, commit)) in [(B, false), (A, true), (B, true), (A, false)]
+        .into_iter()
+        .enumerate()
+    {
+        assert_eq!(
+            pid_of(&pool, tenant, commit).await,
+            first,
+            "transaction {i} after the first ran on another backend"
+        );
+    }
+    assert_eq!(pool.size(), 3);
+    assert_eq!(pool.num_idle(), 3, "kept connections count as idle");
+}
+
+#[tokio::test]
+async fn a_begin_waiting_for_a_connection_gets_the_one_a_commit_keeps() {
+    // One connection, and a second `begin` that has to wait for it. The
+    // committed connection is kept by the pool rather than released to
+    // sqlx, so the waiter must be handed it: with a 3 s acquire timeout it
+    // would otherwise fail with a pool timeout.
+    let fx = fixture().await;
+    let pool = TenantPool::builder()
+        .max_connections(1)
+        .acquire_timeout(Duration::from_secs(3))
+        .connect(fx.db.app_url())
+        .await
+        .unwrap();
+    let a = ctx(A);
+    let mut tx = pool.begin(&a).await.unwrap();
+    let holder: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    let waiter = tokio::spawn({
+        let pool = pool.clone();
+        async move {
+            let started = Instant::now();
+            let pid = pid_of(&pool, B, true).await;
+            (pid, started.elapsed())
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!waiter.is_finished(), "the second begin did not wait");
+    tx.commit().await.unwrap();
+    let (pid, waited) = waiter.await.unwrap();
+    assert_eq!(
+        pid, holder,
+        "the waiter got a new connection, not the kept one"
+    );
+    assert!(
+        waited < Duration::from_secs(2),
+        "the waiter was not woken by the commit (waited {waited:?})"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_that_loops_on_begin_does_not_starve_a_waiting_one() {
+    // One connection. A "hog" task runs transactions back to back: when it
+    // commits, its next `begin` comes before a waiting task is even polled
+    // again. The kept connection must go to the task that was waiting,
+    // which would otherwise time out (2 s) while the hog keeps going.
+    let fx = fixture().await;
+    let pool = TenantPool::builder()
+        .max_connections(1)
+        .acquire_timeout(Duration::from_secs(2))
+        .connect(fx.db.app_url())
+        .await
+        .unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let hog = tokio::spawn({
+        let pool = pool.clone();
+        let stop = stop.clone();
+        async move {
+            let mut n = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                pid_of(&pool, A, true).await;
+                n += 1;
+            }
+            n
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut waited = Vec::new();
+    for _ in 0..5 {
+        let started = Instant::now();
+        let c = ctx(B);
+        let tx = pool.begin(&c).await.expect("the waiting begin was starved");
+        tx.rollback().await.unwrap();
+        waited.push(started.elapsed());
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let hogged = hog.await.unwrap();
+    assert!(hogged > 5, "the hog ran only {hogged} transactions");
+    assert!(
+        waited.iter().all(|w| *w < Duration::from_secs(1)),
+        "waits: {waited:?}"
+    );
+}
+
+#[tokio::test]
+async fn close_releases_kept_connections_and_keeps_none_after() {
+    let fx = fixture().await;
+    let pool = pool_of_three(&fx, true).await;
+    pid_of(&pool, A, true).await;
+    // A transaction still open while the pool closes: its connection is
+    // released, not kept, when it commits.
+    let b = ctx(B);
+    let tx = pool.begin(&b).await.unwrap();
+    let closing = tokio::spawn({
+        let pool = pool.clone();
+        async move { pool.close().await }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    tx.commit().await.unwrap();
+    tokio::time::timeout(Duration::from_secs(10), closing)
+        .await
+        .expect("close waits only for the open transaction")
+        .unwrap();
+    assert_eq!(pool.num_idle(), 0, "a connection is still kept");
+    // sqlx closes released connections in the background after `close`.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while pool.size() > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "{} connections left open",
+            pool.size()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let err = pool.begin(&b).await.unwrap_err();
+    assert_eq!(err.code(), "DATABASE", "{err}");
+}
+
+#[test]
+fn a_pool_with_kept_connections_can_be_dropped_outside_its_runtime() {
+    // sqlx releases connections on a task and panics without a runtime:
+    // the connection a commit kept must not turn a pool that outlives its
+    // runtime into a panic when it is finally dropped.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (pool, fx) = rt.block_on(async {
+        let fx = fixture().await;
+        let pool = fx.pool(1).await;
+        pid_of(&pool, A, true).await;
+        // With one connection, the idle one is the kept one.
+        assert_eq!((pool.size(), pool.num_idle()), (1, 1));
+        (pool, fx)
+    });
+    drop(rt);
+    drop(pool);
+    drop(fx);
+}

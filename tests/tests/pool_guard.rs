@@ -153,7 +153,8 @@ async fn after_a_statement_error_then_commit_or_drop() {
         Some("42501"),
         "{err}"
     );
-    // PostgreSQL answers COMMIT of an aborted transaction with a rollback.
+    // PostgreSQL answers COMMIT of an aborted transaction with a rollback
+    // (which sqlx reports as success: see `TenantTx::commit`).
     tx.commit().await.unwrap();
     assert_next_borrower_is_clean(&mut fx, &pool, "statement error, commit").await;
 
@@ -164,6 +165,50 @@ async fn after_a_statement_error_then_commit_or_drop() {
         .unwrap_err();
     drop(tx);
     assert_next_borrower_is_clean(&mut fx, &pool, "statement error, drop").await;
+}
+
+#[tokio::test]
+async fn commit_after_a_failure_rolled_back_to_a_savepoint_still_commits() {
+    // The control for the aborted case: a failure inside a savepoint that
+    // was rolled back to leaves the transaction open, and its work commits.
+    let mut fx = fixture().await;
+    let pool = fx.pool(1).await;
+    let a = ctx_with_agent("tenant-a");
+    let mut tx = pool.begin(&a).await.unwrap();
+    sqlx::query("UPDATE notes SET body = body || '!'")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let mut sp = tx.savepoint().await.unwrap();
+    sqlx::query("SELECT 1/0")
+        .execute(&mut *sp)
+        .await
+        .unwrap_err();
+    sp.rollback().await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(bangs(&mut fx).await, SEED[0].1);
+}
+
+#[tokio::test]
+async fn after_a_transaction_ended_by_hand_statements_see_no_tenant() {
+    // A `COMMIT` sent through the raw connection ends the tenant
+    // transaction behind the `TenantTx`: what runs after it runs outside
+    // any transaction, where the tenant setting is gone, so RLS shows
+    // nothing; and the connection reaches the next borrower clean.
+    let mut fx = fixture().await;
+    let pool = fx.pool(1).await;
+    let a = ctx_with_agent("tenant-a");
+    let mut tx = pool.begin(&a).await.unwrap();
+    sqlx::raw_sql("COMMIT").execute(&mut *tx).await.unwrap();
+    let seen: i64 = sqlx::query_scalar("SELECT count(*) FROM notes")
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    assert_eq!(seen, 0, "outside the transaction there is no tenant");
+    // sqlx still counts the transaction, so this sends a COMMIT that
+    // PostgreSQL answers with a warning; it cannot tell it was ended.
+    tx.commit().await.unwrap();
+    assert_next_borrower_is_clean(&mut fx, &pool, "ended by hand").await;
 }
 
 #[tokio::test]
