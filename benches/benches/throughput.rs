@@ -21,10 +21,12 @@
 //!    bench itself moves a ratio.
 //!
 //! All pools have the same settings (16 connections, all opened up front,
-//! sqlx's defaults otherwise). A plain sqlx pool pings each connection
-//! before handing it out; a `TenantPool` does not (its `BEGIN` is the
-//! check, see `TenantPoolBuilder::test_before_acquire`): that round trip
-//! is part of what is measured.
+//! sqlx's defaults otherwise). A plain sqlx pool (0.8.6) pings each
+//! connection before handing it out and again when it takes it back; a
+//! `TenantPool` does neither (its `BEGIN` is the check, see
+//! `TenantPoolBuilder::test_before_acquire`, and a connection whose
+//! transaction ended cleanly goes straight to the next `begin`, see
+//! `TenantPool`): those round trips are part of what is measured.
 //!
 //! The variants are interleaved over several rounds, in a new random order
 //! each round (seeded, so a run is repeatable in its order).
