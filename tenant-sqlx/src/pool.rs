@@ -93,10 +93,12 @@ const FIELDS: [Field; 4] = [
 /// gives it to the next `begin` before any other, most recently used first,
 /// including to a `begin` already waiting for a connection. Kept connections
 /// stay checked out of sqlx's pool, so `max_connections` still bounds them;
-/// [`num_idle`](Self::num_idle) counts them. Everything else (a dropped or
-/// failed transaction, a connection out of sqlx's pool for longer than 30 s,
-/// so that sqlx's `max_lifetime` and `idle_timeout` still apply, anything
-/// after [`close`](Self::close)) is released to sqlx as before.
+/// [`num_idle`](Self::num_idle) counts them. Everything else is released to
+/// sqlx as before: a dropped or failed transaction; a connection out of
+/// sqlx's pool for longer than 30 s, or kept unused for as long (or for the
+/// [idle timeout](TenantPoolBuilder::idle_timeout) if shorter), so that
+/// sqlx's idle timeout and maximum lifetime still apply to it; anything
+/// after [`close`](Self::close).
 ///
 /// Not covered: `SET ROLE` and `SET SESSION AUTHORIZATION` (which
 /// `RESET ALL` leaves alone; the [audit](crate::audit) reports any
@@ -389,6 +391,16 @@ impl TenantPoolBuilder {
         self
     }
 
+    /// How long a connection may stay idle before it is closed (default
+    /// 10 min, as in sqlx; `None` keeps idle connections open). A
+    /// connection kept for the next `begin` (see [`TenantPool`]) is handed
+    /// back to sqlx's pool after at most 30 s unused, or after this
+    /// timeout if shorter, and closed there once idle for this long.
+    pub fn idle_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.options = self.options.idle_timeout(timeout);
+        self
+    }
+
     /// Whether `begin` makes sure a connection is alive before handing it
     /// out (default `true`, as in sqlx).
     ///
@@ -468,9 +480,11 @@ impl TenantPoolBuilder {
                 );
             }
         }
+        let stash = Arc::new(Stash::new(&pool));
+        Stash::sweep_in_background(Arc::downgrade(&stash), stash.sweep_period());
         Ok(TenantPool {
             pool,
-            stash: Arc::default(),
+            stash,
             shared: Arc::new(Shared::new(
                 self.settings,
                 report,

@@ -14,12 +14,13 @@
 //!
 //! Everything else goes back through sqlx's release path as before: a
 //! transaction that was dropped, failed to end or was nested behind our
-//! back, a connection kept here for longer than [`RECYCLE_AFTER`] since it
-//! left sqlx's pool (so that sqlx's `max_lifetime` and `idle_timeout` still
-//! apply), and everything once the pool is closed.
+//! back, a connection out of sqlx's pool for longer than [`RECYCLE_AFTER`]
+//! or kept here unused for as long (checked on every use and by a
+//! background sweep, so that sqlx's `max_lifetime` and `idle_timeout` still
+//! apply to it), and everything once the pool is closed.
 
 use std::collections::VecDeque;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 use sqlx::pool::PoolConnection;
@@ -28,8 +29,9 @@ use tokio::sync::oneshot;
 
 type Tm = <Postgres as sqlx::Database>::TransactionManager;
 
-/// How long a connection may go without passing through sqlx's pool: it is
-/// then released to sqlx (one ping) instead of being kept.
+/// How long a connection may go without passing through sqlx's pool, at
+/// most: it is then released to sqlx (one ping) instead of being kept.
+/// Shorter when the pool's `idle_timeout` or `max_lifetime` is.
 pub(crate) const RECYCLE_AFTER: Duration = Duration::from_secs(30);
 
 /// A connection out of sqlx's pool, with the time it left it.
@@ -43,9 +45,11 @@ struct Kept {
     kept_at: Instant,
 }
 
-#[derive(Default)]
 pub(crate) struct Stash {
     state: Mutex<State>,
+    /// [`RECYCLE_AFTER`], or the pool's `idle_timeout` or `max_lifetime`
+    /// if shorter.
+    recycle_after: Duration,
 }
 
 #[derive(Default)]
@@ -60,6 +64,18 @@ struct State {
 }
 
 impl Stash {
+    pub(crate) fn new(pool: &PgPool) -> Stash {
+        let options = pool.options();
+        let recycle_after = [options.get_idle_timeout(), options.get_max_lifetime()]
+            .into_iter()
+            .flatten()
+            .fold(RECYCLE_AFTER, Duration::min);
+        Stash {
+            state: Mutex::default(),
+            recycle_after,
+        }
+    }
+
     fn state(&self) -> MutexGuard<'_, State> {
         // Nothing panics while holding the lock; a poisoned one would still
         // hold consistent lists.
@@ -67,28 +83,57 @@ impl Stash {
     }
 
     /// A kept connection, most recently used first; otherwise whichever
-    /// comes first of a connection kept by a transaction that ends and one
-    /// from sqlx's pool.
-    pub(crate) async fn checkout(&self, pool: &PgPool) -> Result<Held, sqlx::Error> {
+    /// comes first of a connection kept by a transaction that ends (first
+    /// come, first served) and one from sqlx's pool.
+    pub(crate) async fn checkout(self: &Arc<Self>, pool: &PgPool) -> Result<Held, sqlx::Error> {
+        let now = Instant::now();
+        let mut stale = Vec::new();
         let mut handed = {
             let mut state = self.state();
-            if let Some(kept) = state.idle.pop() {
-                return Ok(kept.held);
+            while let Some(kept) = state.idle.pop() {
+                if self.is_fresh(&kept, now) {
+                    drop(state);
+                    drop(stale);
+                    return Ok(kept.held);
+                }
+                stale.push(kept);
             }
             let (tx, rx) = oneshot::channel();
             if !state.closed {
-                state.waiters.retain(|w| !w.is_closed());
+                // Waiters that gave up are dropped lazily: here from the
+                // front, elsewhere by `put`.
+                while state.waiters.front().is_some_and(|w| w.is_closed()) {
+                    state.waiters.pop_front();
+                }
                 state.waiters.push_back(tx);
             }
             rx
         };
+        drop(stale);
         let deadline = tokio::time::Instant::now() + pool.options().get_acquire_timeout();
+        // Below its maximum, sqlx's `acquire` may open a new connection
+        // (several round trips).
+        let may_connect = pool.size() < pool.options().get_max_connections();
+        let mut acquire = Box::pin(pool.acquire());
         let waited = tokio::time::timeout_at(deadline, async {
             tokio::select! {
                 biased;
                 // An error means the pool closed: sqlx's acquire reports it.
-                Ok(held) = &mut handed => Ok(held),
-                conn = pool.acquire() => conn.map(|conn| Held { conn, since: Instant::now() }),
+                Ok(held) = &mut handed => {
+                    if may_connect {
+                        // Aborting a connect half way would cost the
+                        // server a backend for nothing: let it finish, and
+                        // keep what it brings.
+                        let stash = Arc::clone(self);
+                        tokio::spawn(async move {
+                            if let Ok(Ok(conn)) = tokio::time::timeout_at(deadline, acquire).await {
+                                stash.put(Held { conn, since: Instant::now() });
+                            }
+                        });
+                    }
+                    Ok(held)
+                }
+                conn = &mut acquire => conn.map(|conn| Held { conn, since: Instant::now() }),
             }
         })
         .await
@@ -97,6 +142,10 @@ impl Stash {
         handed.close();
         if let Ok(late) = handed.try_recv() {
             self.put(late);
+        }
+        if waited.is_ok() && self.state().closed {
+            // Handed over just before `close`: released, not used.
+            return Err(sqlx::Error::PoolClosed);
         }
         waited
     }
@@ -109,24 +158,22 @@ impl Stash {
         // sqlx's count; `TenantTx` also checked that its COMMIT or ROLLBACK
         // succeeded.
         let clean = Tm::get_transaction_depth(&held.conn) == 0;
-        if !clean || now.duration_since(held.since) > RECYCLE_AFTER {
+        if !clean || now.duration_since(held.since) > self.recycle_after {
             // Dropping it releases it to sqlx: ping, lifetime, and the
             // pool's own check that it is outside any transaction.
             drop(held);
             return;
         }
         // Whatever is released to sqlx is dropped after the lock.
-        let released = {
+        let mut released = Vec::new();
+        {
             let mut state = self.state();
             if state.closed {
                 drop(state);
                 drop(held);
                 return;
             }
-            loop {
-                let Some(waiter) = state.waiters.pop_front() else {
-                    break;
-                };
+            while let Some(waiter) = state.waiters.pop_front() {
                 match waiter.send(held) {
                     Ok(()) => return,
                     // That `begin` stopped waiting (cancelled, or served by
@@ -134,18 +181,43 @@ impl Stash {
                     Err(back) => held = back,
                 }
             }
-            // The oldest kept connection, if it has waited too long, goes
-            // back to sqlx, whose idle timeout then applies to it.
-            let stale = match state.idle.first() {
-                Some(oldest) if now.duration_since(oldest.kept_at) > RECYCLE_AFTER => {
-                    Some(state.idle.remove(0).held)
-                }
-                _ => None,
-            };
+            // Kept connections that waited too long go back to sqlx, whose
+            // idle timeout then applies to them (oldest first).
+            while state.idle.first().is_some_and(|k| !self.is_fresh(k, now)) {
+                released.push(state.idle.remove(0));
+            }
             state.idle.push(Kept { held, kept_at: now });
+        }
+        drop(released);
+    }
+
+    /// Releases to sqlx every kept connection that is no longer fresh.
+    fn release_stale(&self) {
+        let now = Instant::now();
+        let stale: Vec<Kept> = {
+            let mut state = self.state();
+            let (stale, fresh) = std::mem::take(&mut state.idle)
+                .into_iter()
+                .partition(|k| !self.is_fresh(k, now));
+            state.idle = fresh;
             stale
         };
-        drop(released);
+        drop(stale);
+    }
+
+    /// Releases stale kept connections every half recycling period while
+    /// the stash lives, so that a pool that goes quiet still hands its
+    /// connections back to sqlx's idle timeout.
+    pub(crate) fn sweep_in_background(stash: Weak<Stash>, period: Duration) {
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(period);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(stash) = stash.upgrade() else { break };
+                stash.release_stale();
+            }
+        });
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -166,26 +238,46 @@ impl Stash {
     }
 }
 
+impl Stash {
+    /// Out of sqlx's pool for at most the recycling period, and kept idle
+    /// for at most as long.
+    fn is_fresh(&self, kept: &Kept, now: Instant) -> bool {
+        now.duration_since(kept.kept_at) <= self.recycle_after
+            && now.duration_since(kept.held.since) <= self.recycle_after
+    }
+
+    pub(crate) fn sweep_period(&self) -> Duration {
+        (self.recycle_after / 2).max(Duration::from_millis(10))
+    }
+}
+
 impl Drop for Stash {
     fn drop(&mut self) {
         let state = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
         let idle = std::mem::take(&mut state.idle);
-        if idle.is_empty() || tokio::runtime::Handle::try_current().is_ok() {
+        if idle.is_empty() {
             return;
         }
-        // The last handle on the pool is going away outside any Tokio
-        // runtime (after `block_on` returned, say). sqlx releases a
-        // connection on a task of the current runtime and panics without
-        // one; a runtime of our own takes those tasks, and dropping it
-        // closes the connections without running them.
-        match tokio::runtime::Builder::new_current_thread().build() {
-            Ok(rt) => {
-                let _enter = rt.enter();
-                drop(idle);
-            }
-            // Cannot happen short of the OS refusing a thread-less runtime:
-            // leave the sockets to the process rather than panic in drop.
-            Err(_) => std::mem::forget(idle),
+        match tokio::runtime::Handle::try_current() {
+            Ok(_) => drop(idle),
+            // Thread-local storage is being torn down (a pool held in a
+            // `thread_local!`): no runtime can be entered, and a panic here
+            // would abort. The sockets are left to the process.
+            Err(e) if e.is_thread_local_destroyed() => std::mem::forget(idle),
+            // The last handle on the pool is going away outside any Tokio
+            // runtime (after `block_on` returned, say). sqlx releases a
+            // connection on a task of the current runtime and panics
+            // without one; a runtime of our own takes those tasks, and
+            // dropping it closes the connections without running them.
+            Err(_) => match tokio::runtime::Builder::new_current_thread().build() {
+                Ok(rt) => {
+                    let _enter = rt.enter();
+                    drop(idle);
+                }
+                // The OS refused even a thread-less runtime: leave the
+                // sockets to the process rather than panic in drop.
+                Err(_) => std::mem::forget(idle),
+            },
         }
     }
 }

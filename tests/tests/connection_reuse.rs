@@ -442,3 +442,46 @@ fn a_pool_with_kept_connections_can_be_dropped_outside_its_runtime() {
     drop(pool);
     drop(fx);
 }
+
+async fn app_backends(fx: &mut Fixture) -> i64 {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND usename = $1",
+    )
+    .bind(APP_ROLE)
+    .fetch_one(&mut fx.admin)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_quiet_pool_still_closes_its_idle_connections() {
+    // Kept connections are checked out of sqlx's pool, where its idle
+    // timeout does not reach them: the pool hands them back when they have
+    // been kept unused for that long, even if no transaction comes to
+    // notice, and sqlx then closes them.
+    let mut fx = fixture().await;
+    let pool = TenantPool::builder()
+        .max_connections(2)
+        .idle_timeout(Some(Duration::from_secs(1)))
+        .connect(fx.db.app_url())
+        .await
+        .unwrap();
+    pid_of(&pool, A, true).await;
+    assert_eq!(pool.num_idle(), pool.size() as usize);
+    assert!(app_backends(&mut fx).await >= 1);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let open = app_backends(&mut fx).await;
+        if open == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{open} idle connections still open 20 s after a 1 s idle timeout"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(pool.size(), 0);
+    // And the pool still works afterwards.
+    pid_of(&pool, B, true).await;
+}
