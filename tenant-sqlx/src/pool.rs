@@ -394,8 +394,10 @@ impl TenantPoolBuilder {
     /// How long a connection may stay idle before it is closed (default
     /// 10 min, as in sqlx; `None` keeps idle connections open). A
     /// connection kept for the next `begin` (see [`TenantPool`]) is handed
-    /// back to sqlx's pool after at most 30 s unused, or after this
-    /// timeout if shorter, and closed there once idle for this long.
+    /// back to sqlx's pool once unused for 30 s, or for this timeout if
+    /// shorter (checked at every `begin` and by a sweep every half of that
+    /// period, so at most one and a half times as long), and closed there
+    /// once idle for this long.
     pub fn idle_timeout(mut self, timeout: Option<Duration>) -> Self {
         self.options = self.options.idle_timeout(timeout);
         self

@@ -20,6 +20,7 @@
 //! apply to it), and everything once the pool is closed.
 
 use std::collections::VecDeque;
+use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
@@ -100,10 +101,13 @@ impl Stash {
             }
             let (tx, rx) = oneshot::channel();
             if !state.closed {
-                // Waiters that gave up are dropped lazily: here from the
-                // front, elsewhere by `put`.
+                // Waiters that gave up are dropped lazily: here from both
+                // ends, elsewhere by `put`.
                 while state.waiters.front().is_some_and(|w| w.is_closed()) {
                     state.waiters.pop_front();
+                }
+                while state.waiters.back().is_some_and(|w| w.is_closed()) {
+                    state.waiters.pop_back();
                 }
                 state.waiters.push_back(tx);
             }
@@ -111,29 +115,33 @@ impl Stash {
         };
         drop(stale);
         let deadline = tokio::time::Instant::now() + pool.options().get_acquire_timeout();
-        // Below its maximum, sqlx's `acquire` may open a new connection
-        // (several round trips).
-        let may_connect = pool.size() < pool.options().get_max_connections();
         let mut acquire = Box::pin(pool.acquire());
+        // Whether sqlx's acquire ran at all: once it has, it may be opening
+        // a connection (several round trips), now or once it gets a permit.
+        let mut polled = false;
         let waited = tokio::time::timeout_at(deadline, async {
             tokio::select! {
                 biased;
                 // An error means the pool closed: sqlx's acquire reports it.
                 Ok(held) = &mut handed => {
-                    if may_connect {
+                    if polled {
                         // Aborting a connect half way would cost the
-                        // server a backend for nothing: let it finish, and
-                        // keep what it brings.
+                        // server a backend for nothing: let the acquire
+                        // finish (sqlx times it out), and keep what it
+                        // brings for the next waiter.
                         let stash = Arc::clone(self);
                         tokio::spawn(async move {
-                            if let Ok(Ok(conn)) = tokio::time::timeout_at(deadline, acquire).await {
+                            if let Ok(conn) = acquire.await {
                                 stash.put(Held { conn, since: Instant::now() });
                             }
                         });
                     }
                     Ok(held)
                 }
-                conn = &mut acquire => conn.map(|conn| Held { conn, since: Instant::now() }),
+                conn = std::future::poll_fn(|cx| {
+                    polled = true;
+                    acquire.as_mut().poll(cx)
+                }) => conn.map(|conn| Held { conn, since: Instant::now() }),
             }
         })
         .await
@@ -183,9 +191,12 @@ impl Stash {
             }
             // Kept connections that waited too long go back to sqlx, whose
             // idle timeout then applies to them (oldest first).
-            while state.idle.first().is_some_and(|k| !self.is_fresh(k, now)) {
-                released.push(state.idle.remove(0));
-            }
+            let stale = state
+                .idle
+                .iter()
+                .position(|k| self.is_fresh(k, now))
+                .unwrap_or(state.idle.len());
+            released.extend(state.idle.drain(..stale));
             state.idle.push(Kept { held, kept_at: now });
         }
         drop(released);
