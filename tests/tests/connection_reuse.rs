@@ -485,3 +485,108 @@ async fn a_quiet_pool_still_closes_its_idle_connections() {
     // And the pool still works afterwards.
     pid_of(&pool, B, true).await;
 }
+
+/// The proxy's socket directory, removed on drop.
+struct ProxyDir(std::path::PathBuf);
+
+impl Drop for ProxyDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A proxy in front of the server, on a Unix socket of its own, that holds
+/// every new connection for `delay` before passing it on: a connect through
+/// it takes at least that long. Returns the options to connect through it.
+async fn slow_connect_proxy(
+    url: &str,
+    delay: Duration,
+) -> (sqlx::postgres::PgConnectOptions, ProxyDir) {
+    use tokio::net::{TcpStream, UnixListener, UnixStream};
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let upstream: sqlx::postgres::PgConnectOptions = url.parse().unwrap();
+    let port = upstream.get_port();
+    let dir = std::env::temp_dir().join(format!(
+        "tenant-proxy-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let listener = UnixListener::bind(dir.join(format!(".s.PGSQL.{port}"))).unwrap();
+    let unix = upstream
+        .get_socket()
+        .map(|s| s.join(format!(".s.PGSQL.{port}")));
+    let tcp = format!("{}:{port}", upstream.get_host());
+    tokio::spawn(async move {
+        while let Ok((mut client, _)) = listener.accept().await {
+            let (unix, tcp) = (unix.clone(), tcp.clone());
+            tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                let _ = match unix {
+                    Some(path) => {
+                        let mut up = UnixStream::connect(path).await.unwrap();
+                        tokio::io::copy_bidirectional(&mut client, &mut up).await
+                    }
+                    None => {
+                        let mut up = TcpStream::connect(tcp).await.unwrap();
+                        tokio::io::copy_bidirectional(&mut client, &mut up).await
+                    }
+                };
+            });
+        }
+    });
+    (upstream.socket(&dir), ProxyDir(dir))
+}
+
+#[tokio::test]
+async fn a_connect_under_way_when_a_connection_is_handed_over_is_finished_and_kept() {
+    // Two connections at most; the first is in a transaction. A second
+    // `begin` finds none free and sqlx starts opening one (slow: 1 s
+    // through the proxy). The first transaction commits meanwhile and its
+    // connection is handed to the waiting `begin`. The connect must not be
+    // abandoned half way (a server backend started for nothing): it
+    // finishes in the background and its connection is kept.
+    let fx = fixture().await;
+    let (options, _dir) = slow_connect_proxy(fx.db.app_url(), Duration::from_secs(1)).await;
+    let pool = TenantPool::builder()
+        .max_connections(2)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_with(options)
+        .await
+        .unwrap();
+    // The audit's connection, back in sqlx's pool.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while pool.num_idle() < 1 {
+        assert!(
+            Instant::now() < deadline,
+            "the audit connection did not return"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(pool.size(), 1);
+    let a = ctx(A);
+    let tx = pool.begin(&a).await.unwrap();
+    let waiter = tokio::spawn({
+        let pool = pool.clone();
+        async move {
+            let started = Instant::now();
+            pid_of(&pool, B, true).await;
+            started.elapsed()
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(pool.size(), 2, "sqlx did not start a second connection");
+    tx.commit().await.unwrap();
+    let waited = waiter.await.unwrap();
+    assert!(
+        waited < Duration::from_millis(900),
+        "the waiter got the committed connection, not the new one (waited {waited:?})"
+    );
+    // The connect completes about 1 s after it started, and stays.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        (pool.size(), pool.num_idle()),
+        (2, 2),
+        "the second connection was abandoned"
+    );
+}
