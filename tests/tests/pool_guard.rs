@@ -8,7 +8,7 @@ mod common;
 
 use common::{ctx, fixture, poll_at_most, Fixture, SEED};
 use tenant_core::{Ctx, Validated};
-use tenant_sqlx::{Error, Settings, TenantPool};
+use tenant_sqlx::{Error, Settings, TenantPool, TenantTx};
 
 fn ctx_with_agent(tenant: &str) -> Ctx<Validated> {
     Ctx::unvalidated()
@@ -100,6 +100,14 @@ async fn a_work(pool: &TenantPool, a: &Ctx<Validated>) -> Result<i64, Error> {
     Ok(n)
 }
 
+/// Appends `!` to the body of every row the transaction's tenant sees.
+async fn bang(tx: &mut TenantTx<'_>) {
+    sqlx::query("UPDATE notes SET body = body || '!'")
+        .execute(&mut **tx)
+        .await
+        .unwrap();
+}
+
 async fn bangs(fx: &mut Fixture) -> i64 {
     sqlx::query_scalar("SELECT count(*) FROM notes WHERE body LIKE '%!'")
         .fetch_one(&mut fx.admin)
@@ -127,10 +135,7 @@ async fn after_rollback() {
     let pool = fx.pool(1).await;
     let a = ctx_with_agent("tenant-a");
     let mut tx = pool.begin(&a).await.unwrap();
-    sqlx::query("UPDATE notes SET body = body || '!'")
-        .execute(&mut *tx)
-        .await
-        .unwrap();
+    bang(&mut tx).await;
     tx.rollback().await.unwrap();
     assert_eq!(bangs(&mut fx).await, 0);
     assert_next_borrower_is_clean(&mut fx, &pool, "rollback").await;
@@ -175,10 +180,7 @@ async fn commit_after_a_failure_rolled_back_to_a_savepoint_still_commits() {
     let pool = fx.pool(1).await;
     let a = ctx_with_agent("tenant-a");
     let mut tx = pool.begin(&a).await.unwrap();
-    sqlx::query("UPDATE notes SET body = body || '!'")
-        .execute(&mut *tx)
-        .await
-        .unwrap();
+    bang(&mut tx).await;
     let mut sp = tx.savepoint().await.unwrap();
     sqlx::query("SELECT 1/0")
         .execute(&mut *sp)
@@ -217,10 +219,7 @@ async fn after_drop_without_commit() {
     let pool = fx.pool(1).await;
     let a = ctx_with_agent("tenant-a");
     let mut tx = pool.begin(&a).await.unwrap();
-    sqlx::query("UPDATE notes SET body = body || '!'")
-        .execute(&mut *tx)
-        .await
-        .unwrap();
+    bang(&mut tx).await;
     drop(tx);
     assert_eq!(bangs(&mut fx).await, 0, "dropping rolls back");
     assert_next_borrower_is_clean(&mut fx, &pool, "drop").await;
@@ -234,10 +233,7 @@ async fn after_a_panic_in_the_task() {
     let joined = tokio::spawn(async move {
         let a = ctx_with_agent("tenant-a");
         let mut tx = task_pool.begin(&a).await.unwrap();
-        sqlx::query("UPDATE notes SET body = body || '!'")
-            .execute(&mut *tx)
-            .await
-            .unwrap();
+        bang(&mut tx).await;
         panic!("the handler panics while its transaction is open");
     })
     .await;
@@ -425,10 +421,7 @@ async fn after_a_cancelled_savepoint() {
     for _ in 0..50 {
         for polls in 1.. {
             let mut tx = pool.begin(&a).await.unwrap();
-            sqlx::query("UPDATE notes SET body = body || '!'")
-                .execute(&mut *tx)
-                .await
-                .unwrap();
+            bang(&mut tx).await;
             let finished = match poll_at_most(tx.savepoint(), polls).await {
                 Some(made) => {
                     made.unwrap().rollback().await.unwrap();
@@ -492,10 +485,7 @@ async fn a_savepoint_dropped_without_an_end_stops_the_commit() {
     let pool = fx.pool(1).await;
     let a = ctx_with_agent("tenant-a");
     let mut tx = pool.begin(&a).await.unwrap();
-    sqlx::query("UPDATE notes SET body = body || '!'")
-        .execute(&mut *tx)
-        .await
-        .unwrap();
+    bang(&mut tx).await;
     drop(tx.savepoint().await.unwrap());
     let err = tx.commit().await.unwrap_err();
     assert_eq!(err.code(), "TRANSACTION_LOST");
