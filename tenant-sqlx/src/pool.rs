@@ -203,7 +203,7 @@ impl TenantPool {
                     // discards the connection until `BEGIN` is known to
                     // have completed.
                     let mut tx = tx::starting(held, stash.clone(), ctx.clone());
-                    match Tm::begin(tx.conn_mut(), Some(statement.clone().into())).await {
+                    match Tm::begin(&mut *tx, Some(statement.clone().into())).await {
                         Ok(()) => {
                             tx.mark_open();
                             return Ok(tx);
@@ -483,7 +483,7 @@ impl TenantPoolBuilder {
             }
         }
         let stash = Arc::new(Stash::new(&pool));
-        Stash::sweep_in_background(Arc::downgrade(&stash), stash.sweep_period());
+        stash.sweep_in_background();
         Ok(TenantPool {
             pool,
             stash,

@@ -21,7 +21,7 @@
 
 use std::collections::VecDeque;
 use std::future::Future;
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use sqlx::pool::PoolConnection;
@@ -88,16 +88,14 @@ impl Stash {
     /// come, first served) and one from sqlx's pool.
     pub(crate) async fn checkout(self: &Arc<Self>, pool: &PgPool) -> Result<Held, sqlx::Error> {
         let now = Instant::now();
-        let mut stale = Vec::new();
+        let stale;
         let mut handed = {
             let mut state = self.state();
-            while let Some(kept) = state.idle.pop() {
-                if self.is_fresh(&kept, now) {
-                    drop(state);
-                    drop(stale);
-                    return Ok(kept.held);
-                }
-                stale.push(kept);
+            stale = self.take_stale(&mut state, now);
+            if let Some(kept) = state.idle.pop() {
+                drop(state);
+                drop(stale);
+                return Ok(kept.held);
             }
             let (tx, rx) = oneshot::channel();
             if !state.closed {
@@ -173,7 +171,7 @@ impl Stash {
             return;
         }
         // Whatever is released to sqlx is dropped after the lock.
-        let mut released = Vec::new();
+        let released;
         {
             let mut state = self.state();
             if state.closed {
@@ -189,44 +187,38 @@ impl Stash {
                     Err(back) => held = back,
                 }
             }
-            // Kept connections that waited too long go back to sqlx, whose
-            // idle timeout then applies to them (oldest first).
-            let stale = state
-                .idle
-                .iter()
-                .position(|k| self.is_fresh(k, now))
-                .unwrap_or(state.idle.len());
-            released.extend(state.idle.drain(..stale));
+            released = self.take_stale(&mut state, now);
             state.idle.push(Kept { held, kept_at: now });
         }
         drop(released);
     }
 
-    /// Releases to sqlx every kept connection that is no longer fresh.
-    fn release_stale(&self) {
-        let now = Instant::now();
-        let stale: Vec<Kept> = {
-            let mut state = self.state();
-            let (stale, fresh) = std::mem::take(&mut state.idle)
-                .into_iter()
-                .partition(|k| !self.is_fresh(k, now));
-            state.idle = fresh;
-            stale
+    /// Takes out the kept connections that are no longer fresh: out of
+    /// sqlx's pool, or kept unused, for longer than the recycling period.
+    /// The caller drops them (releasing them to sqlx, whose idle timeout and
+    /// lifetime then apply) after the lock.
+    fn take_stale(&self, state: &mut State, now: Instant) -> Vec<Kept> {
+        let stale = |k: &mut Kept| {
+            now.duration_since(k.kept_at) > self.recycle_after
+                || now.duration_since(k.held.since) > self.recycle_after
         };
-        drop(stale);
+        state.idle.extract_if(.., stale).collect()
     }
 
     /// Releases stale kept connections every half recycling period while
     /// the stash lives, so that a pool that goes quiet still hands its
     /// connections back to sqlx's idle timeout.
-    pub(crate) fn sweep_in_background(stash: Weak<Stash>, period: Duration) {
+    pub(crate) fn sweep_in_background(self: &Arc<Self>) {
+        let period = (self.recycle_after / 2).max(Duration::from_millis(10));
+        let stash = Arc::downgrade(self);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(period);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
                 let Some(stash) = stash.upgrade() else { break };
-                stash.release_stale();
+                let stale = stash.take_stale(&mut stash.state(), Instant::now());
+                drop(stale);
             }
         });
     }
@@ -246,19 +238,6 @@ impl Stash {
             )
         };
         drop(drained);
-    }
-}
-
-impl Stash {
-    /// Out of sqlx's pool for at most the recycling period, and kept idle
-    /// for at most as long.
-    fn is_fresh(&self, kept: &Kept, now: Instant) -> bool {
-        now.duration_since(kept.kept_at) <= self.recycle_after
-            && now.duration_since(kept.held.since) <= self.recycle_after
-    }
-
-    pub(crate) fn sweep_period(&self) -> Duration {
-        (self.recycle_after / 2).max(Duration::from_millis(10))
     }
 }
 

@@ -4,6 +4,7 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
+use std::time::Instant;
 
 use sqlx::pool::PoolConnection;
 use sqlx::{PgConnection, Postgres, TransactionManager};
@@ -13,6 +14,9 @@ use crate::stash::{Held, Stash};
 use crate::Error;
 
 type Tm = <Postgres as sqlx::Database>::TransactionManager;
+
+/// `TenantTx::conn` is `None` only while it is being dropped.
+const LIVE: &str = "a live TenantTx holds its connection";
 
 /// A transaction opened by [`TenantPool::begin`](crate::TenantPool::begin)
 /// for one validated context. The tenant (and every field of the context)
@@ -47,7 +51,9 @@ type Tm = <Postgres as sqlx::Database>::TransactionManager;
 /// ```
 pub struct TenantTx<'ctx> {
     /// `None` only once dropped.
-    conn: Option<Held>,
+    conn: Option<PoolConnection<Postgres>>,
+    /// When the connection left sqlx's pool (see `stash`).
+    since: Instant,
     /// Where a cleanly ended transaction leaves its connection.
     stash: Arc<Stash>,
     /// `BEGIN` completed and `commit`/`rollback` has not: on drop, queue a
@@ -69,7 +75,8 @@ pub struct TenantTx<'ctx> {
 /// literal.
 pub(crate) fn starting<'ctx>(held: Held, stash: Arc<Stash>, ctx: Ctx<Validated>) -> TenantTx<'ctx> {
     TenantTx {
-        conn: Some(held),
+        conn: Some(held.conn),
+        since: held.since,
         stash,
         open: false,
         done: false,
@@ -80,24 +87,12 @@ pub(crate) fn starting<'ctx>(held: Held, stash: Arc<Stash>, ctx: Ctx<Validated>)
 }
 
 impl<'ctx> TenantTx<'ctx> {
-    pub(crate) fn conn_mut(&mut self) -> &mut PgConnection {
-        self.pooled_mut()
-    }
-
     fn pooled(&self) -> &PoolConnection<Postgres> {
-        &self
-            .conn
-            .as_ref()
-            .expect("a live TenantTx holds its connection")
-            .conn
+        self.conn.as_ref().expect(LIVE)
     }
 
     fn pooled_mut(&mut self) -> &mut PoolConnection<Postgres> {
-        &mut self
-            .conn
-            .as_mut()
-            .expect("a live TenantTx holds its connection")
-            .conn
+        self.conn.as_mut().expect(LIVE)
     }
 
     pub(crate) fn mark_open(&mut self) {
@@ -162,33 +157,31 @@ impl<'ctx> TenantTx<'ctx> {
     /// # Ok(()) }
     /// ```
     pub async fn savepoint(&mut self) -> Result<Savepoint<'_>, Error> {
-        let poisoned = &mut self.poisoned;
-        let conn = &mut self
-            .conn
-            .as_mut()
-            .expect("a live TenantTx holds its connection")
-            .conn;
-        Savepoint::open(conn, poisoned, 1).await
+        let conn = self.conn.as_mut().expect(LIVE);
+        Savepoint::open(conn, &mut self.poisoned, 1).await
     }
 }
 
 impl Drop for TenantTx<'_> {
     fn drop(&mut self) {
-        let Some(mut held) = self.conn.take() else {
+        let Some(mut conn) = self.conn.take() else {
             return;
         };
         if self.done {
             // Ended by a successful COMMIT or ROLLBACK: kept by the pool
             // for the next `begin`, without sqlx's release ping (the stash
             // checks the transaction state again).
-            self.stash.put(held);
-        } else if self.open && Tm::get_transaction_depth(&held.conn) == 1 {
+            self.stash.put(Held {
+                conn,
+                since: self.since,
+            });
+        } else if self.open && Tm::get_transaction_depth(&conn) == 1 {
             // The same path as a dropped sqlx `Transaction`: the ROLLBACK is
             // flushed by the pool's release check before anyone else gets
             // the connection.
-            Tm::start_rollback(&mut held.conn);
+            Tm::start_rollback(&mut conn);
         } else {
-            held.conn.close_on_drop();
+            conn.close_on_drop();
         }
     }
 }

@@ -189,19 +189,31 @@ async fn kill_app_backends(fx: &mut Fixture) -> i64 {
     .fetch_one(&mut fx.admin)
     .await
     .unwrap();
+    until_no_app_backends(fx, "terminated backends did not exit").await;
+    killed
+}
+
+/// Application-role backends of the fixture's database.
+async fn app_backends(fx: &mut Fixture) -> i64 {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND usename = $1",
+    )
+    .bind(APP_ROLE)
+    .fetch_one(&mut fx.admin)
+    .await
+    .unwrap()
+}
+
+/// Waits (20 s at most, else fails with `what`) until the fixture's
+/// database has no application-role backend left.
+async fn until_no_app_backends(fx: &mut Fixture, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let left: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND usename = $1",
-        )
-        .bind(APP_ROLE)
-        .fetch_one(&mut fx.admin)
-        .await
-        .unwrap();
+        let left = app_backends(fx).await;
         if left == 0 {
-            return killed;
+            return;
         }
-        assert!(Instant::now() < deadline, "{left} backends did not exit");
+        assert!(Instant::now() < deadline, "{what}: {left} still open");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
@@ -450,16 +462,6 @@ fn a_pool_with_kept_connections_can_be_dropped_outside_its_runtime() {
     drop(fx);
 }
 
-async fn app_backends(fx: &mut Fixture) -> i64 {
-    sqlx::query_scalar(
-        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND usename = $1",
-    )
-    .bind(APP_ROLE)
-    .fetch_one(&mut fx.admin)
-    .await
-    .unwrap()
-}
-
 #[tokio::test]
 async fn a_quiet_pool_still_closes_its_idle_connections() {
     // Kept connections are checked out of sqlx's pool, where its idle
@@ -476,18 +478,11 @@ async fn a_quiet_pool_still_closes_its_idle_connections() {
     pid_of(&pool, A, true).await;
     assert_eq!(pool.num_idle(), pool.size() as usize);
     assert!(app_backends(&mut fx).await >= 1);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let open = app_backends(&mut fx).await;
-        if open == 0 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{open} idle connections still open 20 s after a 1 s idle timeout"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    until_no_app_backends(
+        &mut fx,
+        "idle connections open 20 s after a 1 s idle timeout",
+    )
+    .await;
     assert_eq!(pool.size(), 0);
     // And the pool still works afterwards.
     pid_of(&pool, B, true).await;
