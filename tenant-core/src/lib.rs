@@ -73,7 +73,9 @@ pub use key::TenantKey;
 pub use log::{log_prefix, NO_CONTEXT_PREFIX};
 #[cfg(any(feature = "tower", feature = "axum"))]
 pub use response::JSON_CONTENT_TYPE;
-pub use scope::{current, spawn, spawn_blocking, Incoming, IncomingFuture, ScopeFuture};
+pub use scope::{
+    current, spawn, spawn_blocking, with_current, Incoming, IncomingFuture, ScopeFuture,
+};
 pub use validator::{CheckFuture, Validator};
 
 pub use tenant_macros::with_context;

@@ -60,6 +60,38 @@ pub fn current() -> Result<Ctx<Validated>, ContextError> {
         .ok_or(ContextError::NoContext)
 }
 
+/// Calls `f` with the current validated context (`None` outside any scope,
+/// and inside an [`Incoming`] scope before validation), without cloning it.
+///
+/// This is the cheap check a database layer makes on every statement: a
+/// transaction opened for one tenant refuses to run inside another tenant's
+/// scope.
+///
+/// ```
+/// use tenant_core::{with_current, Ctx, Validated};
+///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// assert!(with_current(|c| c.is_none()));
+/// let ctx: Ctx<Validated> = Ctx::unvalidated().with_tenant("acme").validate().unwrap();
+/// ctx.scope(async {
+///     assert!(with_current(|c| c.is_some_and(|c| c.tenant_id().as_str() == "acme")));
+/// }).await;
+/// # });
+/// ```
+pub fn with_current<R>(f: impl FnOnce(Option<&Ctx<Validated>>) -> R) -> R {
+    let mut f = Some(f);
+    let inside = CURRENT.try_with(|current| match f.take() {
+        Some(f) => Some(f(current.as_ref())),
+        None => None,
+    });
+    match (inside, f) {
+        (Ok(Some(r)), _) => r,
+        (_, Some(f)) => f(None),
+        // `f` was taken and ran: its result is in `inside`.
+        (_, None) => unreachable!("with_current: the closure ran but returned nothing"),
+    }
+}
+
 /// Spawns `fut` on the tokio runtime inside the current validated context.
 /// Fails with [`ContextError::NoContext`] outside any scope, so a background
 /// task never starts without a tenant.

@@ -1,7 +1,6 @@
 //! [`AdminPool`]: the explicit, logged way around tenant isolation.
 
 use std::fmt;
-use std::ops::{Deref, DerefMut};
 use std::time::Instant;
 
 use sqlx::pool::PoolConnection;
@@ -35,7 +34,7 @@ use crate::Error;
 /// let admin = AdminPool::connect("postgres://owner@localhost/app").await?;
 /// let mut conn = admin.acquire("migrate: create notes").await?;
 /// sqlx::raw_sql("CREATE TABLE IF NOT EXISTS notes (id bigserial, tenant_id text NOT NULL, body text)")
-///     .execute(&mut *conn)
+///     .execute(&mut conn)
 ///     .await?;
 /// # Ok(()) }
 /// ```
@@ -92,7 +91,9 @@ impl AdminPool {
 
 /// A connection from an [`AdminPool`], with no tenant and no isolation.
 ///
-/// Run queries on `&mut *conn` or `&mut conn`. Closed when dropped.
+/// Run queries on `&mut conn` (an sqlx executor). Like a
+/// [`TenantTx`](crate::TenantTx), it never hands out the `PgConnection` itself, so its
+/// session cannot be swapped into anything else. Closed when dropped.
 pub struct AdminConn {
     conn: PoolConnection<Postgres>,
     reason: String,
@@ -126,16 +127,9 @@ impl fmt::Debug for AdminConn {
     }
 }
 
-impl Deref for AdminConn {
-    type Target = PgConnection;
-    fn deref(&self) -> &PgConnection {
-        &self.conn
-    }
-}
-
-impl DerefMut for AdminConn {
-    fn deref_mut(&mut self) -> &mut PgConnection {
-        &mut self.conn
+impl crate::executor::Session for AdminConn {
+    fn session(&mut self, _sql: &str) -> Result<&mut PgConnection, sqlx::Error> {
+        Ok(&mut self.conn)
     }
 }
 

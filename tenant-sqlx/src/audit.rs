@@ -305,6 +305,52 @@ pub enum Finding {
         /// The stored value.
         value: String,
     },
+    /// A setting that shapes every transaction or what its statements
+    /// resolve to (`default_transaction_read_only`, the default isolation
+    /// level, `search_path`, `role`, `row_security`, ...) is stored on the
+    /// role or the database. Any role can store such settings for itself
+    /// (`ALTER ROLE CURRENT_USER SET …`), also from inside a tenant
+    /// transaction, and they outlive restarts: one tenant's code could make
+    /// every tenant's transactions read-only, or resolve table names to
+    /// another schema.
+    #[error(
+        "`{setting} = '{value}'` is stored {scope}, so it shapes every new session of every \
+         tenant: run `{fix}`",
+        scope = stored_scope(role.as_deref(), database.as_deref()),
+        fix = stored_fix(setting, role.as_deref(), database.as_deref())
+    )]
+    StoredSessionSetting {
+        /// The setting.
+        setting: String,
+        /// The role it is stored for, `None` for all roles.
+        role: Option<String>,
+        /// The database it is stored for, `None` for all databases.
+        database: Option<String>,
+        /// The stored value.
+        value: String,
+    },
+    /// `track_activities` is on for the role: every session of the role can
+    /// read the current statement of every other session of the same role
+    /// in `pg_stat_activity`, including the begin message of a transaction
+    /// with another tenant's id (and, in hardened mode, its proof).
+    #[error(
+        "`track_activities` is on for the role {role}, so each of its sessions can read the \
+         statements of the others in pg_stat_activity, other tenants' ids included: as a \
+         superuser, run `ALTER ROLE {role} SET track_activities = off`"
+    )]
+    QueryTextVisible {
+        /// The role.
+        role: String,
+    },
+    /// `pg_stat_statements` records utility statements
+    /// (`pg_stat_statements.track_utility = on`, its default): the begin
+    /// messages, with tenant ids in them, are kept and readable by the role.
+    #[error(
+        "pg_stat_statements records utility statements, so the tenant settings of every begin \
+         message are kept with their values: as a superuser, run \
+         `ALTER SYSTEM SET pg_stat_statements.track_utility = off` and reload"
+    )]
+    UtilityStatementsTracked,
     /// A context setting already has a value in a fresh session, from a
     /// source the catalogs do not show (`postgresql.conf`, `-c` in the
     /// connection options, `PGOPTIONS`).
@@ -371,6 +417,9 @@ impl Finding {
             Finding::PermissiveAlwaysTrue { .. } => "PERMISSIVE_POLICY_TRUE",
             Finding::StoredDefault { .. } => "SETTING_STORED_DEFAULT",
             Finding::PresetInSession { .. } => "SETTING_PRESET_IN_SESSION",
+            Finding::StoredSessionSetting { .. } => "SETTING_STORED_FOR_SESSIONS",
+            Finding::QueryTextVisible { .. } => "QUERY_TEXT_VISIBLE",
+            Finding::UtilityStatementsTracked => "UTILITY_STATEMENTS_TRACKED",
         }
     }
 
@@ -635,7 +684,27 @@ async fn audit_settings(
                 database,
                 value: value.to_owned(),
             });
+        } else if shapes_sessions(name, &names) {
+            findings.push(Finding::StoredSessionSetting {
+                setting: name.to_owned(),
+                role,
+                database,
+                value: value.to_owned(),
+            });
         }
+    }
+
+    let (role, track_activities, track_utility): (String, String, Option<String>) = sqlx::query_as(
+        "SELECT format('%I', session_user), current_setting('track_activities'), \
+                    current_setting('pg_stat_statements.track_utility', true)",
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    if track_activities == "on" {
+        findings.push(Finding::QueryTextVisible { role });
+    }
+    if track_utility.as_deref() == Some("on") {
+        findings.push(Finding::UtilityStatementsTracked);
     }
 
     let current: Vec<(String, Option<String>)> = sqlx::query_as(
@@ -656,6 +725,31 @@ async fn audit_settings(
         }
     }
     Ok(())
+}
+
+/// Stored settings reported as [`Finding::StoredSessionSetting`]: those
+/// that decide how every transaction runs or what a name in a statement
+/// means, and any other setting under the prefix of a context setting
+/// (`app.*`), which a policy might read.
+fn shapes_sessions(name: &str, context_settings: &[&str]) -> bool {
+    const SHAPING: [&str; 10] = [
+        "default_transaction_read_only",
+        "default_transaction_isolation",
+        "default_transaction_deferrable",
+        "transaction_read_only",
+        "transaction_isolation",
+        "search_path",
+        "role",
+        "session_authorization",
+        "row_security",
+        "session_replication_role",
+    ];
+    let name = name.to_ascii_lowercase();
+    SHAPING.contains(&name.as_str())
+        || context_settings.iter().any(|s| {
+            s.split_once('.')
+                .is_some_and(|(prefix, _)| name.starts_with(&format!("{prefix}.")))
+        })
 }
 
 #[cfg(test)]
@@ -708,7 +802,39 @@ mod tests {
                 setting: "app.current_tenant".into(),
                 value: "acme".into(),
             },
+            Finding::StoredSessionSetting {
+                setting: "default_transaction_read_only".into(),
+                role: Some("app".into()),
+                database: None,
+                value: "on".into(),
+            },
+            Finding::QueryTextVisible { role: "app".into() },
+            Finding::UtilityStatementsTracked,
         ]
+    }
+
+    #[test]
+    fn settings_that_shape_sessions_are_recognised() {
+        let ours = ["app.current_tenant", "app.current_agent"];
+        for name in [
+            "default_transaction_read_only",
+            "DEFAULT_TRANSACTION_ISOLATION",
+            "search_path",
+            "role",
+            "row_security",
+            "app.tenant_proof",
+            "app.anything",
+        ] {
+            assert!(shapes_sessions(name, &ours), "{name}");
+        }
+        for name in [
+            "statement_timeout",
+            "work_mem",
+            "application_name",
+            "apple.x",
+        ] {
+            assert!(!shapes_sessions(name, &ours), "{name}");
+        }
     }
 
     #[test]
@@ -729,7 +855,8 @@ mod tests {
                     || message.contains(": connect as")
                     || message.contains(": create one")
                     || message.contains(": recreate it")
-                    || message.contains(": remove it"),
+                    || message.contains(": remove it")
+                    || message.contains(": as a superuser, run `"),
                 "{message}"
             );
         }
@@ -759,8 +886,8 @@ mod tests {
             findings: one_of_each(),
         };
         let text = report.to_string();
-        assert!(text.starts_with("the row-level security audit found 12 problems:"));
-        assert_eq!(text.lines().count(), 13);
+        assert!(text.starts_with("the row-level security audit found 15 problems:"));
+        assert_eq!(text.lines().count(), 16);
         assert!(text.contains("\n- [ROLE_IS_SUPERUSER] the role app is a superuser"));
     }
 }

@@ -7,17 +7,24 @@ use crate::audit::AuditReport;
 /// Every variant has a stable [`code`](Error::code).
 ///
 /// ```
-/// use tenant_sqlx::Error;
-/// let err = tenant_sqlx::set_local_sql("app.current_tenant", "a\nb").unwrap_err();
-/// assert_eq!(err.code(), "UNSAFE_SETTING_VALUE");
-/// assert!(matches!(err, Error::UnsafeSettingValue { .. }));
+/// use tenant_sqlx::{Error, Settings, TenantPool};
+///
+/// # async fn demo() {
+/// let err = TenantPool::builder()
+///     .settings(Settings::default().with_tenant("tenant"))
+///     .connect("postgres://app@localhost/app")
+///     .await
+///     .unwrap_err();
+/// assert_eq!(err.code(), "INVALID_SETTING_NAME");
+/// assert!(matches!(err, Error::InvalidSettingName { .. }));
+/// # }
 /// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// The database or the driver failed.
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(#[source] sqlx::Error),
     /// The start-up audit found problems and the pool was not built with
     /// [`allow_audit_findings(true)`](crate::TenantPoolBuilder::allow_audit_findings).
     #[error(
@@ -43,14 +50,34 @@ pub enum Error {
         /// Why.
         reason: &'static str,
     },
-    /// sqlx no longer counts the transaction as open at its own depth (a
-    /// cancelled [`savepoint`](crate::TenantTx::savepoint) rolls the whole
-    /// transaction back; a leaked savepoint leaves it nested), so it cannot
-    /// be committed. Its connection is discarded.
+    /// The transaction is not the one this crate opened, so its work was
+    /// not committed and its connection is closed: it was ended by a raw
+    /// `COMMIT`, `ROLLBACK` or `END`, or a [`Savepoint`](crate::Savepoint)
+    /// was dropped or cancelled without being ended, or a statement was run
+    /// after a failed `commit`.
     #[error(
-        "the tenant transaction was already ended or is still nested; its work was not committed"
+        "the tenant transaction was ended behind its back or left in an unknown state; its work was not committed"
     )]
     TransactionLost,
+    /// PostgreSQL had already aborted the transaction (a statement failed or
+    /// timed out and its error was ignored) and answered `COMMIT` with a
+    /// rollback: nothing was saved.
+    #[error("the server had aborted the tenant transaction; COMMIT rolled it back and nothing was saved")]
+    TransactionAborted,
+    /// A transaction or context of one tenant was used inside the validated
+    /// scope of another: a transaction parked in a static or a channel, or a
+    /// context leaked to `'static`, reaching the next request. Refused
+    /// before anything is sent.
+    #[error(
+        "a transaction for tenant `{transaction}` was used inside the scope of tenant `{scope}`; \
+         open a transaction from the current request's context instead"
+    )]
+    TenantScopeMismatch {
+        /// The tenant the transaction (or the context given to `begin`) is for.
+        transaction: tenant_core::TenantId,
+        /// The tenant of the validated scope it was used in.
+        scope: tenant_core::TenantId,
+    },
     /// [`AdminPool::acquire`](crate::AdminPool::acquire) was given an empty
     /// reason.
     #[error(
@@ -73,8 +100,16 @@ impl Error {
             Error::InvalidSettingName { .. } => "INVALID_SETTING_NAME",
             Error::UnsafeSettingValue { .. } => "UNSAFE_SETTING_VALUE",
             Error::TransactionLost => "TRANSACTION_LOST",
+            Error::TransactionAborted => "TRANSACTION_ABORTED",
+            Error::TenantScopeMismatch { .. } => "TENANT_SCOPE_MISMATCH",
             Error::AdminReasonRequired => "ADMIN_REASON_REQUIRED",
         }
+    }
+
+    /// This error inside an `sqlx::Error`, for the executor methods, which
+    /// can only return sqlx's type; `From<sqlx::Error>` takes it out again.
+    pub(crate) fn into_sqlx(self) -> sqlx::Error {
+        sqlx::Error::Configuration(Box::new(self))
     }
 
     /// The audit report, for [`Error::AuditFailed`].
@@ -82,6 +117,23 @@ impl Error {
         match self {
             Error::AuditFailed(r) => Some(r),
             _ => None,
+        }
+    }
+}
+
+impl From<sqlx::Error> for Error {
+    /// Wraps a driver error, or takes out this crate's own error that an
+    /// executor method returned inside one (so that `?` in a function
+    /// returning [`Error`] keeps its [`code`](Error::code)).
+    fn from(e: sqlx::Error) -> Self {
+        match e {
+            sqlx::Error::Configuration(inner) if inner.is::<Error>() => {
+                match inner.downcast::<Error>() {
+                    Ok(own) => *own,
+                    Err(other) => Error::Database(sqlx::Error::Configuration(other)),
+                }
+            }
+            e => Error::Database(e),
         }
     }
 }

@@ -1,7 +1,18 @@
 //! The one `Executor` forwarding shared by [`TenantTx`](crate::TenantTx),
-//! [`Savepoint`](crate::Savepoint) and [`AdminConn`](crate::AdminConn): each
-//! dereferences to a `PgConnection`, and `&mut` of each is an sqlx executor
-//! that forwards to it, as sqlx's own `&mut PgListener` does.
+//! [`Savepoint`](crate::Savepoint) and [`AdminConn`](crate::AdminConn):
+//! `&mut` of each is an sqlx executor that forwards to the session inside,
+//! as sqlx's own `&mut PgListener` does. None of them hands the
+//! `PgConnection` itself out: a `&mut PgConnection` can be swapped with
+//! another session.
+
+use sqlx::PgConnection;
+
+/// The session a statement runs on, after the wrapper's own checks.
+/// Crate-private: nothing outside reaches the connection.
+pub(crate) trait Session {
+    /// The connection for a statement whose text is `sql`, or why not.
+    fn session(&mut self, sql: &str) -> Result<&mut PgConnection, sqlx::Error>;
+}
 
 macro_rules! forward_executor {
     ($ty:ty) => {
@@ -22,7 +33,12 @@ macro_rules! forward_executor {
                 't: 'e,
                 E: 'q + ::sqlx::Execute<'q, ::sqlx::Postgres>,
             {
-                ::sqlx::Executor::fetch_many(&mut **self, query)
+                match $crate::executor::Session::session(self, ::sqlx::Execute::sql(&query)) {
+                    Ok(conn) => ::sqlx::Executor::fetch_many(conn, query),
+                    Err(e) => ::std::boxed::Box::pin(::futures_util::stream::once(
+                        ::futures_util::future::ready(Err(e)),
+                    )),
+                }
             }
 
             fn fetch_optional<'e, 'q: 'e, E>(
@@ -36,7 +52,10 @@ macro_rules! forward_executor {
                 't: 'e,
                 E: 'q + ::sqlx::Execute<'q, ::sqlx::Postgres>,
             {
-                ::sqlx::Executor::fetch_optional(&mut **self, query)
+                match $crate::executor::Session::session(self, ::sqlx::Execute::sql(&query)) {
+                    Ok(conn) => ::sqlx::Executor::fetch_optional(conn, query),
+                    Err(e) => ::std::boxed::Box::pin(::futures_util::future::ready(Err(e))),
+                }
             }
 
             fn prepare_with<'e, 'q: 'e>(
@@ -50,7 +69,10 @@ macro_rules! forward_executor {
             where
                 't: 'e,
             {
-                ::sqlx::Executor::prepare_with(&mut **self, sql, parameters)
+                match $crate::executor::Session::session(self, sql) {
+                    Ok(conn) => ::sqlx::Executor::prepare_with(conn, sql, parameters),
+                    Err(e) => ::std::boxed::Box::pin(::futures_util::future::ready(Err(e))),
+                }
             }
 
             #[doc(hidden)]
@@ -64,7 +86,10 @@ macro_rules! forward_executor {
             where
                 't: 'e,
             {
-                ::sqlx::Executor::describe(&mut **self, sql)
+                match $crate::executor::Session::session(self, sql) {
+                    Ok(conn) => ::sqlx::Executor::describe(conn, sql),
+                    Err(e) => ::std::boxed::Box::pin(::futures_util::future::ready(Err(e))),
+                }
             }
         }
     };

@@ -20,7 +20,7 @@
 //! let ctx: Ctx<Validated> = Ctx::unvalidated().with_tenant("acme").validate()?;
 //! let mut tx = pool.begin(&ctx).await?;
 //! let rows: Vec<(i64, String)> = sqlx::query_as("SELECT id, body FROM notes")
-//!     .fetch_all(&mut *tx)
+//!     .fetch_all(&mut tx)
 //!     .await?; // only acme's notes: RLS filters by the transaction's tenant
 //! tx.commit().await?;
 //! # Ok(()) }
@@ -39,6 +39,7 @@ pub mod rls;
 mod settings;
 mod sql;
 mod stash;
+mod taint;
 mod tx;
 
 #[cfg(feature = "testing")]
@@ -48,5 +49,4 @@ pub use admin::{AdminConn, AdminPool};
 pub use error::Error;
 pub use pool::{Begin, TenantPool, TenantPoolBuilder};
 pub use settings::Settings;
-pub use sql::set_local_sql;
 pub use tx::{Savepoint, TenantTx};

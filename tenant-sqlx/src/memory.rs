@@ -246,7 +246,7 @@ impl<'a, S: HasAgent + HasConversation> ConversationMemory<'a, S> {
         .bind(conversation)
         .bind(role.as_str())
         .bind(content)
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut tx)
         .await?;
         tx.commit().await?;
         Ok(MessageId(id))
@@ -267,7 +267,7 @@ impl<'a, S: HasAgent + HasConversation> ConversationMemory<'a, S> {
         .bind(agent)
         .bind(conversation)
         .bind(i64::from(limit))
-        .fetch_all(&mut *tx)
+        .fetch_all(&mut tx)
         .await?;
         tx.commit().await?;
         rows.into_iter()
@@ -296,7 +296,7 @@ impl<'a, S: HasAgent + HasConversation> ConversationMemory<'a, S> {
         .bind(agent)
         .bind(conversation)
         .bind(collection.as_str())
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?;
         tx.commit().await?;
         Ok(())
@@ -314,7 +314,7 @@ impl<'a, S: HasAgent + HasConversation> ConversationMemory<'a, S> {
         .bind(tenant)
         .bind(agent)
         .bind(conversation)
-        .fetch_all(&mut *tx)
+        .fetch_all(&mut tx)
         .await?;
         tx.commit().await?;
         // Stored ids were valid when written; one that no longer parses (a
@@ -335,7 +335,7 @@ impl<'a, S: HasAgent + HasConversation> ConversationMemory<'a, S> {
             .bind(tenant)
             .bind(agent)
             .bind(conversation)
-            .execute(&mut *tx)
+            .execute(&mut tx)
             .await?
             .rows_affected();
         }

@@ -9,28 +9,37 @@ use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{Connection, PgPool, Postgres, TransactionManager};
+use sqlx::PgPool;
 use tenant_core::{Ctx, Field, IsValidated};
 
 use crate::audit::{self, AuditReport};
-use crate::sql::{push_literal, quote_setting_name};
+use crate::sql::{push_identifier, push_literal, quote_setting_name};
 use crate::stash::Stash;
-use crate::tx::{self, TenantTx};
+use crate::tx::{self, check_scope, TenantTx};
 use crate::{Error, Settings};
 
-type Tm = <Postgres as sqlx::Database>::TransactionManager;
-
-/// How every tenant transaction starts, in the same message as its
-/// `SET LOCAL`s: whatever session state an earlier borrower of the
-/// connection left by hand is cleared first, so the transaction never sees
-/// it. `CLOSE ALL` drops `WITH HOLD` cursors (materialised under the earlier
-/// tenant), `DISCARD TEMP` temporary tables (which RLS does not protect),
-/// `RESET ALL` every setting made with `SET` (values given at connect time,
-/// in the connection options, are kept). In one message the three join the
-/// transaction that `BEGIN` opens, so they cost no round trip and, like
-/// everything in it, are undone by a rollback; the next `BEGIN` clears
-/// again.
-const CLEAN_BEGIN: &str = "CLOSE ALL; DISCARD TEMP; RESET ALL; BEGIN";
+/// How every tenant transaction starts, in one message with its
+/// `SET LOCAL`s (one round trip):
+///
+/// * `BEGIN` with explicit characteristics first, so that session defaults
+///   an earlier borrower set (`default_transaction_read_only`,
+///   `SET SESSION CHARACTERISTICS`) or stored on the role do not shape this
+///   transaction;
+/// * `RESET ALL`: every setting made with `SET` or `set_config(…, false)`
+///   (values given at connect time, in the connection options, are kept);
+/// * `SET LOCAL ROLE` (appended per pool): the transaction runs as the
+///   pool's role whatever `SET ROLE` an earlier borrower made, and a session
+///   that is not the pool role's own fails here and is closed;
+/// * `CLOSE ALL` drops `WITH HOLD` cursors, `DISCARD TEMP` temporary tables
+///   and functions (which RLS does not protect), `DISCARD SEQUENCES` what
+///   `lastval()`/`currval()` would tell of an earlier borrower's inserts.
+///
+/// All of it is inside the transaction: a borrower that rolls back also
+/// rolls back its clearing, and the next begin clears again before its
+/// first statement. What cannot be cleared this way is handled by
+/// `taint` (the connection is closed instead of reused).
+const CLEAN_BEGIN: &str = "BEGIN ISOLATION LEVEL READ COMMITTED, READ WRITE; RESET ALL";
+const CLEAN_AFTER_ROLE: &str = "; CLOSE ALL; DISCARD TEMP; DISCARD SEQUENCES";
 
 /// The order in which the context's fields are written into the begin
 /// statement.
@@ -40,6 +49,11 @@ const FIELDS: [Field; 4] = [
     Field::Conversation,
     Field::Collection,
 ];
+
+/// How long a `begin` may wait for a connection before it logs a warning
+/// (sqlx's own threshold for its acquire, whose warning is turned off: see
+/// `connect_with`).
+const SLOW_BEGIN: Duration = Duration::from_secs(2);
 
 /// A PostgreSQL pool whose only use is [`begin`](TenantPool::begin): a
 /// transaction scoped to one validated tenant context.
@@ -132,6 +146,8 @@ struct Shared {
     /// Retry a `BEGIN` that finds its connection dead (see
     /// [`TenantPoolBuilder::test_before_acquire`]).
     test_before_acquire: bool,
+    /// `BEGIN …; RESET ALL; SET LOCAL ROLE "app_role"; CLOSE ALL; …`.
+    clean_begin: String,
     /// `SET LOCAL "app"."current_…" = ` for each of [`FIELDS`].
     prefixes: [String; 4],
     report: AuditReport,
@@ -181,43 +197,62 @@ impl TenantPool {
         // Everything that needs `S` happens here, so the future's type does
         // not mention it and a wrong context is reported once, at the
         // argument.
-        let statement = self.shared.begin_statement(ctx);
+        let statement =
+            check_scope(ctx.tenant_id()).and_then(|()| self.shared.begin_statement(ctx));
         let ctx = ctx.erase();
         let pool = self.pool.clone();
         let stash = self.stash.clone();
-        let retries = if self.shared.test_before_acquire {
-            // Each retry discards one dead connection; after at most this
-            // many the pool has opened a fresh one (or failed to connect,
-            // which `acquire` reports).
-            pool.options().get_max_connections()
-        } else {
-            0
-        };
+        let retry_dead = self.shared.test_before_acquire;
+        // Each retry closes one dead or foreign connection; after at most
+        // this many the pool has opened a fresh one (or failed to connect,
+        // which `acquire` reports).
+        let retries = pool.options().get_max_connections();
         Begin {
             inner: Box::pin(async move {
                 let statement = statement?;
                 let mut attempt = 0;
+                let mut with_rollback = String::new();
                 loop {
                     let held = stash.checkout(&pool).await?;
+                    let message = if held.rollback_first {
+                        // The previous transaction on this connection was
+                        // dropped while open: its ROLLBACK travels in front.
+                        with_rollback.clear();
+                        with_rollback.push_str("ROLLBACK; ");
+                        with_rollback.push_str(&statement);
+                        &with_rollback
+                    } else {
+                        &statement
+                    };
                     // From here on, dropping `tx` (cancellation, error)
-                    // discards the connection until `BEGIN` is known to
-                    // have completed.
+                    // closes the connection until the begin message is known
+                    // to have completed.
                     let mut tx = tx::starting(held, stash.clone(), ctx.clone());
-                    match Tm::begin(&mut *tx, Some(statement.clone().into())).await {
-                        Ok(()) => {
+                    match tx::run_raw(tx.begin_conn(), message).await {
+                        Ok(_) => {
                             tx.mark_open();
                             return Ok(tx);
                         }
-                        // The `BEGIN` doubles as sqlx's liveness ping: a
-                        // connection the server or the network dropped
-                        // while it sat idle is discarded (by dropping `tx`)
-                        // and the begin runs again on another one. Nothing
-                        // was committed: the transaction never started, or
-                        // died with its session.
-                        Err(e) if attempt < retries && is_dead_connection(&e) => {
+                        // The begin message doubles as sqlx's liveness ping:
+                        // a connection the server or the network dropped
+                        // while it sat idle is closed (by dropping `tx`) and
+                        // the begin runs again on another one. Nothing was
+                        // committed: the transaction never started, or died
+                        // with its session.
+                        Err(e) if retry_dead && attempt < retries && is_dead_connection(&e) => {
                             tracing::info!(
                                 error = %e,
                                 "tenant-sqlx: connection lost while idle; retrying BEGIN on another"
+                            );
+                            attempt += 1;
+                        }
+                        // `SET LOCAL ROLE` refused: the session is not one
+                        // of this pool's (it logged in as another role).
+                        // Closed, never used; the begin runs on another.
+                        Err(e) if attempt < retries && is_foreign_session(&e) => {
+                            tracing::warn!(
+                                error = %e,
+                                "tenant-sqlx: a session that is not the pool role's reached the pool; closed"
                             );
                             attempt += 1;
                         }
@@ -271,6 +306,7 @@ impl TenantPool {
 impl Shared {
     fn new(
         settings: Settings,
+        role: &str,
         report: AuditReport,
         test_before_acquire: bool,
     ) -> Result<Shared, Error> {
@@ -281,9 +317,14 @@ impl Shared {
                 quote_setting_name(settings.for_field(field))?
             );
         }
+        let mut clean_begin = String::from(CLEAN_BEGIN);
+        clean_begin.push_str("; SET LOCAL ROLE ");
+        push_identifier(&mut clean_begin, role)?;
+        clean_begin.push_str(CLEAN_AFTER_ROLE);
         Ok(Shared {
             settings,
             test_before_acquire,
+            clean_begin,
             prefixes,
             report,
         })
@@ -296,12 +337,12 @@ impl Shared {
             ctx.conversation_id_opt().map(|v| v.as_str()),
             ctx.collection_id_opt().map(|v| v.as_str()),
         ];
-        let mut sql = String::with_capacity(192);
-        sql.push_str(CLEAN_BEGIN);
+        let mut sql = String::with_capacity(self.clean_begin.len() + 160);
+        sql.push_str(&self.clean_begin);
         for ((prefix, field), value) in self.prefixes.iter().zip(FIELDS).zip(values) {
             // A field the context does not carry needs no statement: the
-            // `RESET ALL` before `BEGIN` already cleared any session-level
-            // value, so it reads as unset (NULL or '').
+            // `RESET ALL` before already cleared any session-level value, so
+            // it reads as unset (NULL or '').
             let Some(value) = value else { continue };
             sql.push_str(prefix);
             push_literal(&mut sql, self.settings.for_field(field), value)?;
@@ -323,6 +364,15 @@ fn is_dead_connection(e: &sqlx::Error) -> bool {
             .is_some_and(|c| c.starts_with("08") || c.starts_with("57P")),
         _ => false,
     }
+}
+
+/// Whether `e`, from the begin message, is the refusal of its
+/// `SET LOCAL ROLE`: SQLSTATE 42501, which nothing else in the message
+/// raises.
+fn is_foreign_session(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .and_then(|d| d.code())
+        .is_some_and(|c| c == "42501")
 }
 
 /// The future returned by [`TenantPool::begin`]: resolves to the open
@@ -454,21 +504,27 @@ impl TenantPoolBuilder {
     /// Connects with `options` and runs the audit.
     pub async fn connect_with(self, options: PgConnectOptions) -> Result<TenantPool, Error> {
         // Checked before connecting: a bad name would fail every `begin`.
-        Shared::new(self.settings.clone(), AuditReport::default(), true)?;
+        Shared::new(self.settings.clone(), "role", AuditReport::default(), true)?;
         let pool = self
             .options
             // `begin` checks liveness itself, without a ping's round trip.
             .test_before_acquire(false)
-            .after_release(|conn, _meta| {
-                // Free: sqlx's own count. It catches a sqlx `Transaction`
-                // (a savepoint) that was leaked with `mem::forget`.
-                Box::pin(async move { Ok(!conn.is_in_transaction()) })
-            })
+            // A `begin` that was handed a kept connection leaves sqlx's
+            // acquire to finish in the background (see `stash`), where it
+            // may wait for a permit for a long time with no client waiting:
+            // sqlx's "time to acquire exceeded slow threshold" warning would
+            // then be about nobody. `Stash::checkout` warns about a begin
+            // that really waited instead.
+            .acquire_slow_level(log::LevelFilter::Off)
             .connect_with(options)
             .await?;
-        let report = {
+        let (report, role) = {
             let mut conn = pool.acquire().await?;
-            audit::run(&mut conn, &self.settings, &self.tenant_column).await?
+            let role: String = sqlx::query_scalar("SELECT session_user::text")
+                .fetch_one(&mut *conn)
+                .await?;
+            let report = audit::run(&mut conn, &self.settings, &self.tenant_column).await?;
+            (report, role)
         };
         if !report.findings.is_empty() {
             if !self.allow_audit_findings {
@@ -482,13 +538,14 @@ impl TenantPoolBuilder {
                 );
             }
         }
-        let stash = Arc::new(Stash::new(&pool));
+        let stash = Arc::new(Stash::new(&pool, SLOW_BEGIN));
         stash.sweep_in_background();
         Ok(TenantPool {
             pool,
             stash,
             shared: Arc::new(Shared::new(
                 self.settings,
+                &role,
                 report,
                 self.test_before_acquire,
             )?),
@@ -503,7 +560,13 @@ mod tests {
 
     #[test]
     fn begin_statement_cleans_then_sets_the_fields_the_context_carries() {
-        let shared = Shared::new(Settings::default(), AuditReport::default(), true).unwrap();
+        let shared = Shared::new(
+            Settings::default(),
+            "tenant_app",
+            AuditReport::default(),
+            true,
+        )
+        .unwrap();
         let ctx: Ctx<Validated<WithAgent>> = Ctx::unvalidated()
             .with_tenant("acme")
             .with_agent("agent-7")
@@ -511,7 +574,8 @@ mod tests {
             .unwrap();
         assert_eq!(
             shared.begin_statement(&ctx).unwrap(),
-            "CLOSE ALL; DISCARD TEMP; RESET ALL; BEGIN\
+            "BEGIN ISOLATION LEVEL READ COMMITTED, READ WRITE; RESET ALL\
+             ; SET LOCAL ROLE \"tenant_app\"; CLOSE ALL; DISCARD TEMP; DISCARD SEQUENCES\
              ; SET LOCAL \"app\".\"current_tenant\" = 'acme'\
              ; SET LOCAL \"app\".\"current_agent\" = 'agent-7'"
         );
@@ -521,6 +585,7 @@ mod tests {
     fn bad_setting_names_are_refused_up_front() {
         let err = Shared::new(
             Settings::default().with_tenant("tenant"),
+            "tenant_app",
             AuditReport::default(),
             true,
         )

@@ -1,5 +1,5 @@
 //! The one place where text is inlined into SQL: the `SET LOCAL` statements
-//! that open a tenant transaction.
+//! and the role name that open a tenant transaction.
 //!
 //! The values are inlined rather than bound because a bound
 //! `set_config($1, $2, true)` needs its own round trip, or a `SELECT` that is
@@ -86,23 +86,26 @@ pub(crate) fn push_literal(out: &mut String, setting: &str, value: &str) -> Resu
     Ok(())
 }
 
-/// The `SET LOCAL` statement this crate sends to put `value` into
-/// `setting` for the current transaction, with both quoted.
-///
-/// Exposed so that the quoting can be inspected and tested; a
-/// [`TenantPool`](crate::TenantPool) builds the same text for every field of
-/// the context, in the same message as `BEGIN`.
-///
-/// ```
-/// assert_eq!(
-///     tenant_sqlx::set_local_sql("app.current_tenant", "o'brien")?,
-///     r#"SET LOCAL "app"."current_tenant" = 'o''brien'"#,
-/// );
-/// assert!(tenant_sqlx::set_local_sql("current_tenant", "acme").is_err());
-/// assert!(tenant_sqlx::set_local_sql("app.current_tenant", "a\\'b").is_err());
-/// # Ok::<(), tenant_sqlx::Error>(())
-/// ```
-pub fn set_local_sql(setting: &str, value: &str) -> Result<String, Error> {
+/// Appends `name` as a quoted SQL identifier (`"tenant_app"`), doubling
+/// any `"` inside. Refuses a NUL, which PostgreSQL cannot store.
+pub(crate) fn push_identifier(out: &mut String, name: &str) -> Result<(), Error> {
+    if name.is_empty() || name.contains('\0') {
+        return Err(Error::InvalidSettingName {
+            name: name.to_owned(),
+            reason: "an identifier must be non-empty and contain no NUL",
+        });
+    }
+    out.push('"');
+    out.push_str(&name.replace('"', "\"\""));
+    out.push('"');
+    Ok(())
+}
+
+/// The `SET LOCAL` statement that puts `value` into `setting` for the
+/// current transaction, with both quoted. Crate-private: nothing public
+/// writes an arbitrary value into a tenant setting.
+#[cfg(test)]
+pub(crate) fn set_local_sql(setting: &str, value: &str) -> Result<String, Error> {
     let mut out = format!("SET LOCAL {} = ", quote_setting_name(setting)?);
     push_literal(&mut out, setting, value)?;
     Ok(out)
@@ -185,5 +188,27 @@ mod tests {
         }
         let long = format!("app.{}", "x".repeat(64));
         assert!(quote_setting_name(&long).is_err());
+    }
+
+    #[test]
+    fn identifiers_are_quoted() {
+        let quoted = |n: &str| {
+            let mut out = String::new();
+            push_identifier(&mut out, n).map(|()| out)
+        };
+        assert_eq!(quoted("tenant_app").unwrap(), r#""tenant_app""#);
+        assert_eq!(quoted(r#"we"ird"#).unwrap(), r#""we""ird""#);
+        assert!(quoted("").is_err());
+        assert!(quoted("a\0b").is_err());
+    }
+
+    #[test]
+    fn set_local_statements_quote_both_parts() {
+        assert_eq!(
+            set_local_sql("app.current_tenant", "o'brien").unwrap(),
+            r#"SET LOCAL "app"."current_tenant" = 'o''brien'"#,
+        );
+        assert!(set_local_sql("current_tenant", "acme").is_err());
+        assert!(set_local_sql("app.current_tenant", "a\\'b").is_err());
     }
 }

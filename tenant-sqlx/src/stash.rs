@@ -12,9 +12,11 @@
 //! total), and handed to the next `begin`, most recently used first: under
 //! light load the same few server backends stay busy and warm.
 //!
-//! Everything else goes back through sqlx's release path as before: a
-//! transaction that was dropped, failed to end or was nested behind our
-//! back, a connection out of sqlx's pool for longer than [`RECYCLE_AFTER`]
+//! A connection whose transaction was dropped while open is kept too, marked
+//! so that the next begin message on it starts with `ROLLBACK` (as sqlx's
+//! own dropped `Transaction` queues one); it is never released to sqlx in
+//! that state, only closed. Everything else goes back through sqlx's
+//! release path: a connection out of sqlx's pool for longer than [`RECYCLE_AFTER`]
 //! or kept here unused for as long (checked on every use and by a
 //! background sweep, so that sqlx's `max_lifetime` and `idle_timeout` still
 //! apply to it), and everything once the pool is closed.
@@ -25,10 +27,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use sqlx::pool::PoolConnection;
-use sqlx::{PgPool, Postgres, TransactionManager};
+use sqlx::{PgPool, Postgres};
 use tokio::sync::oneshot;
-
-type Tm = <Postgres as sqlx::Database>::TransactionManager;
 
 /// How long a connection may go without passing through sqlx's pool, at
 /// most: it is then released to sqlx (one ping) instead of being kept.
@@ -39,6 +39,36 @@ pub(crate) const RECYCLE_AFTER: Duration = Duration::from_secs(30);
 pub(crate) struct Held {
     pub(crate) conn: PoolConnection<Postgres>,
     pub(crate) since: Instant,
+    /// The last transaction on it was dropped while open: the server is
+    /// still inside it until the next begin message, which starts with a
+    /// `ROLLBACK`. Such a connection is never released to sqlx (whose pool
+    /// does not know the server's transaction state): it is closed instead.
+    pub(crate) rollback_first: bool,
+}
+
+impl Held {
+    fn fresh(conn: PoolConnection<Postgres>) -> Held {
+        Held {
+            conn,
+            since: Instant::now(),
+            rollback_first: false,
+        }
+    }
+
+    /// Gives the connection back to sqlx (which pings it, and applies its
+    /// lifetime and idle timeout), or closes it if it is still inside a
+    /// transaction.
+    fn release(mut self) {
+        if self.rollback_first {
+            self.conn.close_on_drop();
+        }
+    }
+}
+
+fn release_all(kept: impl IntoIterator<Item = Kept>) {
+    for k in kept {
+        k.held.release();
+    }
 }
 
 struct Kept {
@@ -51,6 +81,9 @@ pub(crate) struct Stash {
     /// [`RECYCLE_AFTER`], or the pool's `idle_timeout` or `max_lifetime`
     /// if shorter.
     recycle_after: Duration,
+    /// A `begin` that waited longer than this for a connection logs a
+    /// warning.
+    slow: Duration,
 }
 
 #[derive(Default)]
@@ -65,7 +98,7 @@ struct State {
 }
 
 impl Stash {
-    pub(crate) fn new(pool: &PgPool) -> Stash {
+    pub(crate) fn new(pool: &PgPool, slow: Duration) -> Stash {
         let options = pool.options();
         let recycle_after = [options.get_idle_timeout(), options.get_max_lifetime()]
             .into_iter()
@@ -74,6 +107,7 @@ impl Stash {
         Stash {
             state: Mutex::default(),
             recycle_after,
+            slow,
         }
     }
 
@@ -94,7 +128,7 @@ impl Stash {
             stale = self.take_stale(&mut state, now);
             if let Some(kept) = state.idle.pop() {
                 drop(state);
-                drop(stale);
+                release_all(stale);
                 return Ok(kept.held);
             }
             let (tx, rx) = oneshot::channel();
@@ -111,8 +145,9 @@ impl Stash {
             }
             rx
         };
-        drop(stale);
-        let deadline = tokio::time::Instant::now() + pool.options().get_acquire_timeout();
+        release_all(stale);
+        let started = tokio::time::Instant::now();
+        let deadline = started + pool.options().get_acquire_timeout();
         let mut acquire = Box::pin(pool.acquire());
         // Whether sqlx's acquire ran at all: once it has, it may be opening
         // a connection (several round trips), now or once it gets a permit.
@@ -130,7 +165,7 @@ impl Stash {
                         let stash = Arc::clone(self);
                         tokio::spawn(async move {
                             if let Ok(conn) = acquire.await {
-                                stash.put(Held { conn, since: Instant::now() });
+                                stash.put(Held::fresh(conn));
                             }
                         });
                     }
@@ -139,7 +174,7 @@ impl Stash {
                 conn = std::future::poll_fn(|cx| {
                     polled = true;
                     acquire.as_mut().poll(cx)
-                }) => conn.map(|conn| Held { conn, since: Instant::now() }),
+                }) => conn.map(Held::fresh),
             }
         })
         .await
@@ -149,11 +184,22 @@ impl Stash {
         if let Ok(late) = handed.try_recv() {
             self.put(late);
         }
-        if waited.is_ok() && self.state().closed {
-            // Handed over just before `close`: released, not used.
-            return Err(sqlx::Error::PoolClosed);
+        let waited_for = started.elapsed();
+        if waited_for > self.slow {
+            tracing::warn!(
+                waited_ms = waited_for.as_millis() as u64,
+                ok = waited.is_ok(),
+                "tenant-sqlx: begin waited long for a connection; the pool may be too small"
+            );
         }
-        waited
+        match waited {
+            Ok(held) if self.state().closed => {
+                // Handed over just before `close`: released, not used.
+                held.release();
+                Err(sqlx::Error::PoolClosed)
+            }
+            waited => waited,
+        }
     }
 
     /// Takes back a connection whose transaction ended with a successful
@@ -161,13 +207,8 @@ impl Stash {
     /// Anything else is released to sqlx.
     pub(crate) fn put(&self, mut held: Held) {
         let now = Instant::now();
-        // sqlx's count; `TenantTx` also checked that its COMMIT or ROLLBACK
-        // succeeded.
-        let clean = Tm::get_transaction_depth(&held.conn) == 0;
-        if !clean || now.duration_since(held.since) > self.recycle_after {
-            // Dropping it releases it to sqlx: ping, lifetime, and the
-            // pool's own check that it is outside any transaction.
-            drop(held);
+        if now.duration_since(held.since) > self.recycle_after {
+            held.release();
             return;
         }
         // Whatever is released to sqlx is dropped after the lock.
@@ -176,7 +217,7 @@ impl Stash {
             let mut state = self.state();
             if state.closed {
                 drop(state);
-                drop(held);
+                held.release();
                 return;
             }
             while let Some(waiter) = state.waiters.pop_front() {
@@ -190,7 +231,7 @@ impl Stash {
             released = self.take_stale(&mut state, now);
             state.idle.push(Kept { held, kept_at: now });
         }
-        drop(released);
+        release_all(released);
     }
 
     /// Takes out the kept connections that are no longer fresh: out of
@@ -218,7 +259,7 @@ impl Stash {
                 tick.tick().await;
                 let Some(stash) = stash.upgrade() else { break };
                 let stale = stash.take_stale(&mut stash.state(), Instant::now());
-                drop(stale);
+                release_all(stale);
             }
         });
     }
@@ -229,7 +270,7 @@ impl Stash {
 
     /// Releases every kept connection to sqlx and keeps none from now on.
     pub(crate) fn close(&self) {
-        let drained = {
+        let (idle, waiters) = {
             let mut state = self.state();
             state.closed = true;
             (
@@ -237,7 +278,8 @@ impl Stash {
                 std::mem::take(&mut state.waiters),
             )
         };
-        drop(drained);
+        drop(waiters);
+        release_all(idle);
     }
 }
 
@@ -249,7 +291,7 @@ impl Drop for Stash {
             return;
         }
         match tokio::runtime::Handle::try_current() {
-            Ok(_) => drop(idle),
+            Ok(_) => release_all(idle),
             // Thread-local storage is being torn down (a pool held in a
             // `thread_local!`): no runtime can be entered, and a panic here
             // would abort. The sockets are left to the process.
@@ -262,7 +304,7 @@ impl Drop for Stash {
             Err(_) => match tokio::runtime::Builder::new_current_thread().build() {
                 Ok(rt) => {
                     let _enter = rt.enter();
-                    drop(idle);
+                    release_all(idle);
                 }
                 // The OS refused even a thread-less runtime: leave the
                 // sockets to the process rather than panic in drop.

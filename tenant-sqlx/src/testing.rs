@@ -422,6 +422,14 @@ impl TestCluster {
             .execute(&mut admin)
             .await?;
         }
+        // What the audit asks of a production role: its sessions cannot
+        // read each other's statements (other tenants' ids) in
+        // `pg_stat_activity`.
+        sqlx::raw_sql(&format!(
+            "ALTER ROLE \"{APP_ROLE}\" SET track_activities = off"
+        ))
+        .execute(&mut admin)
+        .await?;
         admin.close().await?;
         Ok(())
     }

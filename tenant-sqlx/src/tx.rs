@@ -1,35 +1,85 @@
 //! [`TenantTx`]: a transaction scoped to one tenant, and its [`Savepoint`]s.
+//!
+//! Neither hands out the `PgConnection` it runs on: a `&mut PgConnection`
+//! could be `mem::swap`ped with another session (an admin connection,
+//! another tenant's transaction), which would then go back to the pool.
+//! `&mut tx` and `&mut sp` are sqlx executors instead (see `executor.rs`),
+//! and every statement passes [`Inner::session`] first.
 
 use std::fmt;
 use std::marker::PhantomData;
-use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 use std::time::Instant;
 
+use futures_util::future::BoxFuture;
 use sqlx::pool::PoolConnection;
-use sqlx::{PgConnection, Postgres, TransactionManager};
+use sqlx::postgres::PgQueryResult;
+use sqlx::{PgConnection, Postgres};
 use tenant_core::{Ctx, TenantId, Validated};
 
 use crate::stash::{Held, Stash};
+use crate::taint;
 use crate::Error;
 
-type Tm = <Postgres as sqlx::Database>::TransactionManager;
+/// Where a transaction is, as far as this crate knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// The begin message was sent and has not completed: the session's state
+    /// is unknown, so dropping the transaction closes the connection.
+    Starting,
+    /// `BEGIN` completed; dropping the transaction rolls it back.
+    Open,
+    /// `COMMIT` or `ROLLBACK` was sent and has not completed (or failed):
+    /// unknown again.
+    Ending,
+    /// `COMMIT` or `ROLLBACK` succeeded: the session is outside any
+    /// transaction.
+    Ended,
+}
 
-/// `TenantTx::conn` is `None` only while it is being dropped.
+/// What a [`TenantTx`] and its [`Savepoint`]s share: the connection and what
+/// is known about it.
+pub(crate) struct Inner {
+    /// `None` only once dropped.
+    conn: Option<PoolConnection<Postgres>>,
+    /// When the connection left sqlx's pool (see `stash`).
+    since: Instant,
+    /// Where a cleanly ended transaction leaves its connection.
+    stash: Arc<Stash>,
+    state: State,
+    /// A savepoint was dropped, cancelled or failed without being ended: the
+    /// transaction's state is not what the code thinks, so it must not
+    /// commit.
+    poisoned: bool,
+    /// A statement may have left session state that the next begin does not
+    /// clear (see `taint`): the connection is closed instead of reused.
+    tainted: bool,
+    ctx: Ctx<Validated>,
+}
+
+/// `Inner::conn` is `None` only while it is being dropped.
 const LIVE: &str = "a live TenantTx holds its connection";
 
 /// A transaction opened by [`TenantPool::begin`](crate::TenantPool::begin)
 /// for one validated context. The tenant (and every field of the context)
 /// is set for this transaction only.
 ///
-/// Run queries on `&mut *tx` (it dereferences to a `PgConnection`, like a
-/// sqlx `Transaction`), or pass `&mut tx` where an `Executor` is expected.
-/// End it with [`commit`](Self::commit) or [`rollback`](Self::rollback);
-/// dropping it rolls back.
+/// Pass `&mut tx` wherever sqlx expects an executor: `fetch_*`, `execute`,
+/// helpers generic over `E: sqlx::Executor<'c, Database = Postgres>`. There
+/// is deliberately no `Deref` to the `PgConnection` underneath (a
+/// `&mut PgConnection` can be swapped with another session). End it with
+/// [`commit`](Self::commit) or [`rollback`](Self::rollback); dropping it
+/// rolls back.
 ///
 /// It borrows the context (`'ctx`): it cannot be returned past the context,
-/// stored in a `static` or moved into `tokio::spawn`. It is `Send`, so it
-/// can be held across `.await` in a spawned task that owns the context.
+/// stored in a `static` or moved into `tokio::spawn`. A context that lives
+/// for `'static` (leaked, or in a `static`) defeats that borrow, so every
+/// statement also checks at run time that it does not run inside another
+/// tenant's [scope](tenant_core::Ctx::scope), and fails with
+/// [`Error::TenantScopeMismatch`] if it does.
+///
+/// It is `Send`, so it can be held across `.await` in a spawned task that
+/// owns the context.
 ///
 /// ```no_run
 /// use tenant_core::{Ctx, Validated};
@@ -44,74 +94,109 @@ const LIVE: &str = "a live TenantTx holds its connection";
 /// let all = notes(&mut tx).await?;
 /// sqlx::query("INSERT INTO notes (tenant_id, body) VALUES ($1, 'hello')")
 ///     .bind(ctx.tenant_id().as_str())
-///     .execute(&mut *tx)
+///     .execute(&mut tx)
 ///     .await?;
 /// tx.commit().await?;
 /// # Ok(()) }
 /// ```
 pub struct TenantTx<'ctx> {
-    /// `None` only once dropped.
-    conn: Option<PoolConnection<Postgres>>,
-    /// When the connection left sqlx's pool (see `stash`).
-    since: Instant,
-    /// Where a cleanly ended transaction leaves its connection.
-    stash: Arc<Stash>,
-    /// `BEGIN` completed and `commit`/`rollback` has not: on drop, queue a
-    /// rollback. Before `BEGIN` completes the connection state is unknown,
-    /// so drop discards the connection instead.
-    open: bool,
-    /// Set once `commit`/`rollback` succeeded: the connection is clean.
-    done: bool,
-    /// A savepoint was dropped, cancelled or failed without being ended: the
-    /// transaction's state is not what the code thinks, so it must not
-    /// commit.
-    poisoned: bool,
-    ctx: Ctx<Validated>,
+    inner: Inner,
     _ctx: PhantomData<&'ctx Ctx<Validated>>,
 }
 
-/// A transaction whose `BEGIN` has not completed yet. Not an associated
-/// function, so that rustc never suggests it to a user who tries a struct
-/// literal.
+/// A transaction whose begin message has not completed yet. Not an
+/// associated function, so that rustc never suggests it to a user who tries
+/// a struct literal.
 pub(crate) fn starting<'ctx>(held: Held, stash: Arc<Stash>, ctx: Ctx<Validated>) -> TenantTx<'ctx> {
     TenantTx {
-        conn: Some(held.conn),
-        since: held.since,
-        stash,
-        open: false,
-        done: false,
-        poisoned: false,
-        ctx,
+        inner: Inner {
+            conn: Some(held.conn),
+            since: held.since,
+            stash,
+            state: State::Starting,
+            poisoned: false,
+            tainted: false,
+            ctx,
+        },
         _ctx: PhantomData,
     }
 }
 
-impl<'ctx> TenantTx<'ctx> {
-    fn pooled(&self) -> &PoolConnection<Postgres> {
-        self.conn.as_ref().expect(LIVE)
-    }
-
-    fn pooled_mut(&mut self) -> &mut PoolConnection<Postgres> {
+impl Inner {
+    fn conn(&mut self) -> &mut PgConnection {
         self.conn.as_mut().expect(LIVE)
     }
 
+    /// The session, for a statement with text `sql`: refused inside another
+    /// tenant's scope and once the transaction has ended; the statement's
+    /// text is checked for session state that outlives the transaction.
+    pub(crate) fn session(&mut self, sql: &str) -> Result<&mut PgConnection, sqlx::Error> {
+        check_scope(self.ctx.tenant_id()).map_err(Error::into_sqlx)?;
+        if self.state != State::Open {
+            return Err(Error::TransactionLost.into_sqlx());
+        }
+        if !self.tainted && taint::leaves_session_state(sql) {
+            self.tainted = true;
+        }
+        Ok(self.conn())
+    }
+}
+
+/// Runs `sql` (one or more statements, simple protocol) and discards any
+/// rows. Through the `Executor` trait, whose boxed future keeps `begin`,
+/// `commit` and the savepoint methods `Send` for every caller (`RawSql`'s
+/// own `async fn execute` trips rustc's "`Executor` is not general enough"
+/// inside async blocks).
+pub(crate) fn run_raw<'c>(
+    conn: &'c mut PgConnection,
+    sql: &'c str,
+) -> BoxFuture<'c, Result<PgQueryResult, sqlx::Error>> {
+    sqlx::Executor::execute(conn, sqlx::raw_sql(sql))
+}
+
+/// Refuses to work for `tenant` inside the validated scope of another
+/// tenant: a transaction or a context that outlived its request (a leaked
+/// `'static` context, a transaction parked in a static) must not serve the
+/// next one.
+pub(crate) fn check_scope(tenant: &TenantId) -> Result<(), Error> {
+    tenant_core::with_current(|current| match current {
+        Some(scope) if scope.tenant_id() != tenant => Err(Error::TenantScopeMismatch {
+            transaction: tenant.clone(),
+            scope: scope.tenant_id().clone(),
+        }),
+        _ => Ok(()),
+    })
+}
+
+impl<'ctx> TenantTx<'ctx> {
+    pub(crate) fn begin_conn(&mut self) -> &mut PgConnection {
+        self.inner.conn()
+    }
+
     pub(crate) fn mark_open(&mut self) {
-        self.open = true;
+        self.inner.state = State::Open;
     }
 
     /// The tenant this transaction is scoped to.
     pub fn tenant_id(&self) -> &TenantId {
-        self.ctx.tenant_id()
+        self.inner.ctx.tenant_id()
     }
 
     /// Commits the transaction.
     ///
-    /// Returns [`Error::TransactionLost`] (after rolling back) if a
-    /// [`Savepoint`] was dropped or cancelled without being ended. Note that
-    /// once a statement has failed (outside a savepoint that was rolled back
-    /// to), PostgreSQL has aborted the transaction and answers `COMMIT` with
-    /// a rollback, which sqlx reports as success: handle each statement's
-    /// error (`?`) rather than committing past it.
+    /// Fails, with the work not committed and the connection closed, when:
+    ///
+    /// * a [`Savepoint`] was dropped or cancelled without being ended
+    ///   ([`Error::TransactionLost`], after rolling back);
+    /// * the server had already aborted the transaction, because a statement
+    ///   failed (its error ignored) or timed out: PostgreSQL answers such a
+    ///   `COMMIT` with a rollback ([`Error::TransactionAborted`]);
+    /// * the transaction was ended behind this `TenantTx`'s back, by a raw
+    ///   `COMMIT`, `ROLLBACK` or `END` ([`Error::TransactionLost`]); what ran
+    ///   after it ran outside any transaction, with no tenant set.
+    ///
+    /// It costs no extra round trip: the `COMMIT` travels with a `SAVEPOINT`
+    /// that fails in both of the last two cases.
     pub async fn commit(mut self) -> Result<(), Error> {
         self.end(true).await
     }
@@ -122,24 +207,37 @@ impl<'ctx> TenantTx<'ctx> {
     }
 
     async fn end(&mut self, commit: bool) -> Result<(), Error> {
-        // Anything but depth 1 means the transaction was ended or nested
-        // behind our back; the connection is then discarded by `drop`.
-        if Tm::get_transaction_depth(self.pooled()) != 1 {
-            self.open = false;
+        check_scope(self.tenant_id())?;
+        let inner = &mut self.inner;
+        if inner.state != State::Open {
             return Err(Error::TransactionLost);
         }
-        if self.poisoned {
-            Tm::rollback(self.pooled_mut()).await?;
-            self.done = true;
-            return Err(Error::TransactionLost);
-        }
-        if commit {
-            Tm::commit(self.pooled_mut()).await?;
+        let poisoned = inner.poisoned;
+        let sql = if commit && !poisoned {
+            // `SAVEPOINT` fails outside a transaction block (the transaction
+            // was ended by hand: 25P01) and in an aborted one (25P02); either
+            // way the `COMMIT` after it in the message is not run.
+            "SAVEPOINT tenant_sqlx_commit; COMMIT"
         } else {
-            Tm::rollback(self.pooled_mut()).await?;
+            "ROLLBACK"
+        };
+        inner.state = State::Ending;
+        let result = run_raw(inner.conn(), sql).await;
+        match result {
+            Ok(_) => {
+                inner.state = State::Ended;
+                if poisoned {
+                    Err(Error::TransactionLost)
+                } else {
+                    Ok(())
+                }
+            }
+            Err(e) => Err(match e.as_database_error().and_then(|d| d.code()) {
+                Some(c) if c == "25P01" => Error::TransactionLost,
+                Some(c) if c == "25P02" => Error::TransactionAborted,
+                _ => Error::Database(e),
+            }),
         }
-        self.done = true;
-        Ok(())
     }
 
     /// Opens a savepoint inside this transaction, for the same tenant.
@@ -149,7 +247,7 @@ impl<'ctx> TenantTx<'ctx> {
     /// # async fn demo(mut tx: tenant_sqlx::TenantTx<'_>) -> Result<(), tenant_sqlx::Error> {
     /// let mut sp = tx.savepoint().await?;
     /// let failed = sqlx::query("INSERT INTO notes (tenant_id, body) VALUES ('acme', NULL)")
-    ///     .execute(&mut *sp)
+    ///     .execute(&mut sp)
     ///     .await
     ///     .is_err();
     /// if failed { sp.rollback().await? } else { sp.commit().await? }
@@ -157,64 +255,59 @@ impl<'ctx> TenantTx<'ctx> {
     /// # Ok(()) }
     /// ```
     pub async fn savepoint(&mut self) -> Result<Savepoint<'_>, Error> {
-        let conn = self.conn.as_mut().expect(LIVE);
-        Savepoint::open(conn, &mut self.poisoned, 1).await
+        Savepoint::open(&mut self.inner, 1).await
     }
 }
 
 impl Drop for TenantTx<'_> {
     fn drop(&mut self) {
-        let Some(mut conn) = self.conn.take() else {
+        let inner = &mut self.inner;
+        let Some(mut conn) = inner.conn.take() else {
             return;
         };
-        if self.done {
-            // Ended by a successful COMMIT or ROLLBACK: kept by the pool
-            // for the next `begin`, without sqlx's release ping (the stash
-            // checks the transaction state again).
-            self.stash.put(Held {
-                conn,
-                since: self.since,
-            });
-        } else if self.open && Tm::get_transaction_depth(&conn) == 1 {
-            // The same path as a dropped sqlx `Transaction`: the ROLLBACK is
-            // flushed by the pool's release check before anyone else gets
-            // the connection.
-            Tm::start_rollback(&mut conn);
-        } else {
+        let rollback_first = match inner.state {
+            // Ended by a successful COMMIT or ROLLBACK: kept by the pool for
+            // the next `begin`, without sqlx's release ping.
+            State::Ended => false,
+            // Still open: the next begin on this connection starts with the
+            // ROLLBACK, in the same message, as sqlx's own dropped
+            // `Transaction` queues one for the next use.
+            State::Open => true,
+            // Unknown (a begin, commit or rollback cancelled or failed half
+            // way): closed.
+            State::Starting | State::Ending => {
+                conn.close_on_drop();
+                return;
+            }
+        };
+        if inner.tainted {
             conn.close_on_drop();
+            return;
         }
+        inner.stash.put(Held {
+            conn,
+            since: inner.since,
+            rollback_first,
+        });
     }
 }
 
 impl fmt::Debug for TenantTx<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TenantTx")
-            .field("tenant", &self.ctx.tenant_id().as_str())
-            .field("ctx", &self.ctx)
-            .field("open", &(self.open && !self.done))
+            .field("tenant", &self.inner.ctx.tenant_id().as_str())
+            .field("ctx", &self.inner.ctx)
+            .field("open", &(self.inner.state == State::Open))
             .finish()
-    }
-}
-
-impl Deref for TenantTx<'_> {
-    type Target = PgConnection;
-    fn deref(&self) -> &PgConnection {
-        self.pooled()
-    }
-}
-
-impl DerefMut for TenantTx<'_> {
-    fn deref_mut(&mut self) -> &mut PgConnection {
-        self.pooled_mut()
     }
 }
 
 /// A savepoint inside a [`TenantTx`], for the same tenant. Made by
 /// [`TenantTx::savepoint`] (or [`Savepoint::savepoint`] to nest further).
 ///
-/// Queries run on `&mut *sp` or `&mut sp`. [`commit`](Self::commit)
-/// releases the savepoint; [`rollback`](Self::rollback) undoes what was done
-/// since it was made, and the transaction goes on.
+/// Queries run on `&mut sp`. [`commit`](Self::commit) releases the
+/// savepoint; [`rollback`](Self::rollback) undoes what was done since it was
+/// made, and the transaction goes on.
 ///
 /// End it with one of the two. A savepoint that is dropped without being
 /// ended, or whose statement is cancelled or fails, leaves the transaction
@@ -225,21 +318,15 @@ impl DerefMut for TenantTx<'_> {
 /// cancelled one rolls the whole transaction back and lets later queries run
 /// outside any transaction.)
 pub struct Savepoint<'t> {
-    conn: &'t mut PgConnection,
-    poisoned: &'t mut bool,
+    inner: &'t mut Inner,
     depth: u32,
     ended: bool,
 }
 
 impl<'t> Savepoint<'t> {
-    async fn open(
-        conn: &'t mut PgConnection,
-        poisoned: &'t mut bool,
-        depth: u32,
-    ) -> Result<Savepoint<'t>, Error> {
+    async fn open(inner: &'t mut Inner, depth: u32) -> Result<Savepoint<'t>, Error> {
         let mut sp = Savepoint {
-            conn,
-            poisoned,
+            inner,
             depth,
             // Not yet made: until SAVEPOINT has run, dropping this (a
             // cancelled `savepoint()`) poisons the transaction.
@@ -252,10 +339,11 @@ impl<'t> Savepoint<'t> {
     /// Runs `<verb> tenant_sp_<depth>`. Poisons the transaction unless it
     /// completes: cancelled or failed, the savepoint's state is unknown.
     async fn run(&mut self, verb: &str) -> Result<(), Error> {
-        let was = std::mem::replace(&mut *self.poisoned, true);
         let sql = format!("{verb} tenant_sp_{}", self.depth);
-        sqlx::raw_sql(&sql).execute(&mut *self.conn).await?;
-        *self.poisoned = was;
+        let was = std::mem::replace(&mut self.inner.poisoned, true);
+        let conn = self.inner.session(&sql)?;
+        run_raw(conn, &sql).await?;
+        self.inner.poisoned = was;
         Ok(())
     }
 
@@ -276,14 +364,19 @@ impl<'t> Savepoint<'t> {
 
     /// Opens a savepoint inside this one.
     pub async fn savepoint(&mut self) -> Result<Savepoint<'_>, Error> {
-        Savepoint::open(&mut *self.conn, &mut *self.poisoned, self.depth + 1).await
+        Savepoint::open(&mut *self.inner, self.depth + 1).await
+    }
+
+    /// The tenant of the enclosing transaction.
+    pub fn tenant_id(&self) -> &TenantId {
+        self.inner.ctx.tenant_id()
     }
 }
 
 impl Drop for Savepoint<'_> {
     fn drop(&mut self) {
         if !self.ended {
-            *self.poisoned = true;
+            self.inner.poisoned = true;
         }
     }
 }
@@ -291,21 +384,21 @@ impl Drop for Savepoint<'_> {
 impl fmt::Debug for Savepoint<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Savepoint")
+            .field("tenant", &self.inner.ctx.tenant_id().as_str())
             .field("depth", &self.depth)
             .finish()
     }
 }
 
-impl Deref for Savepoint<'_> {
-    type Target = PgConnection;
-    fn deref(&self) -> &PgConnection {
-        self.conn
+impl crate::executor::Session for TenantTx<'_> {
+    fn session(&mut self, sql: &str) -> Result<&mut PgConnection, sqlx::Error> {
+        self.inner.session(sql)
     }
 }
 
-impl DerefMut for Savepoint<'_> {
-    fn deref_mut(&mut self) -> &mut PgConnection {
-        self.conn
+impl crate::executor::Session for Savepoint<'_> {
+    fn session(&mut self, sql: &str) -> Result<&mut PgConnection, sqlx::Error> {
+        self.inner.session(sql)
     }
 }
 

@@ -49,7 +49,7 @@ async fn every_admin_use_is_logged_with_its_reason() {
     let mut conn = admin.acquire("nightly usage report").await.unwrap();
     assert_eq!(conn.reason(), "nightly usage report");
     let total: i64 = sqlx::query_scalar("SELECT count(*) FROM notes")
-        .fetch_one(&mut *conn)
+        .fetch_one(&mut conn)
         .await
         .unwrap();
     assert_eq!(
@@ -86,7 +86,7 @@ async fn nothing_an_admin_use_leaves_behind_reaches_the_next() {
     let admin = AdminPool::connect(fx.db.owner_url()).await.unwrap();
     let mut conn = admin.acquire("migrate").await.unwrap();
     sqlx::raw_sql("SET app.current_tenant = 'tenant-a'; BEGIN")
-        .execute(&mut *conn)
+        .execute(&mut conn)
         .await
         .unwrap();
     drop(conn);
@@ -97,7 +97,7 @@ async fn nothing_an_admin_use_leaves_behind_reaches_the_next() {
     let row = sqlx::raw_sql(
         "SELECT current_setting('app.current_tenant', true), now() <> statement_timestamp()",
     )
-    .fetch_one(&mut *conn)
+    .fetch_one(&mut conn)
     .await
     .unwrap();
     let (tenant, in_tx): (Option<String>, bool) = (row.get(0), row.get(1));

@@ -710,7 +710,7 @@ async fn pool_starts_on_a_correct_setup() {
         .expect("valid context");
     let mut tx = pool.begin(&ctx).await.expect("begin");
     let tenants: Vec<String> = sqlx::query_scalar("SELECT tenant_id FROM public.notes")
-        .fetch_all(&mut *tx)
+        .fetch_all(&mut tx)
         .await
         .expect("select");
     assert_eq!(tenants, ["acme"]);

@@ -19,7 +19,7 @@ async fn backend_pid(pool: &TenantPool) -> i32 {
     let c = ctx(B);
     let mut tx = pool.begin(&c).await.unwrap();
     let pid = sqlx::query_scalar("SELECT pg_backend_pid()")
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut tx)
         .await
         .unwrap();
     tx.commit().await.unwrap();
@@ -38,11 +38,11 @@ async fn a_leaves_session_state(pool: &TenantPool) {
          CREATE TEMP TABLE stash AS SELECT * FROM notes;
          DECLARE held CURSOR WITH HOLD FOR SELECT body FROM notes;",
     )
-    .execute(&mut *tx)
+    .execute(&mut tx)
     .await
     .unwrap();
     let stashed: i64 = sqlx::query_scalar("SELECT count(*) FROM stash")
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut tx)
         .await
         .unwrap();
     assert_eq!(stashed, SEED[0].1, "the stash holds A's rows");
@@ -67,7 +67,7 @@ async fn b_looks(pool: &TenantPool) -> Seen {
                 to_regclass('pg_temp.stash') IS NOT NULL,
                 (SELECT count(*) FROM pg_cursors WHERE name = 'held')",
     )
-    .fetch_one(&mut *tx)
+    .fetch_one(&mut tx)
     .await
     .unwrap();
     tx.rollback().await.unwrap();
@@ -127,7 +127,7 @@ async fn session_state_made_by_hand_never_reaches_the_next_transaction() {
     sqlx::raw_sql(
         "SET app.current_agent = 'agent-of-a'; CREATE TEMP TABLE stash AS SELECT * FROM notes",
     )
-    .execute(&mut *tx)
+    .execute(&mut tx)
     .await
     .unwrap();
     tx.rollback().await.unwrap();
@@ -151,7 +151,7 @@ async fn a_commit_cancelled_at_any_point_hands_on_no_session_state() {
                  CREATE TEMP TABLE stash AS SELECT * FROM notes;
                  DECLARE held CURSOR WITH HOLD FOR SELECT body FROM notes;",
             )
-            .execute(&mut *tx)
+            .execute(&mut tx)
             .await
             .unwrap();
             match common::poll_at_most(tx.commit(), polls).await {
@@ -239,7 +239,7 @@ async fn count_notes(pool: &TenantPool, tenant: &str) -> Result<i64, tenant_sqlx
     let c = ctx(tenant);
     let mut tx = pool.begin(&c).await?;
     let n = sqlx::query_scalar("SELECT count(*) FROM notes")
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut tx)
         .await?;
     tx.commit().await?;
     Ok(n)
@@ -292,7 +292,7 @@ async fn pid_of(pool: &TenantPool, tenant: &str, commit: bool) -> i32 {
     let c = ctx(tenant);
     let mut tx = pool.begin(&c).await.unwrap();
     let pid = sqlx::query_scalar("SELECT pg_backend_pid()")
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut tx)
         .await
         .unwrap();
     if commit {
@@ -340,7 +340,7 @@ async fn a_begin_waiting_for_a_connection_gets_the_one_a_commit_keeps() {
     let a = ctx(A);
     let mut tx = pool.begin(&a).await.unwrap();
     let holder: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut tx)
         .await
         .unwrap();
     let waiter = tokio::spawn({

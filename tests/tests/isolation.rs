@@ -27,31 +27,31 @@ async fn select_update_delete_touch_only_the_tenants_rows() {
 
     let mut tx = pool.begin(&a).await.unwrap();
     let tenants: Vec<String> = sqlx::query_scalar("SELECT DISTINCT tenant_id FROM notes")
-        .fetch_all(&mut *tx)
+        .fetch_all(&mut tx)
         .await
         .unwrap();
     assert_eq!(tenants, [A]);
     let n: i64 = sqlx::query_scalar("SELECT count(*) FROM notes")
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut tx)
         .await
         .unwrap();
     assert_eq!(n, A_ROWS);
     // Even naming B explicitly finds nothing.
     let n: i64 = sqlx::query_scalar("SELECT count(*) FROM notes WHERE tenant_id = $1")
         .bind(B)
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut tx)
         .await
         .unwrap();
     assert_eq!(n, 0);
 
     let updated = sqlx::query("UPDATE notes SET body = 'changed by A'")
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await
         .unwrap()
         .rows_affected();
     assert_eq!(updated as i64, A_ROWS);
     let deleted = sqlx::query("DELETE FROM notes WHERE slug LIKE '%-1'")
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await
         .unwrap()
         .rows_affected();
@@ -71,7 +71,7 @@ async fn select_update_delete_touch_only_the_tenants_rows() {
 
     let mut tx = pool.begin(&a).await.unwrap();
     let deleted = sqlx::query("DELETE FROM notes")
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await
         .unwrap()
         .rows_affected();
@@ -90,7 +90,7 @@ async fn writing_the_other_tenants_id_fails_the_policy() {
     let mut tx = pool.begin(&a).await.unwrap();
     let err = sqlx::query("INSERT INTO notes (tenant_id, slug, body) VALUES ($1, 'planted', 'x')")
         .bind(B)
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await
         .unwrap_err();
     assert_eq!(sqlstate(&err).as_deref(), Some("42501"), "{err}");
@@ -99,7 +99,7 @@ async fn writing_the_other_tenants_id_fails_the_policy() {
     let mut tx = pool.begin(&a).await.unwrap();
     let err = sqlx::query("UPDATE notes SET tenant_id = $1")
         .bind(B)
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await
         .unwrap_err();
     assert_eq!(sqlstate(&err).as_deref(), Some("42501"), "{err}");
@@ -109,7 +109,7 @@ async fn writing_the_other_tenants_id_fails_the_policy() {
     let mut tx = pool.begin(&a).await.unwrap();
     sqlx::query("INSERT INTO notes (tenant_id, slug, body) VALUES ($1, 'own', 'x')")
         .bind(A)
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await
         .unwrap();
     tx.commit().await.unwrap();
@@ -137,7 +137,7 @@ async fn upsert_on_the_other_tenants_key_changes_nothing_of_theirs() {
     )
     .bind(A)
     .bind(&b_key)
-    .execute(&mut *tx)
+    .execute(&mut tx)
     .await;
     // PostgreSQL refuses: the conflicting row fails the UPDATE policy's
     // USING clause (it is not A's).
@@ -231,7 +231,7 @@ async fn every_field_of_the_context_is_set_for_the_transaction() {
         "SELECT current_setting('app.current_tenant'), current_setting('app.current_agent'),
                 current_setting('app.current_conversation'), current_setting('app.current_collection')",
     )
-    .fetch_one(&mut *tx)
+    .fetch_one(&mut tx)
     .await
     .unwrap();
     assert_eq!(
@@ -244,57 +244,4 @@ async fn every_field_of_the_context_is_set_for_the_transaction() {
         )
     );
     tx.commit().await.unwrap();
-}
-
-#[tokio::test]
-async fn hostile_values_are_inlined_exactly_or_refused() {
-    let fx = fixture().await;
-    let mut app = PgConnection::connect(fx.db.app_url()).await.unwrap();
-    let hostile = [
-        "'; DROP TABLE notes; --",
-        "' OR '1'='1",
-        "''''",
-        "$$; DROP TABLE notes; $$",
-        "E'\\x27'",
-        "\\'; DROP TABLE notes; --",
-        "a\0b",
-        "line\nbreak",
-        "tab\there",
-        "\u{202e}evil",
-        "zero\u{200b}width",
-        "\u{2019}; DROP TABLE notes; --",
-        "\u{ff07}; DROP TABLE notes; --",
-        "tenant-a",
-        "",
-    ];
-    for value in hostile {
-        match tenant_sqlx::set_local_sql("app.current_tenant", value) {
-            Ok(set) => {
-                let mut tx = app.begin().await.unwrap();
-                sqlx::raw_sql(&set).execute(&mut *tx).await.unwrap();
-                let got: String =
-                    sqlx::query_scalar("SELECT current_setting('app.current_tenant')")
-                        .fetch_one(&mut *tx)
-                        .await
-                        .unwrap();
-                assert_eq!(got, value, "the value arrives exactly as given");
-                tx.rollback().await.unwrap();
-            }
-            Err(err) => {
-                assert_eq!(err.code(), "UNSAFE_SETTING_VALUE");
-                assert!(
-                    value
-                        .chars()
-                        .any(|c| c == '\\' || !(' '..='~').contains(&c)),
-                    "{value:?} was refused although printable: {err}"
-                );
-            }
-        }
-    }
-    let still_there: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM pg_tables WHERE tablename = 'notes'")
-            .fetch_one(&mut app)
-            .await
-            .unwrap();
-    assert_eq!(still_there, 1);
 }

@@ -154,7 +154,7 @@ async fn rls_stops_a_message_written_under_another_tenant() {
         "INSERT INTO tenant_memory_messages (tenant_id, agent_id, conversation_id, role, content) \
          VALUES ('globex', 'agent-7', 'conv-1', 'user', 'forged')",
     )
-    .execute(&mut *tx)
+    .execute(&mut tx)
     .await
     .unwrap_err();
     let code = err

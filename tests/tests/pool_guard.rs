@@ -44,7 +44,7 @@ async fn assert_next_borrower_is_clean(fx: &mut Fixture, pool: &TenantPool, what
         )
         .bind(&marker)
         .bind(B)
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut tx)
         .await
         .unwrap_or_else(|e| panic!("{what}: the next borrower cannot query: {e}"));
     assert_eq!(tenant.as_deref(), Some(B), "{what}");
@@ -62,19 +62,19 @@ async fn assert_next_borrower_is_clean(fx: &mut Fixture, pool: &TenantPool, what
     let inserted =
         sqlx::query("INSERT INTO notes (tenant_id, slug, body) VALUES ($1, 'probe', 'x')")
             .bind(B)
-            .execute(&mut *tx)
+            .execute(&mut tx)
             .await
             .unwrap_or_else(|e| panic!("{what}: the next borrower cannot write: {e}"))
             .rows_affected();
     assert_eq!(inserted, 1, "{what}");
     // End the transaction by hand to look at the connection's session-level
     // state: no tenant or agent may be set outside a transaction.
-    sqlx::raw_sql("ROLLBACK").execute(&mut *tx).await.unwrap();
+    sqlx::raw_sql("ROLLBACK").execute(&mut tx).await.unwrap();
     let session: (String, String) = sqlx::query_as(
         "SELECT coalesce(current_setting('app.current_tenant', true), ''),
                 coalesce(current_setting('app.current_agent', true), '')",
     )
-    .fetch_one(&mut *tx)
+    .fetch_one(&mut tx)
     .await
     .unwrap();
     assert_eq!(
@@ -82,8 +82,13 @@ async fn assert_next_borrower_is_clean(fx: &mut Fixture, pool: &TenantPool, what
         (String::new(), String::new()),
         "{what}: session-level setting"
     );
-    // COMMIT outside a transaction only warns; the connection is idle.
-    tx.commit().await.unwrap();
+    // The transaction was ended behind the `TenantTx`: its commit says so,
+    // and the connection is closed rather than kept.
+    assert_eq!(
+        tx.commit().await.unwrap_err().code(),
+        "TRANSACTION_LOST",
+        "{what}"
+    );
     assert_eq!(fx.settle(pool).await, 0, "{what}: after the probe");
 }
 
@@ -91,10 +96,10 @@ async fn assert_next_borrower_is_clean(fx: &mut Fixture, pool: &TenantPool, what
 async fn a_work(pool: &TenantPool, a: &Ctx<Validated>) -> Result<i64, Error> {
     let mut tx = pool.begin(a).await?;
     sqlx::query("UPDATE notes SET body = body || '!'")
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?;
     let n: i64 = sqlx::query_scalar("SELECT count(*) FROM notes WHERE body LIKE '%!'")
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut tx)
         .await?;
     tx.commit().await?;
     Ok(n)
@@ -103,7 +108,7 @@ async fn a_work(pool: &TenantPool, a: &Ctx<Validated>) -> Result<i64, Error> {
 /// Appends `!` to the body of every row the transaction's tenant sees.
 async fn bang(tx: &mut TenantTx<'_>) {
     sqlx::query("UPDATE notes SET body = body || '!'")
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await
         .unwrap();
 }
@@ -150,7 +155,7 @@ async fn after_a_statement_error_then_commit_or_drop() {
     let mut tx = pool.begin(&a).await.unwrap();
     let err = sqlx::query("INSERT INTO notes (tenant_id, slug, body) VALUES ($1, 'x', 'x')")
         .bind(B)
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await
         .unwrap_err();
     assert_eq!(
@@ -158,14 +163,14 @@ async fn after_a_statement_error_then_commit_or_drop() {
         Some("42501"),
         "{err}"
     );
-    // PostgreSQL answers COMMIT of an aborted transaction with a rollback
-    // (which sqlx reports as success: see `TenantTx::commit`).
-    tx.commit().await.unwrap();
+    // PostgreSQL answers COMMIT of an aborted transaction with a rollback;
+    // `commit` reports it instead of a success.
+    assert_eq!(tx.commit().await.unwrap_err().code(), "TRANSACTION_ABORTED");
     assert_next_borrower_is_clean(&mut fx, &pool, "statement error, commit").await;
 
     let mut tx = pool.begin(&a).await.unwrap();
     sqlx::query("SELECT 1/0")
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await
         .unwrap_err();
     drop(tx);
@@ -183,7 +188,7 @@ async fn commit_after_a_failure_rolled_back_to_a_savepoint_still_commits() {
     bang(&mut tx).await;
     let mut sp = tx.savepoint().await.unwrap();
     sqlx::query("SELECT 1/0")
-        .execute(&mut *sp)
+        .execute(&mut sp)
         .await
         .unwrap_err();
     sp.rollback().await.unwrap();
@@ -201,15 +206,14 @@ async fn after_a_transaction_ended_by_hand_statements_see_no_tenant() {
     let pool = fx.pool(1).await;
     let a = ctx_with_agent("tenant-a");
     let mut tx = pool.begin(&a).await.unwrap();
-    sqlx::raw_sql("COMMIT").execute(&mut *tx).await.unwrap();
+    sqlx::raw_sql("COMMIT").execute(&mut tx).await.unwrap();
     let seen: i64 = sqlx::query_scalar("SELECT count(*) FROM notes")
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut tx)
         .await
         .unwrap();
     assert_eq!(seen, 0, "outside the transaction there is no tenant");
-    // sqlx still counts the transaction, so this sends a COMMIT that
-    // PostgreSQL answers with a warning; it cannot tell it was ended.
-    tx.commit().await.unwrap();
+    // The commit finds no transaction to commit and says so.
+    assert_eq!(tx.commit().await.unwrap_err().code(), "TRANSACTION_LOST");
     assert_next_borrower_is_clean(&mut fx, &pool, "ended by hand").await;
 }
 
@@ -328,10 +332,16 @@ async fn after_a_begin_that_fails_after_begin() {
         .connect(fx.db.app_url())
         .await
         .unwrap();
+    // A plpgsql function made by the owner loads plpgsql when called (a
+    // `DO` block would too, but its connection is closed after it).
+    sqlx::raw_sql("CREATE FUNCTION public.noop() RETURNS void LANGUAGE plpgsql AS $$ BEGIN END $$")
+        .execute(&mut fx.admin)
+        .await
+        .unwrap();
     let a = ctx_with_agent("tenant-a");
     let mut tx = pool.begin(&a).await.unwrap();
-    sqlx::raw_sql("DO $$ BEGIN END $$")
-        .execute(&mut *tx)
+    sqlx::query("SELECT public.noop()")
+        .execute(&mut tx)
         .await
         .unwrap();
     tx.commit().await.unwrap();
@@ -348,7 +358,7 @@ async fn after_a_begin_that_fails_after_begin() {
     let b = ctx(B);
     let mut tx = pool_default_agent.begin(&b).await.unwrap();
     let n: i64 = sqlx::query_scalar("SELECT count(*) FROM notes")
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut tx)
         .await
         .expect("not 25P02: the aborted connection was not reused");
     assert_eq!(n, SEED[1].1);
@@ -364,12 +374,12 @@ async fn savepoints_stay_in_the_tenant() {
     {
         let mut sp = tx.savepoint().await.unwrap();
         let tenant: String = sqlx::query_scalar("SELECT current_setting('app.current_tenant')")
-            .fetch_one(&mut *sp)
+            .fetch_one(&mut sp)
             .await
             .unwrap();
         assert_eq!(tenant, "tenant-a");
         sqlx::query("UPDATE notes SET body = 'kept'")
-            .execute(&mut *sp)
+            .execute(&mut sp)
             .await
             .unwrap();
         let mut inner = sp.savepoint().await.unwrap();
@@ -383,7 +393,7 @@ async fn savepoints_stay_in_the_tenant() {
     {
         let mut sp = tx.savepoint().await.unwrap();
         sqlx::query("SELECT 1/0")
-            .execute(&mut *sp)
+            .execute(&mut sp)
             .await
             .unwrap_err();
         sp.rollback().await.unwrap();
@@ -445,7 +455,7 @@ async fn after_a_cancelled_savepoint() {
                         current_setting('app.current_tenant'), \
                         (SELECT count(*) FROM notes WHERE body LIKE '%!')",
             )
-            .fetch_one(&mut *tx)
+            .fetch_one(&mut tx)
             .await
             .unwrap();
             assert!(

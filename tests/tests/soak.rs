@@ -77,14 +77,14 @@ async fn operation(
                 (SELECT count(*) FROM notes WHERE tenant_id <> $1)",
     )
     .bind(me)
-    .fetch_one(&mut *tx)
+    .fetch_one(&mut tx)
     .await?;
     let mut foreign = foreign as u64;
     match kind {
         // Read every visible row and check its owner.
         0 => {
             let owners: Vec<String> = sqlx::query_scalar("SELECT tenant_id FROM notes")
-                .fetch_all(&mut *tx)
+                .fetch_all(&mut tx)
                 .await?;
             foreign += owners.iter().filter(|o| *o != me).count() as u64;
             tx.commit().await?;
@@ -94,7 +94,7 @@ async fn operation(
             sqlx::query("INSERT INTO notes (tenant_id, slug, body) VALUES ($1, $2, 'w')")
                 .bind(me)
                 .bind(format!("{me}-w-{n}"))
-                .execute(&mut *tx)
+                .execute(&mut tx)
                 .await?;
             tx.rollback().await?;
         }
@@ -106,7 +106,7 @@ async fn operation(
             let touched = sqlx::query("UPDATE notes SET body = $1 WHERE slug = $2")
                 .bind(format!("u{n}"))
                 .bind(&slug)
-                .execute(&mut *tx)
+                .execute(&mut tx)
                 .await?
                 .rows_affected();
             if tenant(owner) != me {

@@ -329,7 +329,7 @@ async fn migrate(owner_url: &str, app_url: &str) -> Result<(), StartError> {
     let mut conn = admin.acquire("run the agent-service migrations").await?;
     let sql = memory::migration(&Settings::default(), app_options.get_username());
     sqlx::raw_sql(&sql)
-        .execute(&mut *conn)
+        .execute(&mut conn)
         .await
         .map_err(tenant_sqlx::Error::from)?;
     drop(conn);

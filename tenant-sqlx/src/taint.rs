@@ -1,0 +1,147 @@
+//! Which statements may leave session state that the next begin message
+//! does not clear.
+//!
+//! The begin message clears, at no round trip, what can be cleared inside a
+//! transaction: settings and the role (`RESET ALL`, `SET LOCAL ROLE`),
+//! `WITH HOLD` cursors, temporary tables and sequence state. Three kinds of
+//! leftovers cannot be cleared that way: prepared statements made with SQL
+//! `PREPARE` (listed in `pg_prepared_statements` and executable by the next
+//! borrower; `DEALLOCATE ALL` would also drop sqlx's own), `LISTEN`
+//! registrations (an `UNLISTEN` takes effect only at commit) and session
+//! advisory locks (their release is a function call, which a simple begin
+//! message would pay for on every transaction). Checking the server for them
+//! costs a query per transaction, about a quarter of a short transaction's
+//! time.
+//!
+//! So instead, the text of every statement a tenant transaction runs is
+//! scanned (case-insensitively, for whole words) for what can create them,
+//! directly or through code the statement itself brings: `PREPARE`,
+//! `DEALLOCATE`, `DISCARD`, `LISTEN`, the `*advisory_lock*` functions,
+//! `EXECUTE`, `DO` blocks (not `ON CONFLICT DO NOTHING/UPDATE`), and the
+//! creation of a `FUNCTION` or `PROCEDURE`. A transaction that ran such a
+//! statement does not hand its connection on: the connection is closed when
+//! the transaction ends, and the next `begin` gets another. A false alarm (a
+//! column named `listen`, the word in a string literal) costs one new
+//! connection, never a wrong answer.
+//!
+//! What this cannot see: a function that already exists in the database and
+//! runs such statements itself (written by the schema's owner, not by the
+//! application's SQL).
+
+/// Whether `sql` contains a word that may leave session state behind.
+pub(crate) fn leaves_session_state(sql: &str) -> bool {
+    let bytes = sql.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if !is_word_byte(bytes[i]) {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < bytes.len() && is_word_byte(bytes[i]) {
+            i += 1;
+        }
+        let word = &bytes[start..i];
+        if word.len() < 2 || word.len() > 40 {
+            continue;
+        }
+        let mut lower = [0u8; 40];
+        for (l, b) in lower.iter_mut().zip(word) {
+            *l = b.to_ascii_lowercase();
+        }
+        let word = &lower[..word.len()];
+        match word {
+            b"prepare" | b"deallocate" | b"discard" | b"listen" | b"execute" | b"function"
+            | b"procedure" => return true,
+            b"do" if !followed_by_conflict_action(&bytes[i..]) => return true,
+            _ if is_session_advisory_lock(word) => return true,
+            _ => {}
+        }
+    }
+    false
+}
+
+/// Letters, digits and `_` continue a word; anything else (including `$`,
+/// so that `DO$$` is seen, and non-ASCII bytes, which never form these
+/// keywords) ends it.
+fn is_word_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_'
+}
+
+/// `pg_advisory_lock`, `pg_try_advisory_lock_shared`, ...: the session-level
+/// ones. The `_xact_` variants end with the transaction and are harmless.
+fn is_session_advisory_lock(word: &[u8]) -> bool {
+    contains(word, b"advisory") && !contains(word, b"xact")
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Whether the word after `DO` is one of the `ON CONFLICT` actions or a
+/// rule's `DO INSTEAD`/`DO ALSO`, rather than the start of an anonymous
+/// code block.
+fn followed_by_conflict_action(rest: &[u8]) -> bool {
+    let start = rest
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(rest.len());
+    let rest = &rest[start..];
+    let end = rest
+        .iter()
+        .position(|&b| !is_word_byte(b))
+        .unwrap_or(rest.len());
+    let next = &rest[..end];
+    ["nothing", "update", "instead", "also"]
+        .iter()
+        .any(|w| next.eq_ignore_ascii_case(w.as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::leaves_session_state;
+
+    #[test]
+    fn statements_that_leave_session_state_are_seen() {
+        for sql in [
+            "PREPARE p AS SELECT * FROM notes",
+            "prepare p as select 1",
+            "SELECT 1; Prepare p AS SELECT 2",
+            "DEALLOCATE ALL",
+            "discard all",
+            "LISTEN chan",
+            "SELECT pg_advisory_lock(1)",
+            "SELECT pg_catalog.pg_try_advisory_lock_shared(1, 2)",
+            "DO $$ BEGIN PERFORM 1; END $$",
+            "do'begin null; end'",
+            "DO LANGUAGE plpgsql $$ BEGIN NULL; END $$",
+            "CREATE FUNCTION pg_temp.f() RETURNS void LANGUAGE sql AS 'SELECT 1'",
+            "CREATE OR REPLACE PROCEDURE p() LANGUAGE sql AS $$ SELECT 1 $$",
+            "EXECUTE p",
+            "/* x */PREPARE p AS SELECT 1",
+            "\tLISTEN\nchan",
+            "DO$$BEGIN NULL; END$$",
+        ] {
+            assert!(leaves_session_state(sql), "{sql}");
+        }
+    }
+
+    #[test]
+    fn everyday_statements_are_not() {
+        for sql in [
+            "SELECT id, body FROM notes WHERE tenant_id = $1",
+            "INSERT INTO notes (tenant_id, body) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            "INSERT INTO t VALUES (1) ON CONFLICT (id) DO UPDATE SET v = excluded.v",
+            "INSERT INTO t VALUES (1) on conflict do\n  nothing",
+            "UPDATE messages SET role = 'user' WHERE id = 1",
+            "SELECT pg_advisory_xact_lock(1)",
+            "SELECT prepared_at, listener, executed FROM jobs",
+            "SELECT done, todo FROM tasks",
+            "SAVEPOINT tenant_sp_1",
+            "SELECT 'café' AS é",
+            "",
+        ] {
+            assert!(!leaves_session_state(sql), "{sql}");
+        }
+    }
+}
