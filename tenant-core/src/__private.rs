@@ -262,9 +262,3 @@ where
         Err(_) => unreachable!("a context covers every field of a narrower state"),
     }
 }
-
-/// Stands in for the context in the item emitted next to a compile error.
-/// Never called: the crate does not compile.
-pub fn unreachable_ctx<T>() -> T {
-    unreachable!("`#[with_context]` emitted this item next to a compile error")
-}

@@ -30,13 +30,18 @@ pub(crate) fn item(err: syn::Error, opts: &Options, func: &Function<'_>) -> Toke
         }
         return quote!(#errors #item);
     }
-    let krate = &opts.krate;
     let binds = func.ctx_params.iter().map(|p| {
         let pat = p.pat;
         let ty_written = p.ty;
         let ty =
             corrected_type(opts, &p.declared, ty_written).unwrap_or_else(|| quote!(#ty_written));
-        let value = quote_spanned!(ty_written.span()=> #krate::__private::unreachable_ctx());
+        // A closure that diverges has the written type without making the
+        // statements after it unreachable (no extra warnings), and no
+        // public function exists that a user could call to conjure a
+        // context of any type.
+        let value = quote_spanned!(ty_written.span()=> (|| -> #ty {
+            ::core::unreachable!("`#[with_context]` emitted this item next to a compile error")
+        })());
         quote!(let #pat: #ty = #value;)
     });
     let mut outer = original.clone();

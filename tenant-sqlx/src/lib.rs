@@ -45,6 +45,9 @@ mod tx;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+#[cfg(all(test, feature = "testing"))]
+mod server_tests;
+
 pub use admin::{AdminConn, AdminPool};
 pub use error::Error;
 pub use pool::{Begin, TenantPool, TenantPoolBuilder};

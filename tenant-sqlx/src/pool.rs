@@ -27,9 +27,10 @@ use crate::{Error, Settings};
 ///   transaction;
 /// * `RESET ALL`: every setting made with `SET` or `set_config(…, false)`
 ///   (values given at connect time, in the connection options, are kept);
-/// * `SET LOCAL ROLE` (appended per pool): the transaction runs as the
-///   pool's role whatever `SET ROLE` an earlier borrower made, and a session
-///   that is not the pool role's own fails here and is closed;
+/// * `SET LOCAL SESSION AUTHORIZATION` to the pool's role (appended per
+///   pool): the transaction runs as that role whatever `SET ROLE` an
+///   earlier borrower made, and a session that logged in as another role
+///   fails here (only a superuser may switch) and is closed;
 /// * `CLOSE ALL` drops `WITH HOLD` cursors, `DISCARD TEMP` temporary tables
 ///   and functions (which RLS does not protect), `DISCARD SEQUENCES` what
 ///   `lastval()`/`currval()` would tell of an earlier borrower's inserts.
@@ -137,7 +138,7 @@ const SLOW_BEGIN: Duration = Duration::from_secs(2);
 #[derive(Clone)]
 pub struct TenantPool {
     pool: PgPool,
-    stash: Arc<Stash>,
+    pub(crate) stash: Arc<Stash>,
     shared: Arc<Shared>,
 }
 
@@ -146,7 +147,7 @@ struct Shared {
     /// Retry a `BEGIN` that finds its connection dead (see
     /// [`TenantPoolBuilder::test_before_acquire`]).
     test_before_acquire: bool,
-    /// `BEGIN …; RESET ALL; SET LOCAL ROLE "app_role"; CLOSE ALL; …`.
+    /// `BEGIN …; RESET ALL; SET LOCAL SESSION AUTHORIZATION "app_role"; …`.
     clean_begin: String,
     /// `SET LOCAL "app"."current_…" = ` for each of [`FIELDS`].
     prefixes: [String; 4],
@@ -209,6 +210,9 @@ impl TenantPool {
         let retries = pool.options().get_max_connections();
         Begin {
             inner: Box::pin(async move {
+                // Checked when the future runs, where the scope it runs in
+                // is known.
+                check_scope(ctx.tenant_id())?;
                 let statement = statement?;
                 let mut attempt = 0;
                 let mut with_rollback = String::new();
@@ -246,9 +250,10 @@ impl TenantPool {
                             );
                             attempt += 1;
                         }
-                        // `SET LOCAL ROLE` refused: the session is not one
-                        // of this pool's (it logged in as another role).
-                        // Closed, never used; the begin runs on another.
+                        // `SET LOCAL SESSION AUTHORIZATION` refused: the
+                        // session is not one of this pool's (it logged in
+                        // as another role). Closed, never used; the begin
+                        // runs on another.
                         Err(e) if attempt < retries && is_foreign_session(&e) => {
                             tracing::warn!(
                                 error = %e,
@@ -318,7 +323,7 @@ impl Shared {
             );
         }
         let mut clean_begin = String::from(CLEAN_BEGIN);
-        clean_begin.push_str("; SET LOCAL ROLE ");
+        clean_begin.push_str("; SET LOCAL SESSION AUTHORIZATION ");
         push_identifier(&mut clean_begin, role)?;
         clean_begin.push_str(CLEAN_AFTER_ROLE);
         Ok(Shared {
@@ -367,8 +372,8 @@ fn is_dead_connection(e: &sqlx::Error) -> bool {
 }
 
 /// Whether `e`, from the begin message, is the refusal of its
-/// `SET LOCAL ROLE`: SQLSTATE 42501, which nothing else in the message
-/// raises.
+/// `SET LOCAL SESSION AUTHORIZATION`: SQLSTATE 42501, which nothing else in
+/// the message raises.
 fn is_foreign_session(e: &sqlx::Error) -> bool {
     e.as_database_error()
         .and_then(|d| d.code())
@@ -575,7 +580,7 @@ mod tests {
         assert_eq!(
             shared.begin_statement(&ctx).unwrap(),
             "BEGIN ISOLATION LEVEL READ COMMITTED, READ WRITE; RESET ALL\
-             ; SET LOCAL ROLE \"tenant_app\"; CLOSE ALL; DISCARD TEMP; DISCARD SEQUENCES\
+             ; SET LOCAL SESSION AUTHORIZATION \"tenant_app\"; CLOSE ALL; DISCARD TEMP; DISCARD SEQUENCES\
              ; SET LOCAL \"app\".\"current_tenant\" = 'acme'\
              ; SET LOCAL \"app\".\"current_agent\" = 'agent-7'"
         );

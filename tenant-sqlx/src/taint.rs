@@ -2,7 +2,7 @@
 //! does not clear.
 //!
 //! The begin message clears, at no round trip, what can be cleared inside a
-//! transaction: settings and the role (`RESET ALL`, `SET LOCAL ROLE`),
+//! transaction: settings and the role (`RESET ALL`, `SET LOCAL SESSION AUTHORIZATION`),
 //! `WITH HOLD` cursors, temporary tables and sequence state. Three kinds of
 //! leftovers cannot be cleared that way: prepared statements made with SQL
 //! `PREPARE` (listed in `pg_prepared_statements` and executable by the next
