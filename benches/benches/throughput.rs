@@ -18,7 +18,10 @@
 //!    crate;
 //! 5. `plain_sqlx_again`, a calibration: a second pool identical to the
 //!    first, so `plain_sqlx_again/plain_sqlx` shows how far from 1.00 the
-//!    bench itself moves a ratio.
+//!    bench itself moves a ratio;
+//! 6. `tenant_tx_hardened`: `TenantTx` in hardened mode (a proof in every
+//!    begin message, policies that call the guard function), on an
+//!    identical table in a database with the guard installed.
 //!
 //! All pools have the same settings (16 connections, all opened up front,
 //! sqlx's defaults otherwise). A plain sqlx pool (0.8.6) pings each
@@ -45,6 +48,7 @@ use std::time::Instant;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{Connection, PgConnection, PgPool};
 use tenant_core::{Ctx, Validated};
+use tenant_sqlx::guard::GuardSecret;
 use tenant_sqlx::rls::RlsPolicy;
 use tenant_sqlx::testing::{TestCluster, APP_ROLE};
 use tenant_sqlx::TenantPool;
@@ -61,16 +65,18 @@ enum Variant {
     Tenaxum,
     SqlxSetLocal,
     PlainSqlxAgain,
+    TenantTxHardened,
 }
 
 impl Variant {
     /// In discriminant order: `samples[variant as usize]`.
-    const ALL: [Variant; 5] = [
+    const ALL: [Variant; 6] = [
         Variant::PlainSqlx,
         Variant::TenantTx,
         Variant::Tenaxum,
         Variant::SqlxSetLocal,
         Variant::PlainSqlxAgain,
+        Variant::TenantTxHardened,
     ];
     fn name(self) -> &'static str {
         match self {
@@ -79,6 +85,7 @@ impl Variant {
             Variant::Tenaxum => "tenaxum",
             Variant::SqlxSetLocal => "sqlx_set_local",
             Variant::PlainSqlxAgain => "plain_sqlx_again",
+            Variant::TenantTxHardened => "tenant_tx_hardened",
         }
     }
 }
@@ -87,6 +94,7 @@ struct Setup {
     plain: PgPool,
     plain_again: PgPool,
     ours: TenantPool,
+    hardened: TenantPool,
     peer: PgPool,
     peer_tenancy: tenaxum::Tenancy,
     ctxs: Vec<Ctx<Validated>>,
@@ -102,7 +110,14 @@ fn row_id(t: usize, i: usize) -> i32 {
     (t + TENANTS * (i % ROWS_PER_TENANT)) as i32
 }
 
-async fn create_table(owner_url: &str, rls: bool) -> Result<(), Box<dyn std::error::Error>> {
+/// The hardened pool's secret (bench data, not a real secret).
+const GUARD_SECRET: &[u8] = b"throughput-bench-guard-secret-0123456789";
+
+async fn create_table(
+    owner_url: &str,
+    rls: bool,
+    hardened: bool,
+) -> Result<(), Box<dyn std::error::Error>> {
     let mut owner = PgConnection::connect(owner_url).await?;
     sqlx::raw_sql(
         "CREATE TABLE items (id int PRIMARY KEY, tenant_id text NOT NULL, body text NOT NULL)",
@@ -120,6 +135,7 @@ async fn create_table(owner_url: &str, rls: bool) -> Result<(), Box<dyn std::err
     .await?;
     let grants = if rls {
         RlsPolicy::new("items", "tenant_id")
+            .hardened(hardened)
             .grant_to(APP_ROLE)
             .sql()
     } else {
@@ -133,8 +149,11 @@ async fn create_table(owner_url: &str, rls: bool) -> Result<(), Box<dyn std::err
 async fn setup(cluster: &TestCluster) -> Result<Setup, Box<dyn std::error::Error>> {
     let plain_db = cluster.create_database().await?;
     let rls_db = cluster.create_database().await?;
-    create_table(plain_db.owner_url(), false).await?;
-    create_table(rls_db.owner_url(), true).await?;
+    let hardened_db = cluster.create_database().await?;
+    hardened_db.install_guard(GUARD_SECRET).await?;
+    create_table(plain_db.owner_url(), false, false).await?;
+    create_table(rls_db.owner_url(), true, false).await?;
+    create_table(hardened_db.owner_url(), true, true).await?;
 
     let options = || {
         PgPoolOptions::new()
@@ -149,6 +168,12 @@ async fn setup(cluster: &TestCluster) -> Result<Setup, Box<dyn std::error::Error
         .min_connections(POOL_SIZE)
         .connect(rls_db.app_url())
         .await?;
+    let hardened = TenantPool::builder()
+        .max_connections(POOL_SIZE)
+        .min_connections(POOL_SIZE)
+        .hardened(GuardSecret::new(GUARD_SECRET)?)
+        .connect(hardened_db.app_url())
+        .await?;
     let ctxs = (0..TENANTS)
         .map(|t| Ctx::unvalidated().with_tenant(tenant_name(t)).validate())
         .collect::<Result<Vec<_>, _>>()?;
@@ -159,6 +184,7 @@ async fn setup(cluster: &TestCluster) -> Result<Setup, Box<dyn std::error::Error
         plain,
         plain_again,
         ours,
+        hardened,
         peer,
         peer_tenancy: tenaxum::Tenancy::new().guc("app.current_tenant"),
         ctxs,
@@ -187,11 +213,16 @@ async fn one(s: &Setup, variant: Variant, t: usize, i: usize) {
             tx.commit().await.expect("plain commit");
             body
         }
-        Variant::TenantTx => {
-            let mut tx = s.ours.begin(&s.ctxs[t]).await.expect("tenant_tx begin");
+        Variant::TenantTx | Variant::TenantTxHardened => {
+            let pool = if variant == Variant::TenantTx {
+                &s.ours
+            } else {
+                &s.hardened
+            };
+            let mut tx = pool.begin(&s.ctxs[t]).await.expect("tenant_tx begin");
             let body = sqlx::query_scalar(SELECT)
                 .bind(id)
-                .fetch_optional(&mut *tx)
+                .fetch_optional(&mut tx)
                 .await
                 .expect("tenant_tx select");
             tx.commit().await.expect("tenant_tx commit");
@@ -352,13 +383,32 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
             paired_ratio(&samples, Variant::SqlxSetLocal, Variant::PlainSqlx)
         );
         for base in [Variant::PlainSqlx, Variant::Tenaxum] {
-            ratios.push((base, tasks, paired_ratio(&samples, Variant::TenantTx, base)));
+            ratios.push((
+                Variant::TenantTx,
+                base,
+                tasks,
+                paired_ratio(&samples, Variant::TenantTx, base),
+            ));
         }
+        ratios.push((
+            Variant::TenantTxHardened,
+            Variant::TenantTx,
+            tasks,
+            paired_ratio(&samples, Variant::TenantTxHardened, Variant::TenantTx),
+        ));
     }
-    for base in [Variant::PlainSqlx, Variant::Tenaxum] {
-        for &(b, tasks, ratio) in &ratios {
-            if b == base {
-                println!("RATIO tenant_tx/{} tasks={tasks}: {ratio:.2}", base.name());
+    for (variant, base) in [
+        (Variant::TenantTx, Variant::PlainSqlx),
+        (Variant::TenantTx, Variant::Tenaxum),
+        (Variant::TenantTxHardened, Variant::TenantTx),
+    ] {
+        for &(v, b, tasks, ratio) in &ratios {
+            if (v, b) == (variant, base) {
+                println!(
+                    "RATIO {}/{} tasks={tasks}: {ratio:.2}",
+                    variant.name(),
+                    base.name()
+                );
             }
         }
     }
@@ -366,6 +416,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     s.plain_again.close().await;
     s.peer.close().await;
     s.ours.close().await;
+    s.hardened.close().await;
     drop(cluster);
     Ok(())
 }

@@ -505,7 +505,76 @@ WHERE (s.setdatabase = 0 OR d.datname = current_database())
   AND (s.setrole = 0 OR r.rolname IN (current_user, session_user))
 ORDER BY 1 NULLS FIRST, 2 NULLS FIRST, 3";
 
-/// Runs the audit on `conn`, as the role that will serve requests.
+/// What the audit checks a database against: the pool's configuration.
+///
+/// ```
+/// use tenant_sqlx::audit::AuditOptions;
+/// use tenant_sqlx::Settings;
+///
+/// let options = AuditOptions::new(Settings::default(), "tenant_id")
+///     .hardened(true)
+///     .allow_policy("notes_public_read");
+/// assert!(options.is_hardened());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditOptions {
+    settings: Settings,
+    tenant_column: String,
+    hardened: bool,
+    allowed_policies: Vec<String>,
+}
+
+impl AuditOptions {
+    /// The checks for a pool writing `settings`, on tables marked by
+    /// `tenant_column`.
+    pub fn new(settings: Settings, tenant_column: impl Into<String>) -> Self {
+        AuditOptions {
+            settings,
+            tenant_column: tenant_column.into(),
+            hardened: false,
+            allowed_policies: Vec::new(),
+        }
+    }
+
+    /// Hardened mode (see [`guard`](crate::guard)): policies must read the
+    /// guard function, not the bare setting, and the guard itself is
+    /// checked.
+    pub fn hardened(mut self, hardened: bool) -> Self {
+        self.hardened = hardened;
+        self
+    }
+
+    /// A permissive policy, by name, that the application declares on
+    /// purpose although it is not bound to the tenant (say, public rows
+    /// readable by every tenant): not reported.
+    pub fn allow_policy(mut self, name: impl Into<String>) -> Self {
+        self.allowed_policies.push(name.into());
+        self
+    }
+
+    /// The setting names.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// The column that marks a tenant table.
+    pub fn tenant_column(&self) -> &str {
+        &self.tenant_column
+    }
+
+    /// Whether hardened mode is checked.
+    pub fn is_hardened(&self) -> bool {
+        self.hardened
+    }
+
+    /// The policies declared on purpose.
+    pub fn allowed_policies(&self) -> &[String] {
+        &self.allowed_policies
+    }
+}
+
+/// Runs the audit on `conn`, as the role that will serve requests, with
+/// the default [`AuditOptions`] for `settings` and `tenant_column`.
 ///
 /// `tenant_column` names the column that marks a tenant table; `settings`
 /// gives the setting names (all four are checked for stored defaults; the
@@ -520,6 +589,16 @@ pub async fn run(
     settings: &Settings,
     tenant_column: &str,
 ) -> Result<AuditReport, sqlx::Error> {
+    run_with(conn, &AuditOptions::new(settings.clone(), tenant_column)).await
+}
+
+/// Runs the audit on `conn` with `options`; see [`run`].
+pub async fn run_with(
+    conn: &mut sqlx::PgConnection,
+    options: &AuditOptions,
+) -> Result<AuditReport, sqlx::Error> {
+    let settings = &options.settings;
+    let tenant_column = options.tenant_column.as_str();
     let mut findings = Vec::new();
     let superuser = audit_roles(conn, &mut findings).await?;
     audit_tables(conn, settings, tenant_column, superuser, &mut findings).await?;

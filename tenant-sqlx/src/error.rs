@@ -78,6 +78,13 @@ pub enum Error {
         /// The tenant of the validated scope it was used in.
         scope: tenant_core::TenantId,
     },
+    /// The secret given for hardened mode is shorter than
+    /// [`MIN_SECRET_LEN`](crate::guard::MIN_SECRET_LEN) bytes.
+    #[error("a guard secret needs at least 32 bytes; this one has {len}")]
+    GuardSecretTooShort {
+        /// Its length.
+        len: usize,
+    },
     /// [`AdminPool::acquire`](crate::AdminPool::acquire) was given an empty
     /// reason.
     #[error(
@@ -103,6 +110,7 @@ impl Error {
             Error::TransactionAborted => "TRANSACTION_ABORTED",
             Error::TenantScopeMismatch { .. } => "TENANT_SCOPE_MISMATCH",
             Error::AdminReasonRequired => "ADMIN_REASON_REQUIRED",
+            Error::GuardSecretTooShort { .. } => "GUARD_SECRET_TOO_SHORT",
         }
     }
 

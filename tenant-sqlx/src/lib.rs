@@ -33,6 +33,7 @@ mod executor;
 mod admin;
 pub mod audit;
 mod error;
+pub mod guard;
 pub mod memory;
 mod pool;
 pub mod rls;

@@ -69,6 +69,13 @@ pub const POLICY_NAME: &str = "tenant_isolation";
 /// assert!(sql.contains("FORCE ROW LEVEL SECURITY"));
 /// ```
 pub fn migration(settings: &Settings, app_role: &str) -> String {
+    migration_for(settings, app_role, false)
+}
+
+/// [`migration`], with the policies of [hardened mode](crate::guard) when
+/// `hardened` is true (the guard must be installed first, callable by the
+/// role that runs this).
+pub fn migration_for(settings: &Settings, app_role: &str, hardened: bool) -> String {
     let app = quote_ident(app_role);
     let mut sql = format!(
         "CREATE TABLE IF NOT EXISTS {MESSAGES_TABLE} (\n\
@@ -94,6 +101,7 @@ pub fn migration(settings: &Settings, app_role: &str) -> String {
     for table in [MESSAGES_TABLE, COLLECTIONS_TABLE] {
         let policy = RlsPolicy::new(table, "tenant_id")
             .settings(settings)
+            .hardened(hardened)
             .policy_name(POLICY_NAME);
         // ENABLE and FORCE are idempotent; CREATE POLICY is not, and
         // `DROP POLICY IF EXISTS` first would widen access for an instant and

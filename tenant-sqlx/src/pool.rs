@@ -12,7 +12,8 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 use tenant_core::{Ctx, Field, IsValidated};
 
-use crate::audit::{self, AuditReport};
+use crate::audit::{self, AuditOptions, AuditReport};
+use crate::guard::GuardSecret;
 use crate::sql::{push_identifier, push_literal, quote_setting_name};
 use crate::stash::Stash;
 use crate::tx::{self, check_scope, TenantTx};
@@ -71,54 +72,57 @@ const SLOW_BEGIN: Duration = Duration::from_secs(2);
 ///
 /// # The pool guards itself
 ///
-/// A connection never reaches the next borrower inside a transaction or
-/// carrying a tenant, and no tenant transaction sees what an earlier
+/// A connection reaches the next `begin` only if it is one this pool lent,
+/// outside any transaction, and no tenant transaction sees what an earlier
 /// borrower of its connection left in the session:
 ///
-/// * every transaction starts with `CLOSE ALL; DISCARD TEMP; RESET ALL;
-///   BEGIN` and a `SET LOCAL` for the tenant and each field the context
-///   carries, all in one message (one round trip). Settings made by hand
-///   with `SET` (the tenant fields among them), temporary tables (which RLS
-///   does not protect) and `WITH HOLD` cursors from earlier transactions
-///   are gone before the first query runs; values given at connect time
-///   (the connection options) are kept. A field the context does not carry
-///   reads as unset: `current_setting(name, true)` is NULL or `''`;
-/// * a [`TenantTx`] dropped before its `BEGIN` completed (a cancelled or
-///   failed [`begin`](TenantPool::begin), where sqlx 0.8.6 would return the
-///   connection still inside the transaction or aborted) closes its
-///   connection instead of returning it;
-/// * a [`TenantTx`] dropped after `BEGIN` without `commit`/`rollback`
-///   (an error path, a panic, a cancelled query or commit) queues a
-///   `ROLLBACK` that the pool flushes before the connection is reused;
-/// * on release, a connection sqlx still counts as inside a transaction is
-///   closed;
+/// * every transaction starts with one message (one round trip):
+///   `BEGIN ISOLATION LEVEL READ COMMITTED, READ WRITE` (session defaults
+///   an earlier borrower set, or stored on the role, do not shape it),
+///   `RESET ALL` (settings made with `SET` or `set_config`, the tenant
+///   fields among them; values given at connect time are kept),
+///   `SET LOCAL SESSION AUTHORIZATION` to the pool's role (whatever
+///   `SET ROLE` came before; a session that logged in as another role fails
+///   here and is closed), `CLOSE ALL` (`WITH HOLD` cursors),
+///   `DISCARD TEMP` (temporary tables, which RLS does not protect),
+///   `DISCARD SEQUENCES` (what `lastval()` would tell), and a `SET LOCAL`
+///   for the tenant and each field the context carries. A field the context
+///   does not carry reads as unset: `current_setting(name, true)` is NULL or
+///   `''`;
+/// * a statement that can leave what a transaction cannot clear (a
+///   `PREPARE`, `LISTEN`, session advisory lock, `DEALLOCATE`/`DISCARD`, or
+///   code run by `DO`, `EXECUTE` or a new function) marks its transaction:
+///   the connection is closed when the transaction ends, not reused;
+/// * a [`TenantTx`] dropped while open (an error path, a panic, a cancelled
+///   query) is rolled back by the next begin message on its connection,
+///   which starts with `ROLLBACK`; one whose begin, commit or rollback was
+///   cancelled half way is closed;
 /// * a connection the server dropped while it was idle is replaced by
 ///   `begin` (see [`TenantPoolBuilder::test_before_acquire`]).
 ///
-/// None of these costs a round trip on the normal path: unlike a plain sqlx
-/// pool, a `TenantPool` does not ping a connection before handing it out,
-/// nor after taking it back.
+/// None of these costs a round trip: unlike a plain sqlx pool, a
+/// `TenantPool` does not ping a connection before handing it out, nor after
+/// taking it back.
+///
+/// What SQL run inside a tenant transaction can still do, on purpose, is
+/// change the tenant for the rest of that transaction
+/// (`set_config('app.current_tenant', …, true)`): the setting is what RLS
+/// reads. Use hardened mode where that matters.
 ///
 /// # Handing connections on
 ///
 /// sqlx 0.8.6 pings every connection returned to its pool. A connection
 /// whose transaction ended with a successful `commit` or `rollback` needs
 /// no such check (it is known to be outside any transaction, and the next
-/// `BEGIN` on it is the liveness check), so the `TenantPool` keeps it and
+/// begin on it is the liveness check), so the `TenantPool` keeps it and
 /// gives it to the next `begin` before any other, most recently used first,
 /// including to a `begin` already waiting for a connection. Kept connections
 /// stay checked out of sqlx's pool, so `max_connections` still bounds them;
-/// [`num_idle`](Self::num_idle) counts them. Everything else is released to
-/// sqlx as before: a dropped or failed transaction; a connection out of
-/// sqlx's pool for longer than 30 s, or kept unused for as long (or for the
-/// [idle timeout](TenantPoolBuilder::idle_timeout) if shorter), so that
-/// sqlx's idle timeout and maximum lifetime still apply to it; anything
-/// after [`close`](Self::close).
-///
-/// Not covered: `SET ROLE` and `SET SESSION AUTHORIZATION` (which
-/// `RESET ALL` leaves alone; the [audit](crate::audit) reports any
-/// membership that would let the application role switch to a role that
-/// bypasses RLS), `LISTEN` registrations and advisory locks taken by hand.
+/// [`num_idle`](Self::num_idle) counts them. A connection out of sqlx's
+/// pool for longer than 30 s, or kept unused for as long (or for the
+/// [idle timeout](TenantPoolBuilder::idle_timeout) if shorter), goes back
+/// to sqlx so that its idle timeout and maximum lifetime still apply, as
+/// does anything after [`close`](Self::close).
 ///
 /// ```no_run
 /// use tenant_core::{Ctx, Validated};
@@ -130,7 +134,7 @@ const SLOW_BEGIN: Duration = Duration::from_secs(2);
 ///
 /// let mut tx = pool.begin(&ctx).await?;
 /// let n: i64 = sqlx::query_scalar("SELECT count(*) FROM notes")
-///     .fetch_one(&mut *tx)
+///     .fetch_one(&mut tx)
 ///     .await?;
 /// tx.commit().await?;
 /// # Ok(()) }
@@ -151,6 +155,8 @@ struct Shared {
     clean_begin: String,
     /// `SET LOCAL "app"."current_…" = ` for each of [`FIELDS`].
     prefixes: [String; 4],
+    /// Hardened mode: the secret that signs each transaction's tenant.
+    guard: Option<GuardSecret>,
     report: AuditReport,
 }
 
@@ -312,6 +318,7 @@ impl Shared {
     fn new(
         settings: Settings,
         role: &str,
+        guard: Option<GuardSecret>,
         report: AuditReport,
         test_before_acquire: bool,
     ) -> Result<Shared, Error> {
@@ -331,6 +338,7 @@ impl Shared {
             test_before_acquire,
             clean_begin,
             prefixes,
+            guard,
             report,
         })
     }
@@ -351,6 +359,12 @@ impl Shared {
             let Some(value) = value else { continue };
             sql.push_str(prefix);
             push_literal(&mut sql, self.settings.for_field(field), value)?;
+        }
+        if let Some(guard) = &self.guard {
+            // Hex digits only: nothing to quote.
+            sql.push_str("; SET LOCAL \"app\".\"tenant_proof\" = '");
+            sql.push_str(&guard.proof(ctx.tenant_id().as_str()));
+            sql.push('\'');
         }
         Ok(sql)
     }
@@ -413,6 +427,8 @@ pub struct TenantPoolBuilder {
     settings: Settings,
     tenant_column: String,
     allow_audit_findings: bool,
+    guard: Option<GuardSecret>,
+    allowed_policies: Vec<String>,
 }
 
 impl Default for TenantPoolBuilder {
@@ -423,6 +439,8 @@ impl Default for TenantPoolBuilder {
             settings: Settings::default(),
             tenant_column: "tenant_id".to_owned(),
             allow_audit_findings: false,
+            guard: None,
+            allowed_policies: Vec::new(),
         }
     }
 }
@@ -500,6 +518,25 @@ impl TenantPoolBuilder {
         self
     }
 
+    /// Hardened mode (see [`guard`](crate::guard)): every transaction also
+    /// carries `app.tenant_proof`, signed with `secret`, and the audit
+    /// requires policies that read the guard function (written by
+    /// [`RlsPolicy::hardened`](crate::rls::RlsPolicy::hardened)) and a
+    /// guard the application role cannot read or change. SQL run by the
+    /// application that sets the tenant by hand then reads nothing.
+    pub fn hardened(mut self, secret: GuardSecret) -> Self {
+        self.guard = Some(secret);
+        self
+    }
+
+    /// A permissive policy that the application declares on purpose
+    /// although it does not compare the tenant column (rows shared by every
+    /// tenant, say): the audit does not report it. By policy name.
+    pub fn allow_policy(mut self, name: impl Into<String>) -> Self {
+        self.allowed_policies.push(name.into());
+        self
+    }
+
     /// Connects to `url` and runs the audit.
     pub async fn connect(self, url: &str) -> Result<TenantPool, Error> {
         let options: PgConnectOptions = url.parse()?;
@@ -509,7 +546,13 @@ impl TenantPoolBuilder {
     /// Connects with `options` and runs the audit.
     pub async fn connect_with(self, options: PgConnectOptions) -> Result<TenantPool, Error> {
         // Checked before connecting: a bad name would fail every `begin`.
-        Shared::new(self.settings.clone(), "role", AuditReport::default(), true)?;
+        Shared::new(
+            self.settings.clone(),
+            "role",
+            None,
+            AuditReport::default(),
+            true,
+        )?;
         let pool = self
             .options
             // `begin` checks liveness itself, without a ping's round trip.
@@ -528,7 +571,12 @@ impl TenantPoolBuilder {
             let role: String = sqlx::query_scalar("SELECT session_user::text")
                 .fetch_one(&mut *conn)
                 .await?;
-            let report = audit::run(&mut conn, &self.settings, &self.tenant_column).await?;
+            let mut audit_options = AuditOptions::new(self.settings.clone(), &self.tenant_column)
+                .hardened(self.guard.is_some());
+            for name in &self.allowed_policies {
+                audit_options = audit_options.allow_policy(name);
+            }
+            let report = audit::run_with(&mut conn, &audit_options).await?;
             (report, role)
         };
         if !report.findings.is_empty() {
@@ -551,6 +599,7 @@ impl TenantPoolBuilder {
             shared: Arc::new(Shared::new(
                 self.settings,
                 &role,
+                self.guard,
                 report,
                 self.test_before_acquire,
             )?),
@@ -568,6 +617,7 @@ mod tests {
         let shared = Shared::new(
             Settings::default(),
             "tenant_app",
+            None,
             AuditReport::default(),
             true,
         )
@@ -591,6 +641,7 @@ mod tests {
         let err = Shared::new(
             Settings::default().with_tenant("tenant"),
             "tenant_app",
+            None,
             AuditReport::default(),
             true,
         )

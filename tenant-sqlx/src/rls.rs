@@ -225,6 +225,7 @@ pub struct RlsPolicy {
     setting: Cow<'static, str>,
     policy_name: Cow<'static, str>,
     grantees: Vec<String>,
+    hardened: bool,
 }
 
 impl RlsPolicy {
@@ -237,6 +238,7 @@ impl RlsPolicy {
             setting: Cow::Owned(Settings::default().tenant().to_owned()),
             policy_name: Cow::Borrowed(DEFAULT_POLICY_NAME),
             grantees: Vec::new(),
+            hardened: false,
         }
     }
 
@@ -262,6 +264,15 @@ impl RlsPolicy {
         self
     }
 
+    /// Hardened mode (see [`guard`](crate::guard)): the policy reads
+    /// `(SELECT tenant_guard.current_tenant())`, which is the tenant only
+    /// when the transaction also carries the pool's proof, instead of the
+    /// bare setting, which any SQL of the application can change.
+    pub fn hardened(mut self, hardened: bool) -> Self {
+        self.hardened = hardened;
+        self
+    }
+
     /// The table the policy is for.
     pub fn table(&self) -> &TableName {
         &self.table
@@ -278,6 +289,13 @@ impl RlsPolicy {
     /// );
     /// ```
     pub fn condition(&self) -> String {
+        if self.hardened {
+            return format!(
+                "{} = (SELECT {})",
+                quote_ident(&self.column),
+                crate::guard::GUARD_FUNCTION
+            );
+        }
         format!(
             "{} = (SELECT NULLIF(current_setting({}, true), ''))",
             quote_ident(&self.column),

@@ -76,6 +76,9 @@ use tokio::sync::OnceCell;
 pub const OWNER_ROLE: &str = "tenant_owner";
 /// The application role: `LOGIN NOSUPERUSER NOBYPASSRLS`, owns nothing.
 pub const APP_ROLE: &str = "tenant_app";
+/// `NOLOGIN`: owns hardened mode's guard (see
+/// [`TestDatabase::install_guard`]).
+pub const GUARD_ROLE: &str = "tenant_guard";
 /// The password given to [`OWNER_ROLE`] and [`APP_ROLE`] on a server named by
 /// `DATABASE_URL` (a throwaway cluster uses `trust` on a private socket).
 pub const EXTERNAL_PASSWORD: &str = "tenant-test-only";
@@ -422,6 +425,14 @@ impl TestCluster {
             .execute(&mut admin)
             .await?;
         }
+        sqlx::raw_sql(&format!(
+            "DO $$ BEGIN \
+               CREATE ROLE \"{GUARD_ROLE}\" NOLOGIN NOSUPERUSER NOBYPASSRLS; \
+             EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; \
+             END $$"
+        ))
+        .execute(&mut admin)
+        .await?;
         // What the audit asks of a production role: its sessions cannot
         // read each other's statements (other tenants' ids) in
         // `pg_stat_activity`.
@@ -446,6 +457,23 @@ pub struct TestDatabase {
 }
 
 impl TestDatabase {
+    /// Installs hardened mode's guard (owned by [`GUARD_ROLE`], callable by
+    /// [`APP_ROLE`] and by [`OWNER_ROLE`], whose policies call it) with one
+    /// secret, as the superuser.
+    pub async fn install_guard(&self, secret: &[u8]) -> Result<(), HarnessError> {
+        let guard = crate::guard::Guard::new()
+            .owner(GUARD_ROLE)
+            .grant_to(APP_ROLE)
+            .grant_to(OWNER_ROLE);
+        let mut admin = PgConnection::connect(&self.admin_url).await?;
+        sqlx::raw_sql(&guard.sql()).execute(&mut admin).await?;
+        sqlx::raw_sql(&guard.add_secret_sql("test", secret))
+            .execute(&mut admin)
+            .await?;
+        admin.close().await?;
+        Ok(())
+    }
+
     /// The database name.
     pub fn name(&self) -> &str {
         &self.name

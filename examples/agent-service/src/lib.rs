@@ -32,6 +32,7 @@ use tenant_core::{
     with_context, CollectionId, ContextError, Ctx, Unvalidated, Validated, WithAgent,
     WithConversation,
 };
+use tenant_sqlx::guard::GuardSecret;
 use tenant_sqlx::memory::{self, ConversationMemory, Role};
 use tenant_sqlx::testing::{HarnessError, TestCluster, TestDatabase};
 use tenant_sqlx::{AdminPool, Settings, TenantPool};
@@ -249,6 +250,12 @@ pub enum StartError {
     /// The migrations or the pool failed (including a failed audit).
     #[error(transparent)]
     Database(#[from] tenant_sqlx::Error),
+    /// Hardened mode needs `GUARD_SECRET`: at least 32 bytes, in hex.
+    #[error(
+        "hardened mode needs GUARD_SECRET, the guard's secret as hex (at least 32 bytes); \
+         or set HARDENED=0"
+    )]
+    BadGuardSecret,
     /// The listening socket could not be opened.
     #[error("could not listen on {addr}: {source}")]
     Bind {
@@ -319,15 +326,16 @@ impl Database {
 }
 
 /// Runs the migrations as the tables' owner, through the logged admin path,
-/// granting the application role (the user of `app_url`) what it needs.
-async fn migrate(owner_url: &str, app_url: &str) -> Result<(), StartError> {
+/// granting the application role (the user of `app_url`) what it needs,
+/// with hardened policies when `hardened`.
+async fn migrate(owner_url: &str, app_url: &str, hardened: bool) -> Result<(), StartError> {
     let app_options: PgConnectOptions = app_url.parse().map_err(|source| StartError::BadUrl {
         var: "DATABASE_URL",
         source,
     })?;
     let admin = AdminPool::connect(owner_url).await?;
     let mut conn = admin.acquire("run the agent-service migrations").await?;
-    let sql = memory::migration(&Settings::default(), app_options.get_username());
+    let sql = memory::migration_for(&Settings::default(), app_options.get_username(), hardened);
     sqlx::raw_sql(&sql)
         .execute(&mut conn)
         .await
@@ -378,18 +386,77 @@ impl Service {
     }
 }
 
+/// Whether hardened mode is on: unless `HARDENED=0`. Then the tenant
+/// setting cannot be switched by SQL the service runs (see
+/// `tenant_sqlx::guard`).
+fn hardened_from_env() -> bool {
+    std::env::var("HARDENED").map_or(true, |v| v != "0")
+}
+
+/// The guard secret: `GUARD_SECRET` (hex, at least 32 bytes), or for a
+/// throwaway database one made up now (it dies with the database).
+fn guard_secret(database: &Database) -> Result<Vec<u8>, StartError> {
+    if let Ok(hex) = std::env::var("GUARD_SECRET") {
+        return decode_hex(hex.trim()).ok_or(StartError::BadGuardSecret);
+    }
+    match database {
+        Database::Throwaway { .. } => {
+            use std::hash::{BuildHasher, Hasher};
+            // Not a key generator worth the name, but a throwaway database's
+            // secret only has to be unknown to the service's own SQL.
+            let mut secret = Vec::with_capacity(32);
+            while secret.len() < 32 {
+                let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+                h.write_usize(secret.len());
+                secret.extend_from_slice(&h.finish().to_le_bytes());
+            }
+            Ok(secret)
+        }
+        Database::External { .. } => Err(StartError::BadGuardSecret),
+    }
+}
+
+fn decode_hex(hex: &str) -> Option<Vec<u8>> {
+    if hex.len() % 2 != 0 {
+        return None;
+    }
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
 /// Starts the service on `bind` (for example `127.0.0.1:3000`, or port 0 for
 /// any free port): a throwaway PostgreSQL when `DATABASE_URL` is unset,
 /// migrations as the owner role (`DATABASE_OWNER_URL` with an external
 /// database; without it the database must be migrated already), then a
 /// [`TenantPool`] as the application role, which refuses to start if the
 /// audit finds a problem.
+///
+/// Hardened mode is on unless `HARDENED=0`: on a throwaway database the
+/// guard is installed with a secret made up at start; on an external one
+/// it must be installed already (`tenant_sqlx::guard::Guard`) and
+/// `GUARD_SECRET` (hex) names the secret.
 pub async fn start(bind: &str) -> Result<Service, StartError> {
     let database = Database::from_env().await?;
+    let hardened = hardened_from_env();
+    let secret = if hardened {
+        let secret = guard_secret(&database)?;
+        if let Database::Throwaway { db, .. } = &database {
+            db.install_guard(&secret).await?;
+        }
+        Some(GuardSecret::new(&secret)?)
+    } else {
+        None
+    };
     if let Some(owner_url) = database.owner_url() {
-        migrate(owner_url, database.app_url()).await?;
+        migrate(owner_url, database.app_url(), hardened).await?;
     }
-    let pool = Arc::new(TenantPool::connect(database.app_url()).await?);
+    let mut builder = TenantPool::builder();
+    if let Some(secret) = secret {
+        builder = builder.hardened(secret);
+    }
+    let pool = Arc::new(builder.connect(database.app_url()).await?);
     let listener = TcpListener::bind(bind)
         .await
         .map_err(|source| StartError::Bind {
