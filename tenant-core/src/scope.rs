@@ -80,10 +80,7 @@ pub fn current() -> Result<Ctx<Validated>, ContextError> {
 /// ```
 pub fn with_current<R>(f: impl FnOnce(Option<&Ctx<Validated>>) -> R) -> R {
     let mut f = Some(f);
-    let inside = CURRENT.try_with(|current| match f.take() {
-        Some(f) => Some(f(current.as_ref())),
-        None => None,
-    });
+    let inside = CURRENT.try_with(|current| f.take().map(|f| f(current.as_ref())));
     match (inside, f) {
         (Ok(Some(r)), _) => r,
         (_, Some(f)) => f(None),

@@ -417,7 +417,7 @@ fn guard_secret(database: &Database) -> Result<Vec<u8>, StartError> {
 }
 
 fn decode_hex(hex: &str) -> Option<Vec<u8>> {
-    if hex.len() % 2 != 0 {
+    if !hex.len().is_multiple_of(2) {
         return None;
     }
     (0..hex.len())
