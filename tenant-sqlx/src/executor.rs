@@ -14,6 +14,51 @@ pub(crate) trait Session {
     fn session(&mut self, sql: &str) -> Result<&mut PgConnection, sqlx::Error>;
 }
 
+/// A query whose text was read once, by the checks: sqlx reads `sql()`
+/// again to run it, and an `Execute` written to answer differently the
+/// second time must run what was checked.
+pub(crate) struct Checked<'q, E> {
+    sql: &'q str,
+    query: E,
+}
+
+impl<'q, E: sqlx::Execute<'q, sqlx::Postgres>> Checked<'q, E> {
+    pub(crate) fn new(query: E) -> Self {
+        Checked {
+            sql: query.sql(),
+            query,
+        }
+    }
+
+    pub(crate) fn text(&self) -> &'q str {
+        self.sql
+    }
+}
+
+impl<'q, E: sqlx::Execute<'q, sqlx::Postgres>> sqlx::Execute<'q, sqlx::Postgres>
+    for Checked<'q, E>
+{
+    fn sql(&self) -> &'q str {
+        self.sql
+    }
+
+    fn statement(&self) -> Option<&sqlx::postgres::PgStatement<'q>> {
+        // sqlx takes only the metadata (column and parameter types) from a
+        // statement; the text it runs is `sql()`.
+        self.query.statement()
+    }
+
+    fn take_arguments(
+        &mut self,
+    ) -> Result<Option<sqlx::postgres::PgArguments>, sqlx::error::BoxDynError> {
+        self.query.take_arguments()
+    }
+
+    fn persistent(&self) -> bool {
+        self.query.persistent()
+    }
+}
+
 macro_rules! forward_executor {
     ($ty:ty) => {
         impl<'t> ::sqlx::Executor<'t> for &'t mut $ty {
@@ -33,7 +78,8 @@ macro_rules! forward_executor {
                 't: 'e,
                 E: 'q + ::sqlx::Execute<'q, ::sqlx::Postgres>,
             {
-                match $crate::executor::Session::session(self, ::sqlx::Execute::sql(&query)) {
+                let query = $crate::executor::Checked::new(query);
+                match $crate::executor::Session::session(self, query.text()) {
                     Ok(conn) => ::sqlx::Executor::fetch_many(conn, query),
                     Err(e) => ::std::boxed::Box::pin(::futures_util::stream::once(
                         ::futures_util::future::ready(Err(e)),
@@ -52,7 +98,8 @@ macro_rules! forward_executor {
                 't: 'e,
                 E: 'q + ::sqlx::Execute<'q, ::sqlx::Postgres>,
             {
-                match $crate::executor::Session::session(self, ::sqlx::Execute::sql(&query)) {
+                let query = $crate::executor::Checked::new(query);
+                match $crate::executor::Session::session(self, query.text()) {
                     Ok(conn) => ::sqlx::Executor::fetch_optional(conn, query),
                     Err(e) => ::std::boxed::Box::pin(::futures_util::future::ready(Err(e))),
                 }

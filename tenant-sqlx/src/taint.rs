@@ -17,8 +17,11 @@
 //! scanned (case-insensitively, for whole words) for what can create them,
 //! directly or through code the statement itself brings: `PREPARE`,
 //! `DEALLOCATE`, `DISCARD`, `LISTEN`, the `*advisory_lock*` functions,
-//! `EXECUTE`, `DO` blocks (not `ON CONFLICT DO NOTHING/UPDATE`), and the
-//! creation of a `FUNCTION` or `PROCEDURE`. A transaction that ran such a
+//! `EXECUTE`, `DO` blocks (not `ON CONFLICT DO NOTHING/UPDATE`), the
+//! creation of a `FUNCTION` or `PROCEDURE`, the built-in functions that run
+//! SQL text given as a string (`query_to_xml*`, `ts_stat`, `ts_rewrite`),
+//! and identifiers spelled with Unicode escapes (`U&"…"`), which can hide a
+//! function's name. A transaction that ran such a
 //! statement does not hand its connection on: the connection is closed when
 //! the transaction ends, and the next `begin` gets another. A false alarm (a
 //! column named `listen`, the word in a string literal) costs one new
@@ -42,6 +45,11 @@ pub(crate) fn leaves_session_state(sql: &str) -> bool {
             i += 1;
         }
         let word = &bytes[start..i];
+        // `U&"…"` spells an identifier with escapes (`U&"pg_adv\0069sory_lock"`),
+        // which hides a function's name from a word scan.
+        if word.eq_ignore_ascii_case(b"u") && bytes[i..].starts_with(b"&\"") {
+            return true;
+        }
         if word.len() < 2 || word.len() > 40 {
             continue;
         }
@@ -53,6 +61,10 @@ pub(crate) fn leaves_session_state(sql: &str) -> bool {
         match word {
             b"prepare" | b"deallocate" | b"discard" | b"listen" | b"execute" | b"function"
             | b"procedure" => return true,
+            // Functions that run SQL text given as a string, which can be
+            // assembled at run time where no scan sees it.
+            b"ts_stat" | b"ts_rewrite" => return true,
+            _ if word.starts_with(b"query_to_xml") => return true,
             b"do" if !followed_by_conflict_action(&bytes[i..]) => return true,
             _ if is_session_advisory_lock(word) => return true,
             _ => {}
@@ -121,6 +133,10 @@ mod tests {
             "/* x */PREPARE p AS SELECT 1",
             "\tLISTEN\nchan",
             "DO$$BEGIN NULL; END$$",
+            "SELECT U&\"pg_adv\\0069sory_lock\"(4242)",
+            "select u&\"x\"()",
+            "SELECT query_to_xml('SELECT pg_adv' || 'isory_lock(1)', true, false, '')",
+            "SELECT * FROM ts_stat('SELECT to_tsvector(' || 'x' || ')')",
         ] {
             assert!(leaves_session_state(sql), "{sql}");
         }

@@ -631,3 +631,82 @@ async fn forgotten_transaction_is_never_handed_on() {
     assert_eq!(err.code(), "DATABASE");
     assert!(err.to_string().contains("timed out"), "{err}");
 }
+
+// ---------------------------------------------------------------------
+// Getting past the statement scan (found by the compile-time review).
+// ---------------------------------------------------------------------
+
+/// An `Execute` that shows the checks one text and would run another.
+struct TwoFaced {
+    calls: std::sync::atomic::AtomicU32,
+}
+
+impl<'q> sqlx::Execute<'q, sqlx::Postgres> for TwoFaced {
+    fn sql(&self) -> &'q str {
+        let n = self
+            .calls
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if n == 0 {
+            "SELECT 1"
+        } else {
+            "SELECT pg_advisory_lock(4343)"
+        }
+    }
+    fn statement(&self) -> Option<&sqlx::postgres::PgStatement<'q>> {
+        None
+    }
+    fn take_arguments(
+        &mut self,
+    ) -> Result<Option<sqlx::postgres::PgArguments>, sqlx::error::BoxDynError> {
+        Ok(None)
+    }
+    fn persistent(&self) -> bool {
+        false
+    }
+}
+
+#[tokio::test]
+async fn a_query_whose_text_changes_runs_what_was_checked() {
+    let mut fx = fixture().await;
+    let pool = one_connection(&fx).await;
+    let a = ctx(A);
+    let mut tx = pool.begin(&a).await.unwrap();
+    sqlx::Executor::execute(
+        &mut tx,
+        TwoFaced {
+            calls: Default::default(),
+        },
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    assert_next_borrower_is_clean(&mut fx, &pool, "two-faced query").await;
+    let free: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(4343)")
+        .fetch_one(&mut fx.admin)
+        .await
+        .unwrap();
+    assert!(free, "the second text ran and took the lock");
+}
+
+#[tokio::test]
+async fn advisory_lock_spelled_with_unicode_escapes_does_not_reach_b() {
+    let mut fx = fixture().await;
+    let pool = one_connection(&fx).await;
+    a_runs(&pool, r#"SELECT U&"pg_adv\0069sory_lock"(4444)"#)
+        .await
+        .unwrap();
+    assert_next_borrower_is_clean(&mut fx, &pool, "U& advisory lock").await;
+}
+
+#[tokio::test]
+async fn advisory_lock_taken_through_sql_assembled_at_run_time_does_not_reach_b() {
+    let mut fx = fixture().await;
+    let pool = one_connection(&fx).await;
+    a_runs(
+        &pool,
+        "SELECT query_to_xml('SELECT pg_adv' || 'isory_lock(4545)', true, false, '')",
+    )
+    .await
+    .unwrap();
+    assert_next_borrower_is_clean(&mut fx, &pool, "query_to_xml advisory lock").await;
+}

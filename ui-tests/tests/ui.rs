@@ -2,7 +2,7 @@
 //! compile; the `.stderr` beside each is the exact message a user sees) and
 //! `ui-tests/pass/<topic>/` (must compile).
 //!
-//! Regenerate with `TRYBUILD=overwrite cargo test -p ui-tests`, then read
+//! Regenerate with `TRYBUILD=overwrite cargo test --workspace --test ui`, then read
 //! every changed `.stderr` as a user would before committing.
 
 #[test]

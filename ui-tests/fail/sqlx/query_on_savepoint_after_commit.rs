@@ -7,7 +7,7 @@ async fn handler(pool: &TenantPool, ctx: Ctx<Validated>) -> Result<(), tenant_sq
     let mut tx = pool.begin(&ctx).await?;
     let mut sp = tx.savepoint().await?;
     tx.commit().await?;
-    sqlx::query("SELECT 1").execute(&mut *sp).await?;
+    sqlx::query("SELECT 1").execute(&mut sp).await?;
     Ok(())
 }
 

@@ -3,7 +3,7 @@
 use tenant_sqlx::TenantTx;
 
 fn forge(conn: sqlx::pool::PoolConnection<sqlx::Postgres>) -> TenantTx<'static> {
-    TenantTx { conn }
+    TenantTx { inner: conn }
 }
 
 fn main() {

@@ -1,5 +1,5 @@
 //! The everyday path: begin for a validated context, run queries on
-//! `&mut *tx` or pass `&mut tx` as an executor, commit.
+//! `&mut tx` (the executor), pass it on to a helper, commit.
 use tenant_core::{Ctx, Validated, WithAgent};
 use tenant_sqlx::{TenantPool, TenantTx};
 
@@ -18,10 +18,10 @@ async fn handler(
     sqlx::query("INSERT INTO notes (tenant_id, title) VALUES ($1, $2)")
         .bind(ctx.tenant_id().as_str())
         .bind(ctx.agent_id().as_str())
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?;
     let n: i64 = sqlx::query_scalar("SELECT count(*) FROM notes")
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut tx)
         .await?;
     let all = titles(&mut tx).await?;
     tx.commit().await?;

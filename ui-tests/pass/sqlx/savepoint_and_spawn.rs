@@ -8,7 +8,7 @@ async fn handler(pool: TenantPool, ctx: Ctx<Validated>) -> Result<(), tenant_sql
     let mut tx = pool.begin(&ctx).await?;
     {
         let mut sp = tx.savepoint().await?;
-        sqlx::query("DELETE FROM notes").execute(&mut *sp).await?;
+        sqlx::query("DELETE FROM notes").execute(&mut sp).await?;
         let mut inner = sp.savepoint().await?;
         sqlx::query("SELECT 1").execute(&mut inner).await?;
         inner.rollback().await?;

@@ -1,0 +1,15 @@
+//! Calling the crate's one constructor of a validated context,
+//! `Ctx::from_fields`, by path. It is private to `tenant_core`: validation
+//! is the only way to it.
+use std::sync::Arc;
+
+use tenant_core::ctx::ValidFields;
+use tenant_core::{Ctx, Validated};
+
+fn forge(fields: Arc<ValidFields>) -> Ctx<Validated> {
+    Ctx::<Validated>::from_fields(fields).unwrap()
+}
+
+fn main() {
+    let _ = forge;
+}

@@ -1,0 +1,19 @@
+//! Writing down the hidden `tenant_core::ctx::ValidFields` (what a
+//! validated context holds) by hand, to fill a validated context with values
+//! chosen by the caller instead of by `validate`. Its fields are private to
+//! `tenant_core`.
+use tenant_core::ctx::ValidFields;
+use tenant_core::TenantId;
+
+fn forge(tenant: TenantId) -> ValidFields {
+    ValidFields {
+        tenant,
+        agent: None,
+        conversation: None,
+        collection: None,
+    }
+}
+
+fn main() {
+    let _ = forge;
+}
