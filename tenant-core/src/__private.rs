@@ -224,6 +224,11 @@ impl CoversCollection<NoCollection> for NoCollection {}
 
 /// The resolved context as the type the parameter declares, which may
 /// guarantee fewer fields than the attribute required.
+#[diagnostic::on_unimplemented(
+    message = "the context state `{Self}` does not guarantee every field of `{T}`",
+    label = "not narrower than the context",
+    note = "this is the macro's own helper: validate a context (`raw.validate()?`) instead"
+)]
 pub trait Narrow<T: IsValidated>: IsValidated {}
 
 impl<A, C, L, A2, C2, L2> Narrow<Validated<A2, C2, L2>> for Validated<A, C, L>

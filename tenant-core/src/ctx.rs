@@ -35,6 +35,11 @@ use crate::id::{AgentId, CollectionId, ConversationId, TenantId};
 use crate::validator::Validator;
 
 mod sealed {
+    #[diagnostic::on_unimplemented(
+        message = "`{Self}` is not one of tenant_core's context states",
+        label = "only tenant_core defines context states",
+        note = "a validated context comes only from validation: `raw.validate()?` or `#[with_context(tenant)]`"
+    )]
     pub trait Sealed {}
 }
 
