@@ -102,13 +102,15 @@ async fn rows_as_tenant(conn: &mut PgConnection, tenant: &str) -> Vec<String> {
 }
 
 /// A login role named after the database (roles are cluster-wide), with
-/// `attributes`, allowed to use `public.notes`.
+/// `attributes`, allowed to use `public.notes`, and (as the audit asks)
+/// `track_activities = off`.
 async fn login_role(db: &TestDatabase, suffix: &str, attributes: &str) -> String {
     let role = format!("{}_{suffix}", db.name());
     exec(
         db.admin_url(),
         &format!(
             "CREATE ROLE \"{role}\" LOGIN {attributes} PASSWORD '{EXTERNAL_PASSWORD}';\n\
+             ALTER ROLE \"{role}\" SET track_activities = off;\n\
              GRANT SELECT, INSERT, UPDATE, DELETE ON {TABLE} TO \"{role}\";"
         ),
     )
@@ -346,10 +348,18 @@ async fn policy_that_ignores_the_tenant_setting() {
     let report = audit_app(&db).await;
     assert_eq!(
         report.findings,
-        [Finding::NoTenantPolicy {
-            table: notes(),
-            setting: "app.current_tenant".into(),
-        }],
+        [
+            Finding::PolicyNotTenantBound {
+                table: notes(),
+                policy: "by_owner".into(),
+                clause: PolicyClause::Using,
+                expression: "(body <> ''::text)".into(),
+            },
+            Finding::NoTenantPolicy {
+                table: notes(),
+                setting: "app.current_tenant".into(),
+            },
+        ],
         "{report}"
     );
     assert_eq!(
@@ -640,8 +650,18 @@ async fn custom_setting_names_are_what_the_audit_looks_for() {
         .await
         .expect("audit");
     assert_eq!(matching.findings, vec![], "{matching}");
+    // Read with the default setting, the helper's policy is bound to
+    // nothing the pool sets.
     let default = audit_conn(&mut app).await;
-    assert_eq!(default.codes(), ["TENANT_POLICY_MISSING"], "{default}");
+    assert_eq!(
+        default.codes(),
+        [
+            "POLICY_NOT_TENANT_BOUND",
+            "POLICY_NOT_TENANT_BOUND",
+            "TENANT_POLICY_MISSING"
+        ],
+        "{default}"
+    );
 }
 
 #[tokio::test]
