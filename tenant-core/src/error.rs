@@ -66,7 +66,7 @@ pub enum ContextError {
     #[error("a tenant is required: send the `X-Tenant-ID` header")]
     TenantRequired,
     /// The tenant id breaks the identifier rules.
-    #[error("the tenant id {0}")]
+    #[error("the tenant id {}", InvalidId(Field::Tenant, .0))]
     TenantInvalid(#[source] IdError),
     /// The tenant is well formed but this caller may not act for it
     /// (unknown, inactive, or not the tenant of the authenticated caller).
@@ -79,19 +79,19 @@ pub enum ContextError {
     #[error("an agent is required: send the `X-Agent-ID` header")]
     AgentRequired,
     /// The agent id breaks the identifier rules.
-    #[error("the agent id {0}")]
+    #[error("the agent id {}", InvalidId(Field::Agent, .0))]
     AgentInvalid(#[source] IdError),
     /// The handler requires a conversation and none was sent.
     #[error("a conversation is required: send the `X-Conversation-ID` header")]
     ConversationRequired,
     /// The conversation id breaks the identifier rules.
-    #[error("the conversation id {0}")]
+    #[error("the conversation id {}", InvalidId(Field::Conversation, .0))]
     ConversationInvalid(#[source] IdError),
     /// The handler requires a collection and none was sent.
     #[error("a collection is required: send the `X-Collection-ID` header")]
     CollectionRequired,
     /// The collection id breaks the identifier rules.
-    #[error("the collection id {0}")]
+    #[error("the collection id {}", InvalidId(Field::Collection, .0))]
     CollectionInvalid(#[source] IdError),
     /// A context header was sent more than once, or with comma-joined values.
     #[error("the `{header}` header must be sent exactly once, with a single value")]
@@ -115,6 +115,23 @@ pub enum ContextError {
     /// a bug in the service, not in the request.
     #[error("no tenant context is in scope here: run this code inside `#[with_context]`, `Ctx::scope` or `tenant_core::spawn`")]
     NoContext,
+}
+
+/// An [`IdError`] as said of one field: a reserved word "never names a
+/// real agent" for an agent id, "a real tenant" for a tenant id.
+struct InvalidId<'a>(Field, &'a IdError);
+
+impl fmt::Display for InvalidId<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.1 {
+            IdError::Reserved { word } => write!(
+                f,
+                "is the reserved word `{word}`, which never names a real {}",
+                self.0
+            ),
+            other => fmt::Display::fmt(other, f),
+        }
+    }
 }
 
 impl ContextError {

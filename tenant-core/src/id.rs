@@ -5,13 +5,25 @@
 //! or [`FromStr`], so holding one is proof that the text obeys the rules:
 //!
 //! * 1 to [`MAX_ID_LEN`] bytes;
-//! * ASCII letters, digits and `-`, `_`, `.`, `:` only;
+//! * lower-case ASCII letters, digits and `-`, `_`, `.`, `:` only;
 //! * not made of punctuation alone;
 //! * not a reserved word in any case (`default`, `null`, `none`,
 //!   `undefined`, `*`).
 //!
 //! Every rejection has its own [`IdError`] variant with a stable
 //! [`code`](IdError::code).
+//!
+//! # One spelling per identifier
+//!
+//! Upper case is refused ([`IdError::UpperCase`]), not folded: `ACME` is
+//! not another spelling of `acme`, it is an error, so two tenants (or two
+//! agents of one tenant) can never differ only by case. Refusing keeps every
+//! accepted text canonical as sent: the raw value of a header and the
+//! validated id are the same string, so comparing them (the incoming
+//! context against an enclosing one, a header against a token claim) needs
+//! no folding, and parsing never has to allocate a folded copy. A source
+//! that is case-insensitive by nature, such as a host name, folds before it
+//! parses.
 
 use std::fmt;
 use std::str::FromStr;
@@ -48,14 +60,18 @@ pub enum IdError {
         len: usize,
     },
     /// The text is a reserved word such as `default` (compared in any case).
-    #[error("is the reserved word `{word}`, which never names a real tenant")]
+    ///
+    /// Through a [`ContextError`](crate::ContextError) the message names the
+    /// field: "the agent id is the reserved word `default`, which never
+    /// names a real agent".
+    #[error("is the reserved word `{word}`, a placeholder that never names a real identifier")]
     Reserved {
         /// The reserved word, in lower case.
         word: &'static str,
     },
     /// A character outside ASCII (homoglyphs, full-width digits, zero-width
     /// and bidirectional characters all land here).
-    #[error("contains the non-ASCII character {ch:?} at byte {index}; only ASCII letters, digits and `-_.:` are allowed")]
+    #[error("contains the non-ASCII character {ch:?} at byte {index}; only lower-case ASCII letters, digits and `-_.:` are allowed")]
     NonAscii {
         /// Byte offset of the character.
         index: usize,
@@ -68,6 +84,15 @@ pub enum IdError {
         /// Byte offset of the character.
         index: usize,
         /// The character.
+        ch: char,
+    },
+    /// An upper-case ASCII letter: identifiers are lower case, so that two
+    /// cannot differ only by case (see [the module documentation](self)).
+    #[error("contains the upper-case letter {ch:?} at byte {index}; identifiers are lower case, so that two of them never differ only by case")]
+    UpperCase {
+        /// Byte offset of the letter.
+        index: usize,
+        /// The letter.
         ch: char,
     },
     /// A space.
@@ -85,7 +110,7 @@ pub enum IdError {
         ch: char,
     },
     /// Any other ASCII punctuation than `-_.:` (for example `;`, `%`, `\`, `/`).
-    #[error("contains the character {ch:?} at byte {index}; only ASCII letters, digits and `-_.:` are allowed")]
+    #[error("contains the character {ch:?} at byte {index}; only lower-case ASCII letters, digits and `-_.:` are allowed")]
     ForbiddenChar {
         /// Byte offset of the character.
         index: usize,
@@ -110,6 +135,7 @@ impl IdError {
             IdError::TooLong { .. } => "ID_TOO_LONG",
             IdError::Reserved { .. } => "ID_RESERVED",
             IdError::NonAscii { .. } => "ID_NON_ASCII",
+            IdError::UpperCase { .. } => "ID_UPPER_CASE",
             IdError::ControlChar { .. } => "ID_CONTROL_CHAR",
             IdError::Whitespace { .. } => "ID_WHITESPACE",
             IdError::Quote { .. } => "ID_QUOTE",
@@ -150,14 +176,15 @@ const FORBIDDEN: u8 = 0;
 const ALNUM: u8 = 1;
 const PUNCT: u8 = 2;
 
-/// The class of each byte: ASCII letters and digits, the punctuation
-/// `-_.:`, or forbidden (everything else, including every non-ASCII byte).
+/// The class of each byte: lower-case ASCII letters and digits, the
+/// punctuation `-_.:`, or forbidden (everything else, including upper case
+/// and every non-ASCII byte).
 const BYTE_CLASS: [u8; 256] = {
     let mut table = [FORBIDDEN; 256];
     let mut b = 0;
     while b < 256 {
         let c = b as u8;
-        if c.is_ascii_alphanumeric() {
+        if c.is_ascii_lowercase() || c.is_ascii_digit() {
             table[b] = ALNUM;
         } else if matches!(c, b'-' | b'_' | b'.' | b':') {
             table[b] = PUNCT;
@@ -172,7 +199,8 @@ const BYTE_CLASS: [u8; 256] = {
 fn rejected_char(s: &str) -> IdError {
     for (index, ch) in s.char_indices() {
         match ch {
-            'a'..='z' | 'A'..='Z' | '0'..='9' | '-' | '_' | '.' | ':' => {}
+            'a'..='z' | '0'..='9' | '-' | '_' | '.' | ':' => {}
+            'A'..='Z' => return IdError::UpperCase { index, ch },
             ' ' => return IdError::Whitespace { index },
             '\'' | '"' | '`' => return IdError::Quote { index, ch },
             c if c.is_ascii_control() => return IdError::ControlChar { index, ch },
@@ -221,8 +249,8 @@ macro_rules! identifier {
                 Arc::clone(&self.0)
             }
 
-            /// The identifier as text; always ASCII and safe to embed in a
-            /// quoted SQL literal or an HTTP header.
+            /// The identifier as text; always lower-case ASCII and safe to
+            /// embed in a quoted SQL literal or an HTTP header.
             pub fn as_str(&self) -> &str {
                 &self.0
             }
@@ -258,6 +286,22 @@ macro_rules! identifier {
 identifier!(
     /// The tenant that owns a piece of data. The one identifier every
     /// validated context carries.
+    ///
+    /// A tenant id has one spelling: lower case. `ACME` is refused
+    /// ([`IdError::UpperCase`], code `ID_UPPER_CASE`), never folded into
+    /// `acme`, so two tenants cannot differ only by case and the id a client
+    /// sent is exactly the id that reaches the database, the logs and the
+    /// cache keys. The same rule holds for [`AgentId`], [`ConversationId`]
+    /// and [`CollectionId`]. Fold a case-insensitive source (a host name)
+    /// to lower case yourself before parsing it.
+    ///
+    /// ```
+    /// use tenant_core::{IdError, TenantId};
+    ///
+    /// assert_eq!(TenantId::parse("acme").unwrap().as_str(), "acme");
+    /// assert_eq!(TenantId::parse("ACME"), Err(IdError::UpperCase { index: 0, ch: 'A' }));
+    /// assert_eq!(TenantId::parse("Acme").unwrap_err().code(), "ID_UPPER_CASE");
+    /// ```
     TenantId,
     "tenant id",
     "acme-corp"
@@ -289,7 +333,7 @@ mod tests {
     fn accepts_the_allowed_alphabet() {
         for ok in [
             "a",
-            "A9",
+            "a9",
             "acme-corp",
             "t_1.2:3",
             "-a",
@@ -298,6 +342,15 @@ mod tests {
         ] {
             assert_eq!(TenantId::parse(ok).unwrap().as_str(), ok);
         }
+    }
+
+    #[test]
+    fn upper_case_is_refused_not_folded() {
+        assert_eq!(
+            TenantId::parse("acMe"),
+            Err(IdError::UpperCase { index: 2, ch: 'M' })
+        );
+        assert_eq!(TenantId::parse("acme").unwrap().as_str(), "acme");
     }
 
     #[test]

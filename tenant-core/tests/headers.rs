@@ -60,6 +60,30 @@ fn values_are_kept_exactly_as_sent_for_validation_to_judge() {
 }
 
 #[test]
+fn header_names_ignore_case_but_values_must_be_lower_case() {
+    // `X-TENANT-ID` is the same header as `x-tenant-id` (HTTP), but `ACME`
+    // is not another spelling of `acme`: it is kept as sent and refused, so
+    // it can never reach a tenant of its own.
+    for value in [&b"ACME"[..], b"Acme", b"acmE"] {
+        let raw = extract(&headers(&[("X-TENANT-ID", value)])).unwrap();
+        assert_eq!(raw.raw_tenant().map(str::as_bytes), Some(value));
+        let err = raw.validate::<Validated>().unwrap_err();
+        assert_eq!(err.code(), "TENANT_INVALID");
+        assert!(
+            matches!(err, ContextError::TenantInvalid(ref e) if e.code() == "ID_UPPER_CASE"),
+            "{err:?}"
+        );
+    }
+    let raw = extract(&headers(&[
+        ("x-tenant-id", b"acme"),
+        ("X-Agent-ID", b"Agent-7"),
+    ]))
+    .unwrap();
+    let err = raw.validate::<Validated<WithAgent>>().unwrap_err();
+    assert_eq!(err.code(), "AGENT_INVALID");
+}
+
+#[test]
 fn a_repeated_header_is_refused() {
     for field in Field::ALL {
         let name = HeaderNames::default().get(field).as_str().to_owned();

@@ -24,6 +24,37 @@ fn bad_identifiers() -> Vec<(&'static str, String, IdError)> {
         ("UNDEFINED", s("UNDEFINED"), Reserved { word: "undefined" }),
         ("Undefined", s("Undefined"), Reserved { word: "undefined" }),
         ("star", s("*"), Reserved { word: "*" }),
+        ("upper case", s("ACME"), UpperCase { index: 0, ch: 'A' }),
+        (
+            "capitalised",
+            s("Acme-corp"),
+            UpperCase { index: 0, ch: 'A' },
+        ),
+        (
+            "one capital inside",
+            s("acMe"),
+            UpperCase { index: 2, ch: 'M' },
+        ),
+        (
+            "capital last",
+            s("agent-7X"),
+            UpperCase { index: 7, ch: 'X' },
+        ),
+        (
+            "upper-case UUID",
+            s("3F2504E0-4F89-11D3-9A0C-0305E82C3301"),
+            UpperCase { index: 1, ch: 'F' },
+        ),
+        (
+            "near a reserved word",
+            s("Defaults"),
+            UpperCase { index: 0, ch: 'D' },
+        ),
+        (
+            "capital before a forbidden char",
+            s("A;b"),
+            UpperCase { index: 0, ch: 'A' },
+        ),
         ("65 bytes", "a".repeat(65), TooLong { len: 65 }),
         ("1000 bytes", "7".repeat(1000), TooLong { len: 1000 }),
         (
@@ -225,6 +256,7 @@ fn each_error_code_is_stable() {
             IdError::TooLong { .. } => "ID_TOO_LONG",
             IdError::Reserved { .. } => "ID_RESERVED",
             IdError::NonAscii { .. } => "ID_NON_ASCII",
+            IdError::UpperCase { .. } => "ID_UPPER_CASE",
             IdError::ControlChar { .. } => "ID_CONTROL_CHAR",
             IdError::Whitespace { .. } => "ID_WHITESPACE",
             IdError::Quote { .. } => "ID_QUOTE",
@@ -285,10 +317,70 @@ fn the_boundaries_are_accepted() {
         ":a:".to_owned(),
         "defaults".to_owned(),
         "null0".to_owned(),
-        "Tenant_1.2-3:x".to_owned(),
+        "tenant_1.2-3:x".to_owned(),
     ] {
         assert_eq!(TenantId::parse(&ok).map(|t| t.to_string()), Ok(ok.clone()));
     }
+}
+
+#[test]
+fn two_ids_never_differ_only_by_case() {
+    // Upper case is refused, not folded: of all the spellings of a name,
+    // only the lower-case one is an id, and it comes back as sent.
+    for id in ["acme", "agent-7", "conv_456", "coll.789", "t1:eu-west.2"] {
+        assert_eq!(TenantId::parse(id).unwrap().as_str(), id);
+        let upper = id.to_ascii_uppercase();
+        let first = upper.bytes().position(|b| b.is_ascii_uppercase()).unwrap();
+        let title = format!("{}{}", &upper[..first + 1], &id[first + 1..]);
+        for variant in [upper, title] {
+            let err = TenantId::parse(&variant).unwrap_err();
+            assert_eq!(err.code(), "ID_UPPER_CASE", "{variant}");
+            assert_eq!(
+                AgentId::parse(&variant).unwrap_err(),
+                err,
+                "AgentId {variant}"
+            );
+            assert_eq!(ConversationId::parse(&variant).unwrap_err(), err);
+            assert_eq!(CollectionId::parse(&variant).unwrap_err(), err);
+        }
+    }
+    let err = Ctx::unvalidated()
+        .with_tenant("ACME")
+        .validate::<Validated>()
+        .unwrap_err();
+    assert_eq!(err.code(), "TENANT_INVALID");
+    assert_eq!(
+        err.to_string(),
+        "the tenant id contains the upper-case letter 'A' at byte 0; \
+         identifiers are lower case, so that two of them never differ only by case"
+    );
+}
+
+#[test]
+fn a_reserved_word_is_said_of_its_own_field() {
+    for field in Field::ALL {
+        let mut raw = Ctx::unvalidated();
+        for f in Field::ALL {
+            raw = raw.with_field(f, Some("good-1".to_owned()));
+        }
+        let err = raw
+            .with_field(field, Some("Default".to_owned()))
+            .validate::<Validated>()
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "the {field} id is the reserved word `default`, which never names a real {field}"
+            )
+        );
+        if field != Field::Tenant {
+            assert!(!err.to_string().contains("tenant"), "{err}");
+        }
+    }
+    // On its own, the error names no field.
+    let alone = TenantId::parse("null").unwrap_err().to_string();
+    assert!(!alone.contains("tenant"), "{alone}");
+    assert!(alone.contains("`null`"), "{alone}");
 }
 
 #[test]

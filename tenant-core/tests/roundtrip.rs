@@ -8,15 +8,16 @@ use tenant_core::envelope::Envelope;
 use tenant_core::http::{extract, inject};
 use tenant_core::{Ctx, Validated, RESERVED_IDS};
 
-/// Identifiers drawn from the allowed alphabet, 1 to 64 bytes, with at least
-/// one letter or digit and not a reserved word: exactly the accepted set.
+/// Identifiers drawn from the allowed alphabet (lower case), 1 to 64 bytes,
+/// with at least one letter or digit and not a reserved word: exactly the
+/// accepted set.
 fn identifier() -> impl Strategy<Value = String> {
     prop_oneof![
-        "[A-Za-z0-9._:-]{1,64}",
+        "[a-z0-9._:-]{1,64}",
         // Punctuation-heavy ones, where separators and prefixes go wrong.
-        "[:._-]{0,30}[A-Za-z0-9][:._-]{0,30}",
+        "[:._-]{0,30}[a-z0-9][:._-]{0,30}",
         // Near the reserved words.
-        "(default|null|none|undefined)[A-Za-z0-9._:-]{1,8}",
+        "(default|null|none|undefined)[a-z0-9._:-]{1,8}",
     ]
     .prop_filter("has a letter or digit", |s| {
         s.bytes().any(|b| b.is_ascii_alphanumeric())
@@ -52,6 +53,35 @@ proptest! {
     fn every_accepted_identifier_is_accepted_unchanged(id in identifier()) {
         let ctx: Ctx<Validated> = Ctx::unvalidated().with_tenant(id.as_str()).validate().unwrap();
         prop_assert_eq!(ctx.tenant_id().as_str(), id.as_str());
+    }
+
+    #[test]
+    fn no_other_spelling_of_an_accepted_identifier_is_accepted(
+        id in identifier(),
+        flips in proptest::collection::vec(any::<bool>(), 64),
+    ) {
+        // Upper-case some of its letters (at least one, if it has any):
+        // the result is refused, with the first upper-case letter named.
+        let mut variant: Vec<u8> = id.bytes().zip(&flips).map(|(b, &up)| {
+            if up { b.to_ascii_uppercase() } else { b }
+        }).collect();
+        if let Some(first) = variant.iter().position(u8::is_ascii_lowercase) {
+            if !variant.iter().any(u8::is_ascii_uppercase) {
+                variant[first] = variant[first].to_ascii_uppercase();
+            }
+        }
+        let variant = String::from_utf8(variant).unwrap();
+        if variant == id {
+            // Digits and punctuation only: nothing to change.
+            prop_assert!(!id.bytes().any(|b| b.is_ascii_alphabetic()));
+        } else {
+            let index = variant.bytes().position(|b| b.is_ascii_uppercase()).unwrap();
+            let ch = char::from(variant.as_bytes()[index]);
+            prop_assert_eq!(
+                Ctx::unvalidated().with_tenant(variant.as_str()).validate::<Validated>().unwrap_err(),
+                tenant_core::ContextError::TenantInvalid(tenant_core::IdError::UpperCase { index, ch })
+            );
+        }
     }
 
     #[test]

@@ -9,80 +9,78 @@
 //! | route | context |
 //! | --- | --- |
 //! | `POST /api/agents/{agent_id}/messages` `{"content": "...", "role": "user"}` | tenant, agent (from the URL), conversation (`X-Conversation-ID`) |
-//! | `GET /api/agents/{agent_id}/messages?limit=50` | same |
+//! | `GET /api/agents/{agent_id}/messages?limit=50&before=123` | same |
 //! | `DELETE /api/agents/{agent_id}/messages` | same |
 //! | `POST /api/agents/{agent_id}/collections` `{"collection_id": "..."}` | same |
 //! | `GET /api/agents/{agent_id}/collections` | same |
 //! | `GET /status` | public (`validate_tenant = false`) |
+//!
+//! # Hostile clients
+//!
+//! Every refusal is the JSON envelope `{"error":{"code":…,"message":…}}`
+//! with a stable code; the bounds are [`Limits`] (defaults in parentheses).
+//!
+//! * Bad input is a 4xx before any I/O: a NUL character in a message's
+//!   `content` (PostgreSQL `text` cannot store it) is
+//!   `400 CONTENT_INVALID`; a body that is not the expected JSON is
+//!   `400`/`422 BODY_INVALID` or `415 BODY_NOT_JSON`; a bad query string is
+//!   `400 QUERY_INVALID`.
+//! * Sizes: a body over [`Limits::max_body_bytes`] (64 KiB) is
+//!   `413 BODY_TOO_LARGE`, content over [`Limits::max_content_bytes`]
+//!   (32 KiB) `413 CONTENT_TOO_LARGE`.
+//! * Pages: `GET …/messages` returns the newest `limit` messages
+//!   ([`Limits::default_page`], 50; at most [`Limits::max_page`], 100, else
+//!   `400 LIMIT_INVALID`) older than `before` (a message id; default: the
+//!   newest), oldest first, in a body of at most
+//!   [`Limits::max_response_bytes`] (1 MiB). When older messages remain,
+//!   `next_before` is the `before` of the next page; on the last page it is
+//!   `null`. A message stored before the content bound, and larger than
+//!   it, is listed with `"content": null, "content_too_large": true`.
+//! * Time: a client that has not sent its request head within
+//!   [`Limits::header_read_timeout`] (10 s) is disconnected, as is an idle
+//!   keep-alive connection; a request whose body has not arrived within
+//!   [`Limits::request_timeout`] (30 s) is `408 REQUEST_TIMEOUT`, and one
+//!   whose handler has not answered by then is cancelled,
+//!   `503 RESPONSE_TIMEOUT`; a client that stops reading its response for
+//!   [`Limits::send_timeout`] (10 s) is disconnected.
+//! * Logs: a database error is logged inside the handler's span, with its
+//!   `tenant_id`, `agent_id` and `conversation_id`, like every other line
+//!   a handler writes; the client gets `500 DATABASE_ERROR` and no detail.
 #![deny(missing_docs)]
 
-use std::net::SocketAddr;
+mod error;
+mod limits;
+mod serve;
+mod service;
+
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::{middleware, Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use sqlx::postgres::PgConnectOptions;
 use tenant_core::layer::ContextLayer;
 use tenant_core::{
     with_context, CollectionId, ContextError, Ctx, Unvalidated, Validated, WithAgent,
     WithConversation,
 };
-use tenant_sqlx::guard::GuardSecret;
 use tenant_sqlx::memory::{self, ConversationMemory, Role};
-use tenant_sqlx::testing::{HarnessError, TestCluster, TestDatabase};
-use tenant_sqlx::{AdminPool, Settings, TenantPool};
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
+use tenant_sqlx::TenantPool;
+
+pub use error::{ApiError, JsonBody, QueryParams};
+pub use limits::Limits;
+pub use service::{start, start_with, Config, DatabaseConfig, Service, StartError};
 
 /// What a handler of an agent's conversation receives.
 type ConversationCtx = Ctx<Validated<WithAgent, WithConversation>>;
 
-/// The shared state of the handlers: the tenant pool, nothing else.
+/// The shared state of the handlers: the tenant pool and the limits.
 #[derive(Debug, Clone)]
 pub struct AppState {
     pool: Arc<TenantPool>,
-}
-
-/// A handler's error: a context error (400/401/403 with its code), a bad
-/// body (400), or a database error (500, details logged, not sent).
-#[derive(Debug, thiserror::Error)]
-pub enum ApiError {
-    /// The request's context was missing or invalid.
-    #[error(transparent)]
-    Context(#[from] ContextError),
-    /// The request body was not acceptable.
-    #[error("{0}")]
-    BadRequest(String),
-    /// The database failed.
-    #[error(transparent)]
-    Database(#[from] tenant_sqlx::Error),
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        match self {
-            ApiError::Context(e) => e.into_response(),
-            ApiError::BadRequest(message) => (
-                StatusCode::BAD_REQUEST,
-                Json(json!({"error": {"code": "BAD_REQUEST", "message": message}})),
-            )
-                .into_response(),
-            ApiError::Database(e) => {
-                tracing::error!(error = %e, "database error");
-                (
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    Json(json!({"error": {"code": "DATABASE_ERROR", "message": "the database failed; see the service log"}})),
-                )
-                    .into_response()
-            }
-        }
-    }
+    limits: Limits,
 }
 
 /// The body of `POST /api/agents/{agent_id}/messages`.
@@ -105,8 +103,12 @@ pub struct NewCollection {
 /// The query of `GET /api/agents/{agent_id}/messages`.
 #[derive(Debug, Deserialize)]
 pub struct HistoryQuery {
-    /// How many of the last messages (default 50, at most 500).
+    /// How many messages, at most (default [`Limits::default_page`], at most
+    /// [`Limits::max_page`]).
     pub limit: Option<u32>,
+    /// Only messages older than this message id: the `next_before` of the
+    /// previous page.
+    pub before: Option<i64>,
 }
 
 fn conversation_json(ctx: &ConversationCtx) -> Value {
@@ -117,19 +119,47 @@ fn conversation_json(ctx: &ConversationCtx) -> Value {
     })
 }
 
+/// Refuses content the database cannot store or the service will not,
+/// before any I/O.
+fn check_content(content: &str, limits: &Limits) -> Result<(), ApiError> {
+    if content.len() > limits.max_content_bytes {
+        return Err(ApiError::refused(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "CONTENT_TOO_LARGE",
+            format!(
+                "the content is {} bytes long; at most {} bytes are allowed",
+                content.len(),
+                limits.max_content_bytes
+            ),
+        ));
+    }
+    if let Some(index) = content.bytes().position(|b| b == 0) {
+        return Err(ApiError::refused(
+            StatusCode::BAD_REQUEST,
+            "CONTENT_INVALID",
+            format!(
+                "the content contains a NUL character (U+0000) at byte {index}, \
+                 which PostgreSQL text cannot store; remove it or encode the content"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Stores a message in the conversation.
 #[with_context(tenant, agent = agent_id, conversation)]
 async fn post_message(
     State(app): State<AppState>,
     Path(agent_id): Path<String>,
     ctx: Ctx<Validated<WithAgent, WithConversation>>,
-    Json(body): Json<NewMessage>,
+    JsonBody(body): JsonBody<NewMessage>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
+    check_content(&body.content, &app.limits)?;
     let role = match body.role.as_deref() {
         None => Role::User,
-        Some(r) => r
-            .parse()
-            .map_err(|e: memory::UnknownRole| ApiError::BadRequest(e.to_string()))?,
+        Some(r) => r.parse().map_err(|e: memory::UnknownRole| {
+            ApiError::refused(StatusCode::BAD_REQUEST, "BAD_REQUEST", e.to_string())
+        })?,
     };
     let id = ConversationMemory::new(&app.pool, &ctx)
         .add_message(role, &body.content)
@@ -140,23 +170,77 @@ async fn post_message(
     Ok((StatusCode::CREATED, Json(out)))
 }
 
-/// The conversation's last messages, oldest first.
+/// One page of the conversation: the newest `limit` messages older than
+/// `before`, oldest first, cut to fit `max_response_bytes`; `next_before`
+/// names the next (older) page, or is `null` on the last one.
 #[with_context(tenant, agent = agent_id, conversation)]
 async fn get_messages(
     State(app): State<AppState>,
     Path(agent_id): Path<String>,
     ctx: Ctx<Validated<WithAgent, WithConversation>>,
-    Query(q): Query<HistoryQuery>,
+    QueryParams(q): QueryParams<HistoryQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let limit = q.limit.unwrap_or(50).min(500);
-    let messages = ConversationMemory::new(&app.pool, &ctx)
-        .history(limit)
-        .await?;
+    let limits = &app.limits;
+    let limit = q.limit.unwrap_or(limits.default_page);
+    if limit == 0 || limit > limits.max_page {
+        return Err(ApiError::refused(
+            StatusCode::BAD_REQUEST,
+            "LIMIT_INVALID",
+            format!(
+                "`limit` must be between 1 and {}; page through a longer conversation \
+                 with `before`",
+                limits.max_page
+            ),
+        ));
+    }
+    // One more than the page, to know whether an older page exists. A row
+    // over the content bound (stored before it existed) is never read
+    // into memory: at most `limit + 1` rows of `max_content_bytes`.
+    let mut tx = app.pool.begin(&ctx).await?;
+    let rows: Vec<(i64, String, Option<String>)> = sqlx::query_as(
+        "SELECT id, role, CASE WHEN octet_length(content) <= $5 THEN content END \
+         FROM tenant_memory_messages \
+         WHERE tenant_id = $1 AND agent_id = $2 AND conversation_id = $3 AND id < $4 \
+         ORDER BY id DESC LIMIT $6",
+    )
+    .bind(ctx.tenant_id().as_str())
+    .bind(ctx.agent_id().as_str())
+    .bind(ctx.conversation_id().as_str())
+    .bind(q.before.unwrap_or(i64::MAX))
+    .bind(i64::try_from(limits.max_content_bytes).unwrap_or(i64::MAX))
+    .bind(i64::from(limit) + 1)
+    .fetch_all(&mut tx)
+    .await?;
+    tx.commit().await?;
+
     let mut out = conversation_json(&ctx);
-    out["messages"] = messages
-        .iter()
-        .map(|m| json!({"id": m.id.0, "role": m.role.as_str(), "content": m.content}))
-        .collect();
+    out["messages"] = json!([]);
+    out["next_before"] = json!(i64::MAX);
+    // The body without messages, with the longest `next_before`; then each
+    // message adds its own length and a comma.
+    let mut size = out.to_string().len();
+    let fetched = rows.len();
+    let mut page = Vec::new();
+    for (id, role, content) in rows {
+        if page.len() == limit as usize {
+            break;
+        }
+        let message = match content {
+            Some(content) => json!({"id": id, "role": role, "content": content}),
+            None => json!({"id": id, "role": role, "content": null, "content_too_large": true}),
+        };
+        let added = message.to_string().len() + usize::from(!page.is_empty());
+        if size + added > limits.max_response_bytes && !page.is_empty() {
+            break;
+        }
+        size += added;
+        page.push((id, message));
+    }
+    out["next_before"] = match page.last() {
+        Some((oldest, _)) if page.len() < fetched => json!(oldest),
+        _ => Value::Null,
+    };
+    out["messages"] = page.into_iter().rev().map(|(_, m)| m).collect();
     Ok(Json(out))
 }
 
@@ -179,7 +263,7 @@ async fn post_collection(
     State(app): State<AppState>,
     Path(agent_id): Path<String>,
     ctx: Ctx<Validated<WithAgent, WithConversation>>,
-    Json(body): Json<NewCollection>,
+    JsonBody(body): JsonBody<NewCollection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let collection: CollectionId = body
         .collection_id
@@ -217,8 +301,9 @@ async fn status(ctx: Ctx<Unvalidated>) -> Result<Json<Value>, ContextError> {
     ))
 }
 
-/// The service's routes, with the layer that reads the context headers.
-pub fn router(pool: Arc<TenantPool>) -> Router {
+/// The service's routes: the edge (request timeout, body limit) around the
+/// layer that reads the context headers, around the handlers.
+pub fn router(pool: Arc<TenantPool>, limits: Limits) -> Router {
     Router::new()
         .route(
             "/api/agents/{agent_id}/messages",
@@ -230,257 +315,6 @@ pub fn router(pool: Arc<TenantPool>) -> Router {
         )
         .route("/status", get(status))
         .layer(ContextLayer::new())
-        .with_state(AppState { pool })
-}
-
-/// Why the service could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    /// The throwaway PostgreSQL could not be started.
-    #[error("could not start the throwaway PostgreSQL: {0}")]
-    Harness(#[from] HarnessError),
-    /// A URL in the environment is not a PostgreSQL URL.
-    #[error("`{var}` is not a usable PostgreSQL URL: {source}")]
-    BadUrl {
-        /// The environment variable.
-        var: &'static str,
-        /// What sqlx said.
-        source: sqlx::Error,
-    },
-    /// The migrations or the pool failed (including a failed audit).
-    #[error(transparent)]
-    Database(#[from] tenant_sqlx::Error),
-    /// Hardened mode needs `GUARD_SECRET`: at least 32 bytes, in hex.
-    #[error(
-        "hardened mode needs GUARD_SECRET, the guard's secret as hex (at least 32 bytes); \
-         or set HARDENED=0"
-    )]
-    BadGuardSecret,
-    /// The listening socket could not be opened.
-    #[error("could not listen on {addr}: {source}")]
-    Bind {
-        /// The address asked for.
-        addr: String,
-        /// The error.
-        source: std::io::Error,
-    },
-}
-
-/// Where the data lives: a throwaway cluster (removed when the service
-/// stops), or the database named in the environment.
-#[derive(Debug)]
-enum Database {
-    Throwaway {
-        // Field order matters: the database handle goes before the cluster.
-        db: TestDatabase,
-        cluster: TestCluster,
-    },
-    External {
-        app_url: String,
-        owner_url: Option<String>,
-    },
-}
-
-impl Database {
-    async fn from_env() -> Result<Database, StartError> {
-        let var = |name| std::env::var(name).ok().filter(|v: &String| !v.is_empty());
-        match var("DATABASE_URL") {
-            Some(app_url) => Ok(Database::External {
-                app_url,
-                owner_url: var("DATABASE_OWNER_URL"),
-            }),
-            None => {
-                let cluster = TestCluster::start().await?;
-                let db = cluster.create_database().await?;
-                Ok(Database::Throwaway { db, cluster })
-            }
-        }
-    }
-
-    fn app_url(&self) -> &str {
-        match self {
-            Database::Throwaway { db, .. } => db.app_url(),
-            Database::External { app_url, .. } => app_url,
-        }
-    }
-
-    fn owner_url(&self) -> Option<&str> {
-        match self {
-            Database::Throwaway { db, .. } => Some(db.owner_url()),
-            Database::External { owner_url, .. } => owner_url.as_deref(),
-        }
-    }
-
-    fn describe(&self) -> String {
-        match self {
-            Database::Throwaway { cluster, .. } => format!(
-                "a throwaway PostgreSQL in {} (removed on exit)",
-                cluster
-                    .dir()
-                    .map(|d| d.display().to_string())
-                    .unwrap_or_default()
-            ),
-            Database::External { .. } => "the database in DATABASE_URL".to_owned(),
-        }
-    }
-}
-
-/// Runs the migrations as the tables' owner, through the logged admin path,
-/// granting the application role (the user of `app_url`) what it needs,
-/// with hardened policies when `hardened`.
-async fn migrate(owner_url: &str, app_url: &str, hardened: bool) -> Result<(), StartError> {
-    let app_options: PgConnectOptions = app_url.parse().map_err(|source| StartError::BadUrl {
-        var: "DATABASE_URL",
-        source,
-    })?;
-    let admin = AdminPool::connect(owner_url).await?;
-    let mut conn = admin.acquire("run the agent-service migrations").await?;
-    let sql = memory::migration_for(&Settings::default(), app_options.get_username(), hardened);
-    sqlx::raw_sql(&sql)
-        .execute(&mut conn)
-        .await
-        .map_err(tenant_sqlx::Error::from)?;
-    drop(conn);
-    admin.close().await;
-    Ok(())
-}
-
-/// A running service.
-#[derive(Debug)]
-pub struct Service {
-    addr: SocketAddr,
-    database: Database,
-    pool: Arc<TenantPool>,
-    shutdown: oneshot::Sender<()>,
-    server: JoinHandle<std::io::Result<()>>,
-}
-
-impl Service {
-    /// Where it listens.
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    /// Where its data lives, in words.
-    pub fn database(&self) -> String {
-        self.database.describe()
-    }
-
-    /// Stops serving (in-flight requests finish), closes the pool and
-    /// removes the throwaway cluster, if any.
-    pub async fn stop(self) -> std::io::Result<()> {
-        let _ = self.shutdown.send(());
-        let served = self
-            .server
-            .await
-            .unwrap_or_else(|e| Err(std::io::Error::other(e)));
-        self.pool.close().await;
-        drop(self.database);
-        served
-    }
-
-    /// Serves until Ctrl-C, then [`stop`](Self::stop)s.
-    pub async fn run_until_ctrl_c(self) -> std::io::Result<()> {
-        let _ = tokio::signal::ctrl_c().await;
-        self.stop().await
-    }
-}
-
-/// Whether hardened mode is on: unless `HARDENED=0`. Then the tenant
-/// setting cannot be switched by SQL the service runs (see
-/// `tenant_sqlx::guard`).
-fn hardened_from_env() -> bool {
-    std::env::var("HARDENED").map_or(true, |v| v != "0")
-}
-
-/// The guard secret: `GUARD_SECRET` (hex, at least 32 bytes), or for a
-/// throwaway database one made up now (it dies with the database).
-fn guard_secret(database: &Database) -> Result<Vec<u8>, StartError> {
-    if let Ok(hex) = std::env::var("GUARD_SECRET") {
-        return decode_hex(hex.trim()).ok_or(StartError::BadGuardSecret);
-    }
-    match database {
-        Database::Throwaway { .. } => {
-            use std::hash::{BuildHasher, Hasher};
-            // Not a key generator worth the name, but a throwaway database's
-            // secret only has to be unknown to the service's own SQL.
-            let mut secret = Vec::with_capacity(32);
-            while secret.len() < 32 {
-                let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-                h.write_usize(secret.len());
-                secret.extend_from_slice(&h.finish().to_le_bytes());
-            }
-            Ok(secret)
-        }
-        Database::External { .. } => Err(StartError::BadGuardSecret),
-    }
-}
-
-fn decode_hex(hex: &str) -> Option<Vec<u8>> {
-    if !hex.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
-        .collect()
-}
-
-/// Starts the service on `bind` (for example `127.0.0.1:3000`, or port 0 for
-/// any free port): a throwaway PostgreSQL when `DATABASE_URL` is unset,
-/// migrations as the owner role (`DATABASE_OWNER_URL` with an external
-/// database; without it the database must be migrated already), then a
-/// [`TenantPool`] as the application role, which refuses to start if the
-/// audit finds a problem.
-///
-/// Hardened mode is on unless `HARDENED=0`: on a throwaway database the
-/// guard is installed with a secret made up at start; on an external one
-/// it must be installed already (`tenant_sqlx::guard::Guard`) and
-/// `GUARD_SECRET` (hex) names the secret.
-pub async fn start(bind: &str) -> Result<Service, StartError> {
-    let database = Database::from_env().await?;
-    let hardened = hardened_from_env();
-    let secret = if hardened {
-        let secret = guard_secret(&database)?;
-        if let Database::Throwaway { db, .. } = &database {
-            db.install_guard(&secret).await?;
-        }
-        Some(GuardSecret::new(&secret)?)
-    } else {
-        None
-    };
-    if let Some(owner_url) = database.owner_url() {
-        migrate(owner_url, database.app_url(), hardened).await?;
-    }
-    let mut builder = TenantPool::builder();
-    if let Some(secret) = secret {
-        builder = builder.hardened(secret);
-    }
-    let pool = Arc::new(builder.connect(database.app_url()).await?);
-    let listener = TcpListener::bind(bind)
-        .await
-        .map_err(|source| StartError::Bind {
-            addr: bind.to_owned(),
-            source,
-        })?;
-    let addr = listener.local_addr().map_err(|source| StartError::Bind {
-        addr: bind.to_owned(),
-        source,
-    })?;
-    let (shutdown, stopped) = oneshot::channel::<()>();
-    let app = router(Arc::clone(&pool));
-    let server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = stopped.await;
-            })
-            .await
-    });
-    Ok(Service {
-        addr,
-        database,
-        pool,
-        shutdown,
-        server,
-    })
+        .layer(middleware::from_fn_with_state(limits, limits::edge))
+        .with_state(AppState { pool, limits })
 }

@@ -20,6 +20,20 @@ async fn main() -> ExitCode {
     let addr = service.addr();
     println!("agent-service listening on http://{addr}");
     println!("data: {}", service.database());
+    let limits = service.limits();
+    println!(
+        "limits: a request head within {:?}, the request within {:?}, a stalled response \
+         {:?}; bodies up to {} bytes, message content up to {} bytes; pages of {} messages \
+         (at most {}) and up to {} bytes",
+        limits.header_read_timeout,
+        limits.request_timeout,
+        limits.send_timeout,
+        limits.max_body_bytes,
+        limits.max_content_bytes,
+        limits.default_page,
+        limits.max_page,
+        limits.max_response_bytes,
+    );
     println!("try:");
     println!(
         "  curl -s -X POST http://{addr}/api/agents/agent-7/messages -H 'X-Tenant-ID: acme' \

@@ -1,0 +1,356 @@
+//! Starting and stopping the service: its configuration, its database
+//! (throwaway or external), the migrations, the pool and the server.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use sqlx::postgres::PgConnectOptions;
+use tenant_sqlx::guard::GuardSecret;
+use tenant_sqlx::memory;
+use tenant_sqlx::testing::{HarnessError, TestCluster, TestDatabase};
+use tenant_sqlx::{AdminPool, Settings, TenantPool};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::limits::Limits;
+use crate::{router, serve};
+
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The throwaway PostgreSQL could not be started.
+    #[error("could not start the throwaway PostgreSQL: {0}")]
+    Harness(#[from] HarnessError),
+    /// A URL in the environment is not a PostgreSQL URL.
+    #[error("`{var}` is not a usable PostgreSQL URL: {source}")]
+    BadUrl {
+        /// The environment variable.
+        var: &'static str,
+        /// What sqlx said.
+        source: sqlx::Error,
+    },
+    /// The migrations or the pool failed (including a failed audit).
+    #[error(transparent)]
+    Database(#[from] tenant_sqlx::Error),
+    /// Hardened mode needs `GUARD_SECRET`: at least 32 bytes, in hex.
+    #[error(
+        "hardened mode needs GUARD_SECRET, the guard's secret as hex (at least 32 bytes); \
+         or set HARDENED=0"
+    )]
+    BadGuardSecret,
+    /// The listening socket could not be opened.
+    #[error("could not listen on {addr}: {source}")]
+    Bind {
+        /// The address asked for.
+        addr: String,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+/// Where the data lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseConfig {
+    /// A throwaway PostgreSQL cluster, started for the service and removed
+    /// when it stops.
+    Throwaway,
+    /// An existing database.
+    External {
+        /// The application role's URL (`DATABASE_URL`).
+        app_url: String,
+        /// The owner's URL, for the migrations (`DATABASE_OWNER_URL`);
+        /// without it the database must be migrated already.
+        owner_url: Option<String>,
+    },
+}
+
+/// How the service starts: where it listens, its database, hardened mode
+/// and its [`Limits`].
+#[derive(Clone)]
+pub struct Config {
+    /// Where to listen, for example `127.0.0.1:3000` (port 0: any free port).
+    pub bind: String,
+    /// Where the data lives.
+    pub database: DatabaseConfig,
+    /// Hardened mode: the tenant setting cannot be switched by SQL the
+    /// service runs (see `tenant_sqlx::guard`).
+    pub hardened: bool,
+    /// The guard's secret in hardened mode. Needed for an external
+    /// database (whose guard must be installed already); a throwaway one
+    /// makes one up at start when this is `None`.
+    pub guard_secret: Option<Vec<u8>>,
+    /// What one client may cost.
+    pub limits: Limits,
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("bind", &self.bind)
+            .field(
+                "database",
+                &match &self.database {
+                    DatabaseConfig::Throwaway => "throwaway",
+                    DatabaseConfig::External { .. } => "external",
+                },
+            )
+            .field("hardened", &self.hardened)
+            .field("guard_secret", &self.guard_secret.as_ref().map(|_| "…"))
+            .field("limits", &self.limits)
+            .finish()
+    }
+}
+
+impl Config {
+    /// A throwaway database, hardened mode, the default [`Limits`].
+    pub fn new(bind: impl Into<String>) -> Config {
+        Config {
+            bind: bind.into(),
+            database: DatabaseConfig::Throwaway,
+            hardened: true,
+            guard_secret: None,
+            limits: Limits::default(),
+        }
+    }
+
+    /// The configuration the environment describes: `DATABASE_URL` and
+    /// `DATABASE_OWNER_URL` (else a throwaway database), `HARDENED=0` to
+    /// turn hardened mode off, `GUARD_SECRET` (hex).
+    pub fn from_env(bind: impl Into<String>) -> Result<Config, StartError> {
+        let var = |name| std::env::var(name).ok().filter(|v: &String| !v.is_empty());
+        let database = match var("DATABASE_URL") {
+            Some(app_url) => DatabaseConfig::External {
+                app_url,
+                owner_url: var("DATABASE_OWNER_URL"),
+            },
+            None => DatabaseConfig::Throwaway,
+        };
+        let guard_secret = match var("GUARD_SECRET") {
+            Some(hex) => Some(decode_hex(hex.trim()).ok_or(StartError::BadGuardSecret)?),
+            None => None,
+        };
+        Ok(Config {
+            database,
+            hardened: var("HARDENED").is_none_or(|v| v != "0"),
+            guard_secret,
+            ..Config::new(bind)
+        })
+    }
+}
+
+/// The database of a running service.
+#[derive(Debug)]
+enum Database {
+    Throwaway {
+        // Field order matters: the database handle goes before the cluster.
+        db: TestDatabase,
+        cluster: TestCluster,
+    },
+    External {
+        app_url: String,
+        owner_url: Option<String>,
+    },
+}
+
+impl Database {
+    async fn open(config: &DatabaseConfig) -> Result<Database, StartError> {
+        match config {
+            DatabaseConfig::External { app_url, owner_url } => Ok(Database::External {
+                app_url: app_url.clone(),
+                owner_url: owner_url.clone(),
+            }),
+            DatabaseConfig::Throwaway => {
+                let cluster = TestCluster::start().await?;
+                let db = cluster.create_database().await?;
+                Ok(Database::Throwaway { db, cluster })
+            }
+        }
+    }
+
+    fn app_url(&self) -> &str {
+        match self {
+            Database::Throwaway { db, .. } => db.app_url(),
+            Database::External { app_url, .. } => app_url,
+        }
+    }
+
+    fn owner_url(&self) -> Option<&str> {
+        match self {
+            Database::Throwaway { db, .. } => Some(db.owner_url()),
+            Database::External { owner_url, .. } => owner_url.as_deref(),
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Database::Throwaway { cluster, .. } => format!(
+                "a throwaway PostgreSQL in {} (removed on exit)",
+                cluster
+                    .dir()
+                    .map(|d| d.display().to_string())
+                    .unwrap_or_default()
+            ),
+            Database::External { .. } => "the database in DATABASE_URL".to_owned(),
+        }
+    }
+}
+
+/// Runs the migrations as the tables' owner, through the logged admin path,
+/// granting the application role (the user of `app_url`) what it needs,
+/// with hardened policies when `hardened`.
+async fn migrate(owner_url: &str, app_url: &str, hardened: bool) -> Result<(), StartError> {
+    let app_options: PgConnectOptions = app_url.parse().map_err(|source| StartError::BadUrl {
+        var: "DATABASE_URL",
+        source,
+    })?;
+    let admin = AdminPool::connect(owner_url).await?;
+    let mut conn = admin.acquire("run the agent-service migrations").await?;
+    let sql = memory::migration_for(&Settings::default(), app_options.get_username(), hardened);
+    sqlx::raw_sql(&sql)
+        .execute(&mut conn)
+        .await
+        .map_err(tenant_sqlx::Error::from)?;
+    drop(conn);
+    admin.close().await;
+    Ok(())
+}
+
+/// A running service.
+#[derive(Debug)]
+pub struct Service {
+    addr: SocketAddr,
+    database: Database,
+    pool: Arc<TenantPool>,
+    limits: Limits,
+    shutdown: oneshot::Sender<()>,
+    server: JoinHandle<std::io::Result<()>>,
+}
+
+impl Service {
+    /// Where it listens.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Where its data lives, in words.
+    pub fn database(&self) -> String {
+        self.database.describe()
+    }
+
+    /// The limits it enforces.
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// Stops serving (in-flight requests finish), closes the pool and
+    /// removes the throwaway cluster, if any.
+    pub async fn stop(self) -> std::io::Result<()> {
+        let _ = self.shutdown.send(());
+        let served = self
+            .server
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+        self.pool.close().await;
+        drop(self.database);
+        served
+    }
+
+    /// Serves until Ctrl-C, then [`stop`](Self::stop)s.
+    pub async fn run_until_ctrl_c(self) -> std::io::Result<()> {
+        let _ = tokio::signal::ctrl_c().await;
+        self.stop().await
+    }
+}
+
+/// The guard secret: the configured one, or for a throwaway database one
+/// made up now (it dies with the database).
+fn guard_secret(config: &Config, database: &Database) -> Result<Vec<u8>, StartError> {
+    if let Some(secret) = &config.guard_secret {
+        return Ok(secret.clone());
+    }
+    match database {
+        Database::Throwaway { .. } => {
+            use std::hash::{BuildHasher, Hasher};
+            // Not a key generator worth the name, but a throwaway database's
+            // secret only has to be unknown to the service's own SQL.
+            let mut secret = Vec::with_capacity(32);
+            while secret.len() < 32 {
+                let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+                h.write_usize(secret.len());
+                secret.extend_from_slice(&h.finish().to_le_bytes());
+            }
+            Ok(secret)
+        }
+        Database::External { .. } => Err(StartError::BadGuardSecret),
+    }
+}
+
+fn decode_hex(hex: &str) -> Option<Vec<u8>> {
+    if !hex.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+/// Starts the service as the environment says ([`Config::from_env`]) on
+/// `bind` (for example `127.0.0.1:3000`, or port 0 for any free port).
+pub async fn start(bind: &str) -> Result<Service, StartError> {
+    start_with(Config::from_env(bind)?).await
+}
+
+/// Starts the service: a throwaway PostgreSQL or the configured database,
+/// migrations as the owner role (with an external database only when its
+/// owner URL is given), then a [`TenantPool`] as the application role,
+/// which refuses to start if the audit finds a problem, then the server,
+/// with the header-read timeout and the other [`Limits`].
+///
+/// In hardened mode, on a throwaway database the guard is installed with a
+/// secret made up at start; on an external one it must be installed
+/// already (`tenant_sqlx::guard::Guard`) and its secret configured.
+pub async fn start_with(config: Config) -> Result<Service, StartError> {
+    let database = Database::open(&config.database).await?;
+    let secret = if config.hardened {
+        let secret = guard_secret(&config, &database)?;
+        if let Database::Throwaway { db, .. } = &database {
+            db.install_guard(&secret).await?;
+        }
+        Some(GuardSecret::new(&secret)?)
+    } else {
+        None
+    };
+    if let Some(owner_url) = database.owner_url() {
+        migrate(owner_url, database.app_url(), config.hardened).await?;
+    }
+    let mut builder = TenantPool::builder();
+    if let Some(secret) = secret {
+        builder = builder.hardened(secret);
+    }
+    let pool = Arc::new(builder.connect(database.app_url()).await?);
+    let bind = config.bind.as_str();
+    let listener = TcpListener::bind(bind)
+        .await
+        .map_err(|source| StartError::Bind {
+            addr: bind.to_owned(),
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Bind {
+        addr: bind.to_owned(),
+        source,
+    })?;
+    let (shutdown, stopped) = oneshot::channel::<()>();
+    let app = router(Arc::clone(&pool), config.limits);
+    let server = tokio::spawn(serve::serve(listener, app, config.limits, stopped));
+    Ok(Service {
+        addr,
+        database,
+        pool,
+        limits: config.limits,
+        shutdown,
+        server,
+    })
+}
