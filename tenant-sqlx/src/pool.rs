@@ -204,8 +204,7 @@ impl TenantPool {
         // Everything that needs `S` happens here, so the future's type does
         // not mention it and a wrong context is reported once, at the
         // argument.
-        let statement =
-            check_scope(ctx.tenant_id()).and_then(|()| self.shared.begin_statement(ctx));
+        let statement = self.shared.begin_statement(ctx);
         let ctx = ctx.erase();
         let pool = self.pool.clone();
         let stash = self.stash.clone();
