@@ -12,7 +12,7 @@
 
 mod common;
 
-use common::{ctx, Fixture, SEED};
+use common::{ctx, exec, Fixture, SEED};
 use sqlx::{Connection, PgConnection};
 use tenant_sqlx::audit::{self, AuditOptions, AuditReport, Finding, PolicyClause};
 use tenant_sqlx::guard::{Guard, GuardSecret};
@@ -26,15 +26,6 @@ const B: &str = "tenant-b";
 const FUNCTION: &str = "tenant_guard.current_tenant()";
 /// Inside tenant A's transaction: switch to tenant B by hand.
 const FORGE_B: &str = "SELECT set_config('app.current_tenant', 'tenant-b', true)";
-
-async fn exec(url: &str, sql: &str) {
-    let mut conn = PgConnection::connect(url).await.expect("connect");
-    sqlx::raw_sql(sql)
-        .execute(&mut conn)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"));
-    conn.close().await.expect("close");
-}
 
 fn secret() -> GuardSecret {
     GuardSecret::new(SECRET).expect("secret")

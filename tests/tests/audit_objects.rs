@@ -9,45 +9,15 @@
 
 mod common;
 
-use common::{ctx, fixture, Fixture, SEED};
-use sqlx::{Connection, PgConnection};
-use tenant_sqlx::audit::{AuditReport, DefinerRights, Finding};
+use common::{ctx, exec, fixture, leaky_pool, refused, Fixture, SEED};
+use tenant_sqlx::audit::{DefinerRights, Finding};
 use tenant_sqlx::rls::RlsPolicy;
 use tenant_sqlx::testing::{APP_ROLE, OWNER_ROLE};
-use tenant_sqlx::{Error, TenantPool};
+use tenant_sqlx::TenantPool;
 
 const A: &str = "tenant-a";
 const B: &str = "tenant-b";
 const ALL_ROWS: i64 = SEED[0].1 + SEED[1].1;
-
-async fn exec(url: &str, sql: &str) {
-    let mut conn = PgConnection::connect(url).await.expect("connect");
-    sqlx::raw_sql(sql)
-        .execute(&mut conn)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"));
-    conn.close().await.expect("close");
-}
-
-/// A pool that starts in spite of the findings, to show the leak.
-async fn leaky_pool(fx: &Fixture) -> TenantPool {
-    TenantPool::builder()
-        .max_connections(2)
-        .allow_audit_findings(true)
-        .connect(fx.db.app_url())
-        .await
-        .expect("pool")
-}
-
-/// The report a strict pool refuses to start with.
-async fn refused(fx: &Fixture) -> AuditReport {
-    let err = TenantPool::builder()
-        .connect(fx.db.app_url())
-        .await
-        .expect_err("the strict pool refuses to start");
-    assert!(matches!(err, Error::AuditFailed(_)), "{err}");
-    err.audit_report().expect("a report").clone()
-}
 
 /// Runs `sql` in `tenant`'s transaction and returns its one `bigint`.
 async fn count_as(pool: &TenantPool, tenant: &str, sql: &str) -> i64 {

@@ -153,3 +153,34 @@ pub async fn poll_at_most<F: Future>(fut: F, polls: usize) -> Option<F::Output> 
     }
     .await
 }
+
+/// Runs `sql` on a fresh connection to `url` (a migration, or a probe as
+/// another role).
+pub async fn exec(url: &str, sql: &str) {
+    let mut conn = PgConnection::connect(url).await.expect("connect");
+    sqlx::raw_sql(sql)
+        .execute(&mut conn)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    conn.close().await.expect("close");
+}
+
+/// A pool that starts in spite of the audit's findings, to show a leak.
+pub async fn leaky_pool(fx: &Fixture) -> TenantPool {
+    TenantPool::builder()
+        .max_connections(2)
+        .allow_audit_findings(true)
+        .connect(fx.db.app_url())
+        .await
+        .expect("pool")
+}
+
+/// The report a strict pool refuses to start with.
+pub async fn refused(fx: &Fixture) -> tenant_sqlx::audit::AuditReport {
+    let err = TenantPool::builder()
+        .connect(fx.db.app_url())
+        .await
+        .expect_err("the strict pool refuses to start");
+    assert!(matches!(err, tenant_sqlx::Error::AuditFailed(_)), "{err}");
+    err.audit_report().expect("a report").clone()
+}
