@@ -16,8 +16,7 @@ use common::{ctx, exec, Fixture, SEED};
 use sqlx::{Connection, PgConnection};
 use tenant_sqlx::audit::{self, AuditOptions, AuditReport, Finding, PolicyClause};
 use tenant_sqlx::guard::{Guard, GuardSecret};
-use tenant_sqlx::rls::RlsPolicy;
-use tenant_sqlx::testing::{TestCluster, APP_ROLE, GUARD_ROLE};
+use tenant_sqlx::testing::{APP_ROLE, GUARD_ROLE};
 use tenant_sqlx::{memory, Error, Settings, TenantPool};
 
 const SECRET: &[u8] = b"hardened-audit-test-secret-0123456789abcdef";
@@ -34,41 +33,7 @@ fn secret() -> GuardSecret {
 /// A fresh database with the common `notes` table and rows, the guard,
 /// and policies written by the helper, hardened or not.
 async fn guarded_fixture(hardened_policies: bool) -> Fixture {
-    let cluster = TestCluster::shared().await.expect("test cluster");
-    let db = cluster.create_database().await.expect("test database");
-    db.install_guard(SECRET).await.expect("guard");
-    exec(
-        db.owner_url(),
-        &format!(
-            "CREATE TABLE notes (
-                 id bigserial PRIMARY KEY,
-                 tenant_id text NOT NULL,
-                 slug text NOT NULL,
-                 body text NOT NULL,
-                 UNIQUE (slug)
-             );
-             GRANT USAGE ON SEQUENCE notes_id_seq TO {APP_ROLE};
-             {}",
-            RlsPolicy::new("notes", "tenant_id")
-                .hardened(hardened_policies)
-                .grant_to(APP_ROLE)
-                .sql()
-        ),
-    )
-    .await;
-    let mut admin = PgConnection::connect(db.admin_url()).await.expect("admin");
-    for (tenant, n) in SEED {
-        sqlx::query(
-            "INSERT INTO notes (tenant_id, slug, body)
-             SELECT $1, $1 || '-' || g, 'note ' || g FROM generate_series(1, $2) g",
-        )
-        .bind(tenant)
-        .bind(n)
-        .execute(&mut admin)
-        .await
-        .expect("seed");
-    }
-    Fixture { db, admin }
+    common::fixture_with(Some(SECRET), hardened_policies).await
 }
 
 /// A hardened pool that starts in spite of the findings.

@@ -6,10 +6,7 @@
 mod common;
 
 use common::{ctx, Fixture, SEED};
-use sqlx::{Connection, PgConnection};
 use tenant_sqlx::guard::{Guard, GuardSecret};
-use tenant_sqlx::rls::RlsPolicy;
-use tenant_sqlx::testing::{TestCluster, APP_ROLE};
 use tenant_sqlx::TenantPool;
 
 const SECRET: &[u8] = b"hardened-mode-test-secret-0123456789abcdef";
@@ -19,42 +16,7 @@ const B: &str = "tenant-b";
 /// The common fixture's table and rows, with hardened policies and the
 /// guard installed.
 async fn hardened_fixture() -> Fixture {
-    let cluster = TestCluster::shared().await.expect("test cluster");
-    let db = cluster.create_database().await.expect("test database");
-    db.install_guard(SECRET).await.expect("guard");
-    let mut owner = PgConnection::connect(db.owner_url()).await.unwrap();
-    sqlx::raw_sql(&format!(
-        "CREATE TABLE notes (
-             id bigserial PRIMARY KEY,
-             tenant_id text NOT NULL,
-             slug text NOT NULL,
-             body text NOT NULL,
-             UNIQUE (slug)
-         );
-         GRANT USAGE ON SEQUENCE notes_id_seq TO {APP_ROLE};
-         {}",
-        RlsPolicy::new("notes", "tenant_id")
-            .hardened(true)
-            .grant_to(APP_ROLE)
-            .sql()
-    ))
-    .execute(&mut owner)
-    .await
-    .unwrap();
-    owner.close().await.unwrap();
-    let mut admin = PgConnection::connect(db.admin_url()).await.unwrap();
-    for (tenant, n) in SEED {
-        sqlx::query(
-            "INSERT INTO notes (tenant_id, slug, body)
-             SELECT $1, $1 || '-' || g, 'note ' || g FROM generate_series(1, $2) g",
-        )
-        .bind(tenant)
-        .bind(n)
-        .execute(&mut admin)
-        .await
-        .unwrap();
-    }
-    Fixture { db, admin }
+    common::fixture_with(Some(SECRET), true).await
 }
 
 async fn hardened_pool(fx: &Fixture, secret: &[u8]) -> TenantPool {

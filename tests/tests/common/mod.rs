@@ -26,6 +26,11 @@ pub struct Fixture {
 
 /// The schema, as a migration run by the owner role would create it.
 pub fn schema() -> String {
+    schema_for(false)
+}
+
+/// [`schema`], with the policy of hardened mode when `hardened`.
+pub fn schema_for(hardened: bool) -> String {
     format!(
         "CREATE TABLE notes (
              id bigserial PRIMARY KEY,
@@ -37,16 +42,29 @@ pub fn schema() -> String {
          GRANT USAGE ON SEQUENCE notes_id_seq TO {APP_ROLE};
          {}",
         RlsPolicy::new("notes", "tenant_id")
+            .hardened(hardened)
             .grant_to(APP_ROLE)
             .sql()
     )
 }
 
 pub async fn fixture() -> Fixture {
+    fixture_with(None, false).await
+}
+
+/// [`fixture`], with hardened mode's guard installed with `guard_secret`
+/// when given, and hardened policies when `hardened_policies`.
+pub async fn fixture_with(guard_secret: Option<&[u8]>, hardened_policies: bool) -> Fixture {
     let cluster = TestCluster::shared().await.expect("test cluster");
     let db = cluster.create_database().await.expect("test database");
+    if let Some(secret) = guard_secret {
+        db.install_guard(secret).await.expect("guard");
+    }
     let mut owner = PgConnection::connect(db.owner_url()).await.unwrap();
-    sqlx::raw_sql(&schema()).execute(&mut owner).await.unwrap();
+    sqlx::raw_sql(&schema_for(hardened_policies))
+        .execute(&mut owner)
+        .await
+        .unwrap();
     owner.close().await.unwrap();
     let mut admin = PgConnection::connect(db.admin_url()).await.unwrap();
     for (tenant, n) in SEED {
