@@ -75,6 +75,21 @@ pub enum ContextError {
         /// Why, in words safe to show the caller.
         reason: Cow<'static, str>,
     },
+    /// The tenant is well formed but no such tenant is registered.
+    #[error("this tenant is not registered")]
+    TenantUnknown,
+    /// The tenant is registered but suspended: it may not act now.
+    #[error("this tenant is suspended")]
+    TenantSuspended,
+    /// Two sources named different tenants for one request, such as an
+    /// `X-Tenant-ID` header and the tenant claim of the bearer token.
+    #[error("the tenant sent in {first} differs from the tenant in {second}")]
+    TenantMismatch {
+        /// The first source, such as `the X-Tenant-ID header`.
+        first: Cow<'static, str>,
+        /// The second source, such as `the bearer token`.
+        second: Cow<'static, str>,
+    },
     /// The handler requires an agent and none was sent.
     #[error("an agent is required: send the `X-Agent-ID` header")]
     AgentRequired,
@@ -141,6 +156,9 @@ impl ContextError {
             ContextError::TenantRequired => "TENANT_REQUIRED",
             ContextError::TenantInvalid(_) => "TENANT_INVALID",
             ContextError::TenantForbidden { .. } => "TENANT_FORBIDDEN",
+            ContextError::TenantUnknown => "TENANT_UNKNOWN",
+            ContextError::TenantSuspended => "TENANT_SUSPENDED",
+            ContextError::TenantMismatch { .. } => "TENANT_MISMATCH",
             ContextError::AgentRequired => "AGENT_REQUIRED",
             ContextError::AgentInvalid(_) => "AGENT_INVALID",
             ContextError::ConversationRequired => "CONVERSATION_REQUIRED",
@@ -159,7 +177,10 @@ impl ContextError {
     /// [`NoContext`](Self::NoContext) (a server bug).
     pub fn http_status(&self) -> u16 {
         match self {
-            ContextError::TenantForbidden { .. } => 403,
+            ContextError::TenantForbidden { .. }
+            | ContextError::TenantUnknown
+            | ContextError::TenantSuspended
+            | ContextError::TenantMismatch { .. } => 403,
             ContextError::Unauthenticated { .. } => 401,
             ContextError::NoContext => 500,
             _ => 400,
