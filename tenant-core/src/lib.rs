@@ -38,7 +38,7 @@
 //! | `axum` | `impl axum::response::IntoResponse for ContextError`, with the same JSON body |
 //! | `serde` | `tenant_core::envelope::Envelope`: the raw context travels with a worker message and is validated on receipt |
 #![deny(missing_docs)]
-#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod ctx;
 mod error;
