@@ -48,7 +48,10 @@ pub(crate) struct CtxByRef<'a> {
 }
 
 pub(crate) struct Function<'a> {
+    /// The function with an empty block: the body is [`body`](Self::body).
     pub(crate) original: &'a ItemFn,
+    /// The body as written, braces included, never parsed by this macro.
+    pub(crate) body: &'a proc_macro2::Group,
     pub(crate) ctx_params: Vec<CtxParam<'a>>,
     pub(crate) ctx_by_ref: Vec<CtxByRef<'a>>,
     /// Every name the other parameters bind, including inside patterns such
@@ -63,7 +66,7 @@ pub(crate) const MARKERS: [(&str, &str); 3] = [
 ];
 
 impl<'a> Function<'a> {
-    pub(crate) fn from_syn(item: &'a ItemFn) -> Self {
+    pub(crate) fn from_syn(item: &'a ItemFn, body: &'a proc_macro2::Group) -> Self {
         let mut ctx_params = Vec::new();
         let mut ctx_by_ref = Vec::new();
         let mut names = NameCollector(Vec::new());
@@ -95,6 +98,7 @@ impl<'a> Function<'a> {
         }
         Function {
             original: item,
+            body,
             ctx_params,
             ctx_by_ref,
             bound_names: names.0,

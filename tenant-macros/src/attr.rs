@@ -54,7 +54,7 @@ impl Field {
 }
 
 /// Every key the attribute accepts, as listed in error messages.
-const KEYS: [&str; 6] = [
+pub(crate) const KEYS: [&str; 6] = [
     "tenant",
     "agent",
     "conversation",

@@ -42,6 +42,11 @@ impl Ctxt {
             .push(err);
     }
 
+    /// Whether any error was collected so far.
+    pub(crate) fn has_errors(&self) -> bool {
+        self.errors.borrow().as_ref().is_some_and(|e| !e.is_empty())
+    }
+
     /// All errors as one, or `Ok` if there were none.
     pub(crate) fn check(self) -> syn::Result<()> {
         let mut errors = self

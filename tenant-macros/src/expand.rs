@@ -16,17 +16,61 @@ use crate::{fallback, valid};
 
 /// The attribute's entry point.
 pub(crate) fn with_context(args: TokenStream, input: TokenStream) -> TokenStream {
-    let item: ItemFn = match syn::parse2(input.clone()) {
-        Ok(item) => item,
-        Err(err) => return fallback::not_a_function(err, input),
+    // The signature is parsed; the body is kept as tokens (as tokio-macros
+    // and tracing-attributes do), so a syntax error in the body is reported
+    // by the compiler as the body's error, not as a misplaced attribute.
+    let LazyFn { item, body } = match syn::parse2(input.clone()) {
+        Ok(lazy) => lazy,
+        Err(_) => return fallback::not_a_function(input),
     };
     let cx = Ctxt::new();
     let opts = attr::parse(&cx, args);
-    let func = Function::from_syn(&item);
-    valid::check(&cx, &opts, &func);
+    let func = Function::from_syn(&item, &body);
+    // Checks that read the options would only report consequences of a
+    // malformed option: the option's own error stands alone.
+    let options_ok = !cx.has_errors();
+    valid::check(&cx, &opts, &func, options_ok);
     match cx.check() {
         Ok(()) => expand(&opts, &func),
-        Err(err) => fallback::item(err, &opts, &func),
+        Err(err) => fallback::item(err, &opts, &func, options_ok),
+    }
+}
+
+/// `attrs vis sig { body }` with the body unparsed.
+struct LazyFn {
+    /// The function with an empty block: everything but the body.
+    item: ItemFn,
+    /// The body, braces included, as written.
+    body: proc_macro2::Group,
+}
+
+impl syn::parse::Parse for LazyFn {
+    fn parse(input: syn::parse::ParseStream<'_>) -> syn::Result<Self> {
+        let attrs = input.call(syn::Attribute::parse_outer)?;
+        let vis: syn::Visibility = input.parse()?;
+        let sig: syn::Signature = input.parse()?;
+        let body: proc_macro2::Group = input.parse()?;
+        if body.delimiter() != proc_macro2::Delimiter::Brace {
+            return Err(syn::Error::new(body.span(), "expected the function's body"));
+        }
+        if !input.is_empty() {
+            return Err(input.error("unexpected tokens after the function's body"));
+        }
+        let block = Box::new(syn::Block {
+            brace_token: syn::token::Brace {
+                span: body.delim_span(),
+            },
+            stmts: Vec::new(),
+        });
+        Ok(LazyFn {
+            item: ItemFn {
+                attrs,
+                vis,
+                sig,
+                block,
+            },
+            body,
+        })
     }
 }
 
@@ -159,7 +203,7 @@ fn validated_body(opts: &Options, func: &Function<'_>) -> TokenStream {
         quote!(let #pat: #ty = #value;)
     });
     let fake_return = fake_return_edge(func);
-    let block = &func.original.block;
+    let block = func.body;
     quote! {
         let __tenant_ctx = match #private::resolve::<#state>(#bindings).await {
             ::core::result::Result::Ok(__tenant_ctx) => __tenant_ctx,
@@ -234,7 +278,7 @@ fn raw_body(opts: &Options, func: &Function<'_>) -> TokenStream {
         quote!(let #pat: #ty = #value;)
     });
     let fake_return = fake_return_edge(func);
-    let block = &func.original.block;
+    let block = func.body;
     quote! {
         #bind_ctx
         let __tenant_span = if #private::spans_enabled() {

@@ -17,9 +17,17 @@ use crate::expand::outer_inputs;
 /// The errors and a function with the outer signature whose body binds the
 /// context parameter to a value of its declared type. It never runs: the
 /// crate does not compile.
-pub(crate) fn item(err: syn::Error, opts: &Options, func: &Function<'_>) -> TokenStream {
+/// With `options_ok` false (a malformed option), the context parameter
+/// keeps its written type: the options say nothing reliable.
+pub(crate) fn item(
+    err: syn::Error,
+    opts: &Options,
+    func: &Function<'_>,
+    options_ok: bool,
+) -> TokenStream {
     let errors = err.to_compile_error();
     let original = func.original;
+    let block = func.body;
     if original.sig.asyncness.is_none() {
         // As written, minus the `#[ctx]` markers only this macro understands.
         let mut item = original.clone();
@@ -28,13 +36,20 @@ pub(crate) fn item(err: syn::Error, opts: &Options, func: &Function<'_>) -> Toke
                 pt.attrs.retain(|a| !crate::ast::is_ctx_attr(a));
             }
         }
-        return quote!(#errors #item);
+        let attrs = &item.attrs;
+        let vis = &item.vis;
+        let sig = &item.sig;
+        return quote!(#errors #(#attrs)* #vis #sig #block);
     }
     let binds = func.ctx_params.iter().map(|p| {
         let pat = p.pat;
         let ty_written = p.ty;
-        let ty =
-            corrected_type(opts, &p.declared, ty_written).unwrap_or_else(|| quote!(#ty_written));
+        let corrected = if options_ok {
+            corrected_type(opts, &p.declared, ty_written)
+        } else {
+            None
+        };
+        let ty = corrected.unwrap_or_else(|| quote!(#ty_written));
         // A closure that diverges has the written type without making the
         // statements after it unreachable (no extra warnings), and no
         // public function exists that a user could call to conjure a
@@ -49,7 +64,6 @@ pub(crate) fn item(err: syn::Error, opts: &Options, func: &Function<'_>) -> Toke
     let attrs = &outer.attrs;
     let vis = &outer.vis;
     let sig = &outer.sig;
-    let block = &original.block;
     quote! {
         #errors
         #(#attrs)*
@@ -60,10 +74,10 @@ pub(crate) fn item(err: syn::Error, opts: &Options, func: &Function<'_>) -> Toke
     }
 }
 
-/// The attribute is not on a function with a body.
-pub(crate) fn not_a_function(err: syn::Error, input: TokenStream) -> TokenStream {
+/// The attribute is not on a function with a body, or the signature does
+/// not parse.
+pub(crate) fn not_a_function(input: TokenStream) -> TokenStream {
     let msg = if let Ok(decl) = syn::parse2::<syn::TraitItemFn>(input.clone()) {
-        let _ = err;
         syn::Error::new(
             decl.sig.fn_token.span,
             "`#[with_context]` goes on the method in the `impl` block, not on the trait's declaration, which has no body to wrap",
@@ -77,7 +91,12 @@ pub(crate) fn not_a_function(err: syn::Error, input: TokenStream) -> TokenStream
                 i.impl_token.span,
                 "an `impl` block (put it on each `async fn` inside)",
             ),
-            _ => (proc_macro2::Span::call_site(), "this item"),
+            Ok(_) => (proc_macro2::Span::call_site(), "this item"),
+            // Not an item at all (a syntax error in the signature, say):
+            // the compiler's parser reports it where it is, in its own
+            // words; syn's copy of the same error would only repeat it in
+            // worse ones, and "goes on an `async fn`" would be wrong.
+            Err(_) => return input,
         };
         syn::Error::new(
             span,

@@ -49,15 +49,7 @@ fn distance(a: &str, b: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const KEYS: [&str; 6] = [
-        "tenant",
-        "agent",
-        "conversation",
-        "collection",
-        "validate_tenant",
-        "crate",
-    ];
+    use crate::attr::KEYS;
 
     #[test]
     fn typos_find_the_option() {

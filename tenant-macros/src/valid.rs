@@ -7,10 +7,15 @@ use crate::attr::{Field, Options, Source};
 use crate::ctxt::Ctxt;
 use crate::suggest;
 
-pub(crate) fn check(cx: &Ctxt, opts: &Options, func: &Function<'_>) {
+/// `options_ok` is false when an option was malformed: then only the checks
+/// that do not read the options run.
+pub(crate) fn check(cx: &Ctxt, opts: &Options, func: &Function<'_>, options_ok: bool) {
     check_async(cx, func);
-    check_bindings(cx, opts, func);
     check_ctx_by_value(cx, func);
+    if !options_ok {
+        return;
+    }
+    check_bindings(cx, opts, func);
     if !opts.validate_known {
         return;
     }
