@@ -307,7 +307,7 @@ identifier!(
     "acme-corp"
 );
 identifier!(
-    /// The agent a request acts for (seed 001: "agent from the URL or the context").
+    /// The agent a request acts for (taken from the URL or from the incoming context).
     AgentId,
     "agent id",
     "agent-7"

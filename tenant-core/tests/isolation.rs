@@ -1,5 +1,5 @@
-//! The context cannot leak between tasks (DESIGN guarantee 7), the Rust
-//! counterpart of seed 000's thread-isolation regression test, at scale.
+//! The context cannot leak between tasks: many concurrent tasks, each in its
+//! own tenant scope, never observe another task's tenant, however they interleave.
 
 use std::future::Future;
 use std::time::Duration;

@@ -1,4 +1,4 @@
-//! Conversation memory (seed 001 §6) on the harness, as the application role:
+//! Conversation memory on the harness, as the application role:
 //! its migration passes the audit, messages come back in order with a limit,
 //! collections are registered once, `clear` forgets, and two tenants (or two
 //! agents) using the same conversation id never see each other's memory.
