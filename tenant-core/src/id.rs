@@ -87,7 +87,7 @@ pub enum IdError {
         ch: char,
     },
     /// An upper-case ASCII letter: identifiers are lower case, so that two
-    /// cannot differ only by case (see [the module documentation](self)).
+    /// cannot differ only by case: `ACME` is an error, not another spelling of `acme`.
     #[error("contains the upper-case letter {ch:?} at byte {index}; identifiers are lower case, so that two of them never differ only by case")]
     UpperCase {
         /// Byte offset of the letter.
