@@ -173,7 +173,10 @@ impl RegistrySchema {
             sql.push_str(";\n");
         }
         for role in &self.grant_to {
-            sql.push_str(&format!("GRANT SELECT ON {table} TO {};\n", quote_ident(role)));
+            sql.push_str(&format!(
+                "GRANT SELECT ON {table} TO {};\n",
+                quote_ident(role)
+            ));
         }
         sql
     }
@@ -268,10 +271,7 @@ impl CacheOptions {
         let column = quote_ident(&self.column);
         // The `WHERE` is redundant with the policy, on purpose: were the
         // policy ever missing, a lookup still reads its own tenant's row.
-        format!(
-            "SELECT {what} FROM {} WHERE {column} = $1",
-            self.table
-        )
+        format!("SELECT {what} FROM {} WHERE {column} = $1", self.table)
     }
 }
 
@@ -346,7 +346,6 @@ impl TenantRegistry {
     }
 
     async fn read(&self, tenant: &TenantId) -> Result<Option<TenantStatus>, Error> {
-        self.inner.lookups.fetch_add(1, Ordering::Relaxed);
         let ctx: Ctx<Validated> = Ctx::unvalidated()
             .with_tenant(tenant.as_str())
             .validate()
@@ -358,6 +357,7 @@ impl TenantRegistry {
         // against the current scope like any other.
         let lookup = async {
             let mut tx = self.inner.pool.begin_unchecked(&ctx).await?;
+            self.inner.lookups.fetch_add(1, Ordering::Relaxed);
             let status: Option<String> = sqlx::query_scalar(&self.inner.select)
                 .bind(tenant.as_str())
                 .fetch_optional(&mut tx)
@@ -379,8 +379,15 @@ impl TenantRegistry {
         self.inner.cache.invalidate_all();
     }
 
-    /// How many times the registry was read from the database (cache
-    /// misses) since this registry was made.
+    /// How many tenants the cache holds, after finishing its pending
+    /// evictions.
+    pub async fn cached_entries(&self) -> u64 {
+        self.inner.cache.run_pending_tasks().await;
+        self.inner.cache.entry_count()
+    }
+
+    /// How many times the registry was read from the database (a
+    /// transaction opened on a cache miss) since this registry was made.
     pub fn lookups(&self) -> u64 {
         self.inner.lookups.load(Ordering::Relaxed)
     }
@@ -487,8 +494,8 @@ impl<T: DeserializeOwned + Send + Sync + 'static> TenantSettings<T> {
         if let Some(hit) = self.inner.cache.get(tenant).await {
             return Ok(hit);
         }
-        self.inner.lookups.fetch_add(1, Ordering::Relaxed);
         let mut tx = self.inner.pool.begin(ctx).await?;
+        self.inner.lookups.fetch_add(1, Ordering::Relaxed);
         let text: Option<String> = sqlx::query_scalar(&self.inner.select)
             .bind(tenant.as_str())
             .fetch_optional(&mut tx)
@@ -499,11 +506,10 @@ impl<T: DeserializeOwned + Send + Sync + 'static> TenantSettings<T> {
                 tenant: tenant.clone(),
             });
         };
-        let value: T =
-            serde_json::from_str(&text).map_err(|e| Error::TenantSettingsInvalid {
-                tenant: tenant.clone(),
-                reason: e.to_string(),
-            })?;
+        let value: T = serde_json::from_str(&text).map_err(|e| Error::TenantSettingsInvalid {
+            tenant: tenant.clone(),
+            reason: e.to_string(),
+        })?;
         let value = Arc::new(value);
         self.inner
             .cache
@@ -522,7 +528,8 @@ impl<T: DeserializeOwned + Send + Sync + 'static> TenantSettings<T> {
         self.inner.cache.invalidate_all();
     }
 
-    /// How many times settings were read from the database (cache misses).
+    /// How many times settings were read from the database (a transaction
+    /// opened on a cache miss).
     pub fn lookups(&self) -> u64 {
         self.inner.lookups.load(Ordering::Relaxed)
     }

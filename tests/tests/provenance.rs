@@ -10,8 +10,7 @@ use std::sync::{Arc, Mutex};
 use common::{ctx, fixture, Fixture};
 use tenant_core::envelope::Envelope;
 use tenant_core::{
-    current, with_context, ContextError, Ctx, Incoming, Provenance, Validated, Validator,
-    WithAgent,
+    current, with_context, ContextError, Ctx, Incoming, Provenance, Validated, Validator, WithAgent,
 };
 use tenant_sqlx::{Error, TenantPool};
 use tracing::field::{Field, Visit};
@@ -39,10 +38,7 @@ fn seeded_tenants() -> Arc<dyn Validator> {
 }
 
 /// Opens a transaction for `ctx` and counts the notes it sees.
-async fn notes<S: tenant_core::IsValidated>(
-    pool: &TenantPool,
-    ctx: &Ctx<S>,
-) -> Result<i64, Error> {
+async fn notes<S: tenant_core::IsValidated>(pool: &TenantPool, ctx: &Ctx<S>) -> Result<i64, Error> {
     let mut tx = pool.begin(ctx).await?;
     let n: i64 = sqlx::query_scalar("SELECT count(*) FROM notes")
         .fetch_one(&mut tx)
@@ -95,7 +91,9 @@ async fn erase_require_and_clone_keep_the_mark_and_cannot_add_one() {
     let fx = fixture().await;
     let pool = strict_pool(&fx).await;
     let v = seeded_tenants();
-    let raw = Ctx::unvalidated().with_tenant("tenant-a").with_agent("agent-1");
+    let raw = Ctx::unvalidated()
+        .with_tenant("tenant-a")
+        .with_agent("agent-1");
     let authorized: Ctx<Validated<WithAgent>> = raw.validate_with(&*v).await.unwrap();
     assert_eq!(notes(&pool, &authorized.erase()).await.unwrap(), 3);
     assert_eq!(notes(&pool, &authorized.clone()).await.unwrap(), 3);
@@ -241,8 +239,8 @@ async fn the_macro_authorizes_only_with_a_validator() {
     let err = without.scope(handler(&pool)).await.unwrap_err();
     assert_eq!(err.code(), "CONTEXT_NOT_AUTHORIZED");
     // The validator's refusal reaches the caller as its own code.
-    let unknown = Incoming::new(Ctx::unvalidated().with_tenant("tenant-c"))
-        .with_validator(seeded_tenants());
+    let unknown =
+        Incoming::new(Ctx::unvalidated().with_tenant("tenant-c")).with_validator(seeded_tenants());
     let err = unknown.scope(handler(&pool)).await.unwrap_err();
     assert_eq!(err.code(), "TENANT_UNKNOWN");
     // A handler that binds a field validates with the same validator.
@@ -261,7 +259,10 @@ async fn a_nested_handler_keeps_the_enclosing_mark_and_cannot_forge_one() {
     // A worker's trusted context in scope: a nested handler that adds an
     // agent (no validator anywhere) keeps the trust, for the same tenant.
     let trusted = ctx("tenant-a").trust("test worker");
-    let n = trusted.scope(agent_handler(&pool, "agent-1")).await.unwrap();
+    let n = trusted
+        .scope(agent_handler(&pool, "agent-1"))
+        .await
+        .unwrap();
     assert_eq!(n, 3);
     // A bare context in scope stays bare through the same path.
     let bare = ctx("tenant-a");
@@ -307,10 +308,10 @@ impl<S: Subscriber> Layer<S> for TrustLog {
         if event.metadata().target() == "tenant_core::trust" {
             let mut reason = Reason(None);
             event.record(&mut reason);
-            self.0.lock().unwrap().push((
-                *event.metadata().level(),
-                reason.0.unwrap_or_default(),
-            ));
+            self.0
+                .lock()
+                .unwrap()
+                .push((*event.metadata().level(), reason.0.unwrap_or_default()));
         }
     }
 }
