@@ -77,6 +77,11 @@ pub async fn resolve<S: IsValidated>(bindings: Bindings<'_>) -> Result<Ctx<S>, C
 /// deliberate `ctx_b.scope(..)`) must not pick up the agent of a request
 /// made for tenant A. When a field is added, the application's validator
 /// runs on the result, as it would have on the incoming context.
+///
+/// The tenant never changes here, so without a validator the result keeps
+/// the enclosing context's [`Provenance`](crate::Provenance): a worker's
+/// trusted context, put in scope, still opens transactions for a nested
+/// handler that binds an agent.
 async fn fill<S: IsValidated>(
     outer: &Ctx<Validated>,
     bindings: Bindings<'_>,
@@ -107,7 +112,7 @@ async fn fill<S: IsValidated>(
     }
     match incoming.as_ref().and_then(Incoming::validator) {
         Some(v) => raw.validate_with::<S>(&**v).await,
-        None => raw.validate::<S>(),
+        None => Ok(raw.validate::<S>()?.marked(outer.provenance())),
     }
 }
 

@@ -202,12 +202,76 @@ impl fmt::Debug for RawFields {
 
 /// What a validated context holds. Not constructible outside this crate.
 #[doc(hidden)]
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct ValidFields {
     pub(crate) tenant: TenantId,
     pub(crate) agent: Option<AgentId>,
     pub(crate) conversation: Option<ConversationId>,
     pub(crate) collection: Option<CollectionId>,
+    /// How the context came to be: set only by this crate, never from
+    /// outside (see [`Provenance`]).
+    pub(crate) provenance: Provenance,
+}
+
+/// Two contexts are equal when they carry the same values, whatever their
+/// [`Provenance`].
+impl PartialEq for ValidFields {
+    fn eq(&self, other: &Self) -> bool {
+        self.tenant == other.tenant
+            && self.agent == other.agent
+            && self.conversation == other.conversation
+            && self.collection == other.collection
+    }
+}
+impl Eq for ValidFields {}
+
+/// How a validated context came to be: what a
+/// [`TenantPool` that requires authorization](https://docs.rs/tenant-sqlx)
+/// checks before it opens a transaction.
+///
+/// The mark is carried privately inside the context: nothing outside
+/// `tenant_core` can set it, and it survives every operation that keeps the
+/// same values ([`Clone`], [`Ctx::erase`], [`Ctx::require`], [`Ctx::scope`]
+/// and [`current`](crate::current)). Going back to raw values
+/// ([`Ctx::to_unvalidated`], an [`Envelope`](crate::envelope::Envelope), HTTP
+/// headers) drops it.
+///
+/// ```
+/// use tenant_core::{Ctx, Provenance, Validated};
+///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let raw = Ctx::unvalidated().with_tenant("acme");
+/// let ctx: Ctx<Validated> = raw.validate().unwrap();
+/// assert_eq!(ctx.provenance(), Provenance::Unchecked);
+///
+/// let allow_acme = |ctx: Ctx<Validated>| async move {
+///     if ctx.tenant_id().as_str() == "acme" { Ok(()) }
+///     else { Err(tenant_core::ContextError::TenantUnknown) }
+/// };
+/// let ctx = ctx.authorize(&allow_acme).await.unwrap();
+/// assert_eq!(ctx.provenance(), Provenance::Authorized);
+/// assert!(ctx.is_authorized());
+/// // Back to raw values and validated again: the mark is gone.
+/// let again: Ctx<Validated> = ctx.to_unvalidated().validate().unwrap();
+/// assert!(!again.is_authorized());
+/// # });
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Provenance {
+    /// Only the identifier rules were checked ([`Ctx::validate`]): the
+    /// tenant is whatever the string said.
+    Unchecked,
+    /// The application's [`Validator`] accepted this context
+    /// ([`Ctx::validate_with`], [`Ctx::authorize`], [`Incoming::validate`](crate::Incoming::validate),
+    /// `#[with_context]` under a layer with a validator).
+    Authorized,
+    /// Code declared it trusted with [`Ctx::trust`], giving this reason
+    /// (logged at `INFO`).
+    Trusted {
+        /// The reason given to [`Ctx::trust`].
+        reason: &'static str,
+    },
 }
 
 impl fmt::Debug for ValidFields {
@@ -377,11 +441,13 @@ impl Ctx<Unvalidated> {
             agent,
             conversation,
             collection,
+            provenance: Provenance::Unchecked,
         }))
     }
 
     /// [`validate`](Self::validate), then the application's own asynchronous
     /// check (tenant exists and is active, matches an authenticated claim...).
+    /// The result is marked [`Provenance::Authorized`].
     ///
     /// ```
     /// use tenant_core::{ContextError, Ctx, Validated};
@@ -402,7 +468,7 @@ impl Ctx<Unvalidated> {
     ) -> Result<Ctx<S>, ContextError> {
         let ctx = self.validate::<S>()?;
         validator.check(ctx.erase()).await?;
-        Ok(ctx)
+        Ok(ctx.marked(Provenance::Authorized))
     }
 }
 
@@ -533,8 +599,92 @@ impl<S: ContextState> Ctx<S> {
         Ctx::from_fields(Arc::clone(&self.fields))
     }
 
+    /// How this context came to be: only the identifier rules, the
+    /// application's validator, or [`trust`](Self::trust).
+    pub fn provenance(&self) -> Provenance
+    where
+        S: IsValidated,
+    {
+        self.fields.provenance
+    }
+
+    /// Whether the application's validator accepted this context, or code
+    /// declared it trusted ([`Provenance::Authorized`] or
+    /// [`Provenance::Trusted`]).
+    pub fn is_authorized(&self) -> bool
+    where
+        S: IsValidated,
+    {
+        !matches!(self.fields.provenance, Provenance::Unchecked)
+    }
+
+    /// Runs the application's `validator` on this context and, if it
+    /// accepts, gives the same context marked [`Provenance::Authorized`].
+    ///
+    /// ```
+    /// use tenant_core::{ContextError, Ctx, Validated};
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let only_acme = |ctx: Ctx<Validated>| async move {
+    ///     if ctx.tenant_id().as_str() == "acme" { Ok(()) } else { Err(ContextError::TenantUnknown) }
+    /// };
+    /// let globex: Ctx<Validated> = Ctx::unvalidated().with_tenant("globex").validate().unwrap();
+    /// assert_eq!(globex.authorize(&only_acme).await.unwrap_err().code(), "TENANT_UNKNOWN");
+    /// # });
+    /// ```
+    pub async fn authorize(&self, validator: &dyn Validator) -> Result<Ctx<S>, ContextError>
+    where
+        S: IsValidated,
+    {
+        validator.check(self.erase()).await?;
+        Ok(self.clone().marked(Provenance::Authorized))
+    }
+
+    /// The same context marked [`Provenance::Trusted`]: the explicit escape
+    /// for code that has no request to authorize (a worker that received an
+    /// [`Envelope`](crate::envelope::Envelope) from a producer it trusts, an
+    /// admin tool). Logged at `INFO` (target `tenant_core::trust`) with
+    /// `reason`, which is a literal so that it is visible in review.
+    ///
+    /// ```
+    /// use tenant_core::{Ctx, Provenance, Validated};
+    ///
+    /// let ctx: Ctx<Validated> = Ctx::unvalidated().with_tenant("acme").validate()?;
+    /// let ctx = ctx.trust("nightly reindex job, enqueued by the API after authorization");
+    /// assert!(matches!(ctx.provenance(), Provenance::Trusted { .. }));
+    /// # Ok::<(), tenant_core::ContextError>(())
+    /// ```
+    pub fn trust(&self, reason: &'static str) -> Ctx<S>
+    where
+        S: IsValidated,
+    {
+        tracing::info!(
+            target: "tenant_core::trust",
+            tenant_id = %self.fields.tenant,
+            reason,
+            "context trusted without a validator"
+        );
+        self.clone().marked(Provenance::Trusted { reason })
+    }
+
+    /// This context with `provenance`: in place when nothing else holds it.
+    pub(crate) fn marked(mut self, provenance: Provenance) -> Ctx<S>
+    where
+        S: IsValidated,
+    {
+        match Arc::get_mut(&mut self.fields) {
+            Some(f) => f.provenance = provenance,
+            None => {
+                let mut f = ValidFields::clone(&self.fields);
+                f.provenance = provenance;
+                self.fields = Arc::new(f);
+            }
+        }
+        self
+    }
+
     /// The context as raw values again (to forward it, or to re-validate it
-    /// with more requirements).
+    /// with more requirements). The raw values carry no [`Provenance`].
     pub fn to_unvalidated(&self) -> Ctx<Unvalidated>
     where
         S: IsValidated,

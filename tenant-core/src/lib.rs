@@ -64,8 +64,8 @@ pub mod __private;
 
 pub use ctx::{
     AgentState, CollectionState, ContextState, ConversationState, Ctx, HasAgent, HasCollection,
-    HasConversation, IsValidated, NoAgent, NoCollection, NoConversation, Unvalidated, Validated,
-    WithAgent, WithCollection, WithConversation,
+    HasConversation, IsValidated, NoAgent, NoCollection, NoConversation, Provenance, Unvalidated,
+    Validated, WithAgent, WithCollection, WithConversation,
 };
 pub use error::{ContextError, Field};
 pub use id::{AgentId, CollectionId, ConversationId, IdError, TenantId, MAX_ID_LEN, RESERVED_IDS};

@@ -91,6 +91,34 @@ pub enum Error {
         "an admin connection needs a reason, logged with it; say why tenant isolation is bypassed"
     )]
     AdminReasonRequired,
+    /// The pool requires authorized contexts
+    /// ([`require_authorized`](crate::TenantPoolBuilder::require_authorized))
+    /// and this one only passed the identifier rules: no validator ran on
+    /// it and no code declared it trusted. Refused before anything is sent.
+    #[error(
+        "refusing a transaction for tenant `{tenant}`: the context was not authorized; \
+         validate it with the application's validator (`validate_with`, `authorize`, \
+         `#[with_context]` under a layer with a validator) or mark it with `trust(reason)`"
+    )]
+    ContextNotAuthorized {
+        /// The tenant the context names.
+        tenant: tenant_core::TenantId,
+    },
+    /// The tenant registry has no row for this tenant.
+    #[error("tenant `{tenant}` is not in the tenant registry")]
+    TenantUnknown {
+        /// The tenant.
+        tenant: tenant_core::TenantId,
+    },
+    /// The tenant's settings in the registry do not have the type the
+    /// application reads them as.
+    #[error("the settings of tenant `{tenant}` cannot be read: {reason}")]
+    TenantSettingsInvalid {
+        /// The tenant.
+        tenant: tenant_core::TenantId,
+        /// What the decoder said.
+        reason: String,
+    },
 }
 
 impl Error {
@@ -111,6 +139,9 @@ impl Error {
             Error::TenantScopeMismatch { .. } => "TENANT_SCOPE_MISMATCH",
             Error::AdminReasonRequired => "ADMIN_REASON_REQUIRED",
             Error::GuardSecretTooShort { .. } => "GUARD_SECRET_TOO_SHORT",
+            Error::ContextNotAuthorized { .. } => "CONTEXT_NOT_AUTHORIZED",
+            Error::TenantUnknown { .. } => "TENANT_UNKNOWN",
+            Error::TenantSettingsInvalid { .. } => "TENANT_SETTINGS_INVALID",
         }
     }
 

@@ -10,6 +10,8 @@
 //! * [`AdminPool`] is the explicit, logged way around all of this, for
 //!   migrations and deliberate cross-tenant jobs.
 //! * [`testing`] (feature `testing`) starts a throwaway PostgreSQL.
+//! * `registry` (feature `registry`): the `tenants` table, a cached
+//!   `Validator` on it, and typed per-tenant settings.
 //!
 //! ```no_run
 //! use tenant_core::{Ctx, Validated};
@@ -37,6 +39,8 @@ mod error;
 pub mod guard;
 pub mod memory;
 mod pool;
+#[cfg(feature = "registry")]
+pub mod registry;
 pub mod rls;
 mod settings;
 mod sql;

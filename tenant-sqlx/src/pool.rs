@@ -158,6 +158,9 @@ struct Shared {
     /// Hardened mode: the secret that signs each transaction's tenant.
     guard: Option<GuardSecret>,
     report: AuditReport,
+    /// Refuse contexts that no validator authorized (see
+    /// [`TenantPoolBuilder::require_authorized`]).
+    require_authorized: bool,
 }
 
 impl fmt::Debug for TenantPool {
@@ -167,6 +170,7 @@ impl fmt::Debug for TenantPool {
             .field("size", &self.pool.size())
             .field("idle", &self.num_idle())
             .field("audit_findings", &self.shared.report.findings.len())
+            .field("require_authorized", &self.shared.require_authorized)
             .finish()
     }
 }
@@ -200,7 +204,26 @@ impl TenantPool {
     /// Only a validated context opens one: a `Ctx<Unvalidated>` does not
     /// compile. The transaction borrows the context, so it cannot outlive
     /// it. The returned future does not borrow the pool.
+    ///
+    /// On a pool built with
+    /// [`require_authorized(true)`](TenantPoolBuilder::require_authorized),
+    /// a context that is not [authorized](tenant_core::Ctx::is_authorized)
+    /// fails with [`Error::ContextNotAuthorized`] before a connection is
+    /// taken.
     pub fn begin<'c, S: IsValidated>(&self, ctx: &'c Ctx<S>) -> Begin<'c> {
+        let refused = self.shared.require_authorized && !ctx.is_authorized();
+        if refused {
+            let tenant = ctx.tenant_id().clone();
+            return Begin {
+                inner: Box::pin(async move { Err(Error::ContextNotAuthorized { tenant }) }),
+            };
+        }
+        self.begin_unchecked(ctx)
+    }
+
+    /// [`begin`](Self::begin) without the provenance check: for this
+    /// crate's own registry lookup, which is what authorizes a context.
+    pub(crate) fn begin_unchecked<'c, S: IsValidated>(&self, ctx: &'c Ctx<S>) -> Begin<'c> {
         // Everything that needs `S` happens here, so the future's type does
         // not mention it and a wrong context is reported once, at the
         // argument.
@@ -339,6 +362,7 @@ impl Shared {
             prefixes,
             guard,
             report,
+            require_authorized: false,
         })
     }
 
@@ -428,6 +452,7 @@ pub struct TenantPoolBuilder {
     allow_audit_findings: bool,
     guard: Option<GuardSecret>,
     allowed_policies: Vec<String>,
+    require_authorized: bool,
 }
 
 impl Default for TenantPoolBuilder {
@@ -440,6 +465,7 @@ impl Default for TenantPoolBuilder {
             allow_audit_findings: false,
             guard: None,
             allowed_policies: Vec::new(),
+            require_authorized: false,
         }
     }
 }
@@ -536,6 +562,32 @@ impl TenantPoolBuilder {
         self
     }
 
+    /// Open transactions only for contexts that passed the application's
+    /// authorization (default `false`): a context whose
+    /// [`provenance`](tenant_core::Ctx::provenance) is
+    /// [`Authorized`](tenant_core::Provenance::Authorized) (a
+    /// [`Validator`](tenant_core::Validator) accepted it) or
+    /// [`Trusted`](tenant_core::Provenance::Trusted) (`ctx.trust(reason)`,
+    /// logged). A context made from a bare string with `validate()` gets
+    /// [`Error::ContextNotAuthorized`] (`CONTEXT_NOT_AUTHORIZED`).
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+    /// use tenant_core::{Ctx, Validated};
+    /// let pool = tenant_sqlx::TenantPool::builder()
+    ///     .require_authorized(true)
+    ///     .connect("postgres://app@localhost/app")
+    ///     .await?;
+    /// let ctx: Ctx<Validated> = Ctx::unvalidated().with_tenant("acme").validate()?;
+    /// let err = pool.begin(&ctx).await.unwrap_err();
+    /// assert_eq!(err.code(), "CONTEXT_NOT_AUTHORIZED");
+    /// # Ok(()) }
+    /// ```
+    pub fn require_authorized(mut self, require: bool) -> Self {
+        self.require_authorized = require;
+        self
+    }
+
     /// Connects to `url` and runs the audit.
     pub async fn connect(self, url: &str) -> Result<TenantPool, Error> {
         let options: PgConnectOptions = url.parse()?;
@@ -592,16 +644,18 @@ impl TenantPoolBuilder {
         }
         let stash = Arc::new(Stash::new(&pool, SLOW_BEGIN));
         stash.sweep_in_background();
+        let mut shared = Shared::new(
+            self.settings,
+            &role,
+            self.guard,
+            report,
+            self.test_before_acquire,
+        )?;
+        shared.require_authorized = self.require_authorized;
         Ok(TenantPool {
             pool,
             stash,
-            shared: Arc::new(Shared::new(
-                self.settings,
-                &role,
-                self.guard,
-                report,
-                self.test_before_acquire,
-            )?),
+            shared: Arc::new(shared),
         })
     }
 }
