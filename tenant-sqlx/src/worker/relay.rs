@@ -1,4 +1,6 @@
+use std::fmt;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use redis::aio::ConnectionManager;
@@ -17,7 +19,6 @@ const REASON: &str = "outbox relay: publish committed events of every tenant";
 /// outbox order, so the events of one tenant reach its stream in the order
 /// their rows were written. Several relays may run for availability: the
 /// others wait.
-#[derive(Debug)]
 pub struct Relay {
     admin: AdminPool,
     conn: Option<AdminConn>,
@@ -25,7 +26,10 @@ pub struct Relay {
     keys: Keys,
     batch: i64,
     idle: Duration,
+    after_publish: Option<Hook>,
 }
+
+type Hook = Arc<dyn Fn() + Send + Sync>;
 
 /// Options of a [`Relay`].
 ///
@@ -33,11 +37,22 @@ pub struct Relay {
 /// let builder = tenant_sqlx::worker::Relay::builder().batch(500);
 /// # let _ = builder;
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RelayBuilder {
     prefix: String,
     batch: i64,
     idle: Duration,
+    after_publish: Option<Hook>,
+}
+
+impl fmt::Debug for RelayBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RelayBuilder")
+            .field("prefix", &self.prefix)
+            .field("batch", &self.batch)
+            .field("idle", &self.idle)
+            .finish()
+    }
 }
 
 impl Default for RelayBuilder {
@@ -46,6 +61,7 @@ impl Default for RelayBuilder {
             prefix: DEFAULT_PREFIX.to_owned(),
             batch: 256,
             idle: Duration::from_millis(20),
+            after_publish: None,
         }
     }
 }
@@ -70,6 +86,15 @@ impl RelayBuilder {
         self
     }
 
+    /// Fault injection for crash tests: `hook` runs after a batch is on
+    /// Redis and before its rows are marked published (the window in which
+    /// a crash publishes the batch twice).
+    #[doc(hidden)]
+    pub fn after_publish(mut self, hook: impl Fn() + Send + Sync + 'static) -> Self {
+        self.after_publish = Some(Arc::new(hook));
+        self
+    }
+
     /// A relay reading the outbox through `admin` (a role that bypasses
     /// RLS: it reads every tenant's events) and writing to `redis`.
     pub async fn start(
@@ -85,7 +110,17 @@ impl RelayBuilder {
             keys: Keys::new(&self.prefix),
             batch: self.batch,
             idle: self.idle,
+            after_publish: self.after_publish,
         })
+    }
+}
+
+impl fmt::Debug for Relay {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Relay")
+            .field("keys", &self.keys)
+            .field("batch", &self.batch)
+            .finish()
     }
 }
 
@@ -99,29 +134,29 @@ impl Relay {
     /// how many. `0` when the outbox is empty or another relay holds the
     /// lock.
     pub async fn run_once(&mut self) -> Result<usize, WorkerError> {
-        let result = self.round().await;
-        if result.is_err() {
-            // The connection may be broken or mid-transaction: a fresh one
-            // next time (an AdminConn is closed, not pooled, when dropped).
-            self.conn = None;
-        }
-        result
+        let mut conn = match self.conn.take() {
+            Some(conn) => conn,
+            None => self.admin.acquire(REASON).await?,
+        };
+        let published = self.round(&mut conn).await?;
+        // Kept only after a clean round: on error the connection may be
+        // broken or mid-transaction, and an AdminConn is closed, not pooled,
+        // when dropped.
+        self.conn = Some(conn);
+        Ok(published)
     }
 
-    async fn round(&mut self) -> Result<usize, WorkerError> {
-        if self.conn.is_none() {
-            self.conn = Some(self.admin.acquire(REASON).await?);
-        }
-        let Some(conn) = self.conn.as_mut() else {
-            return Ok(0);
-        };
-        sqlx::raw_sql("BEGIN").execute(&mut *conn).await?;
+    // `sqlx::query`, not `raw_sql`: the future of `raw_sql(..).execute` on
+    // a `&mut AdminConn` is not provably `Send` for every lifetime, and
+    // `run` must be spawnable.
+    async fn round(&mut self, conn: &mut AdminConn) -> Result<usize, WorkerError> {
+        sqlx::query("BEGIN").execute(&mut *conn).await?;
         let locked: bool =
             sqlx::query_scalar("SELECT pg_try_advisory_xact_lock(hashtext('tenant_outbox_relay'))")
                 .fetch_one(&mut *conn)
                 .await?;
         if !locked {
-            sqlx::raw_sql("COMMIT").execute(&mut *conn).await?;
+            sqlx::query("COMMIT").execute(&mut *conn).await?;
             return Ok(0);
         }
         let rows: Vec<(i64, String, String, String)> = sqlx::query_as(&format!(
@@ -132,11 +167,11 @@ impl Relay {
         .fetch_all(&mut *conn)
         .await?;
         if rows.is_empty() {
-            sqlx::raw_sql("COMMIT").execute(&mut *conn).await?;
+            sqlx::query("COMMIT").execute(&mut *conn).await?;
             return Ok(0);
         }
         let mut pipe = redis::pipe();
-        let mut tenants: Vec<&str> = Vec::new();
+        let mut tenants: Vec<String> = Vec::new();
         for (id, tenant, topic, envelope) in &rows {
             pipe.cmd("XADD")
                 .arg(self.keys.stream(tenant))
@@ -148,8 +183,8 @@ impl Relay {
                 .arg(field::ENVELOPE)
                 .arg(envelope)
                 .ignore();
-            if !tenants.contains(&tenant.as_str()) {
-                tenants.push(tenant);
+            if !tenants.contains(tenant) {
+                tenants.push(tenant.clone());
             }
         }
         pipe.cmd("SADD")
@@ -160,6 +195,9 @@ impl Relay {
         // them again (at least once), under the same event ids, which the
         // consumers' processed table absorbs.
         pipe.query_async::<()>(&mut self.redis).await?;
+        if let Some(hook) = &self.after_publish {
+            hook();
+        }
         let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
         sqlx::query(&format!(
             "UPDATE {OUTBOX_TABLE} SET published_at = now() WHERE id = ANY($1)"
@@ -167,7 +205,7 @@ impl Relay {
         .bind(&ids)
         .execute(&mut *conn)
         .await?;
-        sqlx::raw_sql("COMMIT").execute(&mut *conn).await?;
+        sqlx::query("COMMIT").execute(&mut *conn).await?;
         Ok(rows.len())
     }
 
