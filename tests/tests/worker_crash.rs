@@ -98,7 +98,7 @@ async fn kill_9_at_random_points_applies_every_effect_exactly_once() {
     let mut external_kills = 0;
     let mut respawns = 0;
     let mut rng = rand::rng();
-    let mut next_kill = Instant::now() + Duration::from_millis(rng.random_range(500..1500));
+    let mut next_kill = Instant::now() + Duration::from_millis(rng.random_range(1000..2000));
     let mut produced = 0;
     let deadline = Instant::now() + Duration::from_secs(180);
     loop {
@@ -121,7 +121,7 @@ async fn kill_9_at_random_points_applies_every_effect_exactly_once() {
             let _ = procs[i].wait();
             external_kills += 1;
             procs[i] = spawn(&e, &format!("w{i}"), &vars);
-            next_kill = Instant::now() + Duration::from_millis(rng.random_range(500..1500));
+            next_kill = Instant::now() + Duration::from_millis(rng.random_range(1000..2000));
         }
         if produced >= PER_TENANT && distinct_effects(&mut e.admin).await == total {
             break;

@@ -552,34 +552,42 @@ async fn read(
     Ok(out)
 }
 
-/// `XAUTOCLAIM` of messages idle longer than the visibility timeout.
+/// `XAUTOCLAIM` of messages idle longer than the visibility timeout, one
+/// pipelined round trip over the candidate tenants' streams.
 async fn reclaim(
     reader: &mut ConnectionManager,
     shared: &Shared,
     candidates: &[(&str, usize)],
     free_total: usize,
 ) -> Result<Vec<Delivery>, WorkerError> {
-    let mut out = Vec::new();
-    let mut left = free_total;
     let idle_ms = u64::try_from(shared.config.visibility.as_millis()).unwrap_or(u64::MAX);
+    let mut pipe = redis::pipe();
+    let mut asked: Vec<&str> = Vec::new();
+    let mut left = free_total;
     for (t, free) in candidates {
         if left == 0 {
             break;
         }
         let count = (*free).min(left);
-        let reply: StreamAutoClaimReply = redis::cmd("XAUTOCLAIM")
+        left -= count;
+        asked.push(t);
+        pipe.cmd("XAUTOCLAIM")
             .arg(shared.keys.stream(t))
             .arg(&*shared.group)
             .arg(&shared.consumer)
             .arg(idle_ms)
             .arg("0-0")
             .arg("COUNT")
-            .arg(count)
-            .query_async(reader)
-            .await?;
-        left -= reply.claimed.len().min(left);
+            .arg(count);
+    }
+    if asked.is_empty() {
+        return Ok(Vec::new());
+    }
+    let replies: Vec<StreamAutoClaimReply> = pipe.query_async(reader).await?;
+    let mut out = Vec::new();
+    for (t, reply) in asked.into_iter().zip(replies) {
         for id in reply.claimed {
-            out.push(((*t).to_owned(), id, true));
+            out.push((t.to_owned(), id, true));
         }
     }
     Ok(out)

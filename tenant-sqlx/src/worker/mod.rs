@@ -73,8 +73,7 @@
 //! let admin = AdminPool::connect("postgres://relay@localhost/app").await?;
 //! let relay = Relay::builder().start(&admin, &redis).await?;
 //! let worker = Worker::builder("notes").start(pool, &redis).await?;
-//! let shutdown = async { let _ = tokio::signal::ctrl_c().await; };
-//! # let shutdown = std::future::pending::<()>();
+//! let shutdown = std::future::pending::<()>(); // e.g. tokio::signal::ctrl_c()
 //! tokio::spawn(relay.run(std::future::pending()));
 //! worker.run(on_note, shutdown).await?; // finishes the jobs in flight
 //! # Ok(()) }
