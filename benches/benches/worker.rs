@@ -137,7 +137,13 @@ async fn produce(s: &Setup, variant: Variant, prefix: &str, events: usize) {
 }
 
 /// One measurement: events per second end to end.
-async fn measure(s: &mut Setup, variant: Variant, tasks: usize, round: usize, events: usize) -> f64 {
+async fn measure(
+    s: &mut Setup,
+    variant: Variant,
+    tasks: usize,
+    round: usize,
+    events: usize,
+) -> f64 {
     sqlx::raw_sql("TRUNCATE effects, items")
         .execute(&mut s.admin)
         .await
@@ -229,7 +235,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut owner = PgConnection::connect(db.owner_url()).await?;
     sqlx::raw_sql(&format!(
         "CREATE TABLE items (tenant_id text NOT NULL, seq bigint NOT NULL); {}",
-        RlsPolicy::new("items", "tenant_id").grant_to(APP_ROLE).sql()
+        RlsPolicy::new("items", "tenant_id")
+            .grant_to(APP_ROLE)
+            .sql()
     ))
     .execute(&mut owner)
     .await?;
@@ -255,7 +263,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         for (ti, &tasks) in TASKS.iter().enumerate() {
             let mut this = [0.0; 2];
             // Alternate which variant goes first.
-            let order: Vec<usize> = if round % 2 == 0 { vec![0, 1] } else { vec![1, 0] };
+            let order: Vec<usize> = if round % 2 == 0 {
+                vec![0, 1]
+            } else {
+                vec![1, 0]
+            };
             for vi in order {
                 let eps = measure(&mut s, variants[vi], tasks, round, events).await;
                 this[vi] = eps;

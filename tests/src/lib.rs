@@ -47,7 +47,9 @@ pub mod worker_fixture {
              GRANT USAGE ON SEQUENCE effects_id_seq TO {APP_ROLE};
              {}",
             worker::schema_sql(APP_ROLE),
-            RlsPolicy::new("effects", "tenant_id").grant_to(APP_ROLE).sql()
+            RlsPolicy::new("effects", "tenant_id")
+                .grant_to(APP_ROLE)
+                .sql()
         );
         sqlx::raw_sql(&sql).execute(&mut owner).await.unwrap();
         owner.close().await.unwrap();

@@ -151,7 +151,10 @@ where
     }));
     let deadline = Instant::now() + Duration::from_secs(60);
     while !done().await {
-        assert!(Instant::now() < deadline, "the worker did not finish in time");
+        assert!(
+            Instant::now() < deadline,
+            "the worker did not finish in time"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let _ = stop.send(());
@@ -183,16 +186,43 @@ async fn bad_envelopes_are_dead_lettered_with_their_reason_while_the_rest_flow()
     }
     s.relay_all().await;
     let ok = |t: &str| format!(r#"{{"tenant":"{t}","seq":1}}"#);
-    let huge = format!(r#"{{"tenant":"{a}","seq":1,"pad":"{}"}}"#, "x".repeat(300 * 1024));
+    let huge = format!(
+        r#"{{"tenant":"{a}","seq":1,"pad":"{}"}}"#,
+        "x".repeat(300 * 1024)
+    );
     let bad: Vec<(&str, &str, Option<String>)> = vec![
-        ("9000001", "TENANT_REQUIRED", Some(envelope(None, Some("x"), &ok(a)))),
-        ("9000002", "TENANT_INVALID", Some(envelope(Some("default"), Some("x"), &ok(a)))),
-        ("9000003", "PAYLOAD_TOO_LARGE", Some(envelope(Some(a), Some("x"), &huge))),
-        ("9000004", "PAYLOAD_INVALID", Some(envelope(Some(a), Some("x"), r#""not an effect""#))),
+        (
+            "9000001",
+            "TENANT_REQUIRED",
+            Some(envelope(None, Some("x"), &ok(a))),
+        ),
+        (
+            "9000002",
+            "TENANT_INVALID",
+            Some(envelope(Some("default"), Some("x"), &ok(a))),
+        ),
+        (
+            "9000003",
+            "PAYLOAD_TOO_LARGE",
+            Some(envelope(Some(a), Some("x"), &huge)),
+        ),
+        (
+            "9000004",
+            "PAYLOAD_INVALID",
+            Some(envelope(Some(a), Some("x"), r#""not an effect""#)),
+        ),
         // Forged: tenant b's context on tenant a's stream.
-        ("9000005", "TENANT_MISMATCH", Some(envelope(Some(b), Some("x"), &ok(b)))),
+        (
+            "9000005",
+            "TENANT_MISMATCH",
+            Some(envelope(Some(b), Some("x"), &ok(b))),
+        ),
         // The handler declares `agent`: the macro refuses the context.
-        ("9000006", "AGENT_REQUIRED", Some(envelope(Some(a), None, &ok(a)))),
+        (
+            "9000006",
+            "AGENT_REQUIRED",
+            Some(envelope(Some(a), None, &ok(a))),
+        ),
         ("9000007", "ENVELOPE_INVALID", Some("{not json".to_owned())),
         ("9000008", "ENVELOPE_MISSING", None),
     ];
@@ -318,7 +348,10 @@ async fn a_failing_handler_is_retried_with_backoff_then_dead_lettered() {
     let dead = dead_letters(&mut conn).await;
     assert_eq!(dead.len(), 1);
     assert_eq!(dead[0].0, "ATTEMPTS_EXHAUSTED");
-    assert_eq!((stats.processed, stats.retries, stats.dead_lettered), (5, 2, 1));
+    assert_eq!(
+        (stats.processed, stats.retries, stats.dead_lettered),
+        (5, 2, 1)
+    );
     assert_eq!(s.effects().await, 5);
     assert_eq!(pending(&mut conn, "tenant-001").await, 0);
 }
@@ -407,7 +440,9 @@ impl Probe {
         }
         let mut tx = job.begin(&ctx).await?;
         // Some work per event, so the flood is a real backlog.
-        sqlx::query("SELECT pg_sleep(0.002)").execute(&mut tx).await?;
+        sqlx::query("SELECT pg_sleep(0.002)")
+            .execute(&mut tx)
+            .await?;
         tx.commit().await?;
         if ctx.tenant_id().as_str() != self.quiet {
             self.flood_done.fetch_add(1, Ordering::SeqCst);
@@ -425,7 +460,11 @@ async fn quiet_waits(flood: usize) -> (Duration, u64) {
     let (noisy, quiet) = ("tenant-noisy", "tenant-quiet");
     let mut pipe = redis::pipe();
     for i in 0..flood {
-        let env = envelope(Some(noisy), None, &format!(r#"{{"tenant":"{noisy}","seq":{i}}}"#));
+        let env = envelope(
+            Some(noisy),
+            None,
+            &format!(r#"{{"tenant":"{noisy}","seq":{i}}}"#),
+        );
         pipe.cmd("XADD")
             .arg(format!("tenant:events:t:{noisy}"))
             .arg("*")
@@ -466,7 +505,11 @@ async fn quiet_waits(flood: usize) -> (Duration, u64) {
     tokio::time::sleep(Duration::from_millis(200)).await;
     let mut published = HashMap::new();
     for seq in 0..40i64 {
-        let env = envelope(Some(quiet), None, &format!(r#"{{"tenant":"{quiet}","seq":{seq}}}"#));
+        let env = envelope(
+            Some(quiet),
+            None,
+            &format!(r#"{{"tenant":"{quiet}","seq":{seq}}}"#),
+        );
         published.insert(seq, Instant::now());
         xadd(&mut conn, quiet, &(1_000_000 + seq).to_string(), Some(&env)).await;
         tokio::time::sleep(Duration::from_millis(10)).await;

@@ -145,8 +145,14 @@ async fn kill_9_at_random_points_applies_every_effect_exactly_once() {
         count("relay")
     );
     assert!(count("before_commit") > 0, "no crash before a commit");
-    assert!(count("after_commit") > 0, "no crash between a commit and its XACK");
-    assert!(count("relay") > 0, "no crash between XADD and the relay's commit");
+    assert!(
+        count("after_commit") > 0,
+        "no crash between a commit and its XACK"
+    );
+    assert!(
+        count("relay") > 0,
+        "no crash between XADD and the relay's commit"
+    );
     assert!(external_kills > 0);
 
     let (rows, distinct, wrong_outbox_tenant, wrong_payload_tenant) =
@@ -227,6 +233,9 @@ async fn the_seed_check_then_set_applies_an_effect_twice_where_ours_does_not() {
     let (our_rows, our_distinct) = crash_after_commit_once("ours").await;
     println!("after one crash between commit and ack: seed pattern {seed_rows} effects for {seed_distinct} events, ours {our_rows} for {our_distinct}");
     assert_eq!((seed_distinct, our_distinct), (40, 40));
-    assert!(seed_rows > 40, "the seed's pattern applied the crashed event again");
+    assert!(
+        seed_rows > 40,
+        "the seed's pattern applied the crashed event again"
+    );
     assert_eq!(our_rows, 40, "ours applied every event once");
 }

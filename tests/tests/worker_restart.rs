@@ -29,7 +29,12 @@ fn restart_postgres(cluster: &TestCluster) -> Child {
     let pid = std::fs::read_to_string(data.join("postmaster.pid")).unwrap();
     let pid = pid.lines().next().unwrap().trim().to_owned();
     let opts = std::fs::read_to_string(data.join("postmaster.opts")).unwrap();
-    let program = opts.split_whitespace().next().unwrap().trim_matches('"').to_owned();
+    let program = opts
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .trim_matches('"')
+        .to_owned();
     let args: Vec<String> = opts
         .split('"')
         .skip(1)
@@ -37,7 +42,11 @@ fn restart_postgres(cluster: &TestCluster) -> Child {
         .map(str::to_owned)
         .filter(|a| *a != program)
         .collect();
-    assert!(Command::new("kill").args(["-QUIT", &pid]).status().unwrap().success());
+    assert!(Command::new("kill")
+        .args(["-QUIT", &pid])
+        .status()
+        .unwrap()
+        .success());
     let gone = Instant::now() + Duration::from_secs(20);
     while Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < gone {
         std::thread::sleep(Duration::from_millis(20));
@@ -48,7 +57,13 @@ fn restart_postgres(cluster: &TestCluster) -> Child {
         .arg("\"$@\" >>server-restarted.log 2>&1 & pg=$!; cat >/dev/null; kill -QUIT \"$pg\"; wait \"$pg\"")
         .arg("restarted-pg");
     if root {
-        cmd.args(["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups", "--"]);
+        cmd.args([
+            "setpriv",
+            "--reuid=postgres",
+            "--regid=postgres",
+            "--init-groups",
+            "--",
+        ]);
     }
     cmd.arg(&program)
         .args(&args)
@@ -176,7 +191,10 @@ async fn redis_and_postgres_restart_mid_run_lose_nothing_and_double_nothing() {
         if outbox == done {
             break outbox;
         }
-        assert!(Instant::now() < deadline, "{done} of {outbox} events applied");
+        assert!(
+            Instant::now() < deadline,
+            "{done} of {outbox} events applied"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     // Give redeliveries of acknowledgements lost in the restarts their turn.
@@ -187,10 +205,17 @@ async fn redis_and_postgres_restart_mid_run_lose_nothing_and_double_nothing() {
     relay.await.unwrap();
     println!("restarts: {failed_publishes} failed publishes retried; worker {stats:?}");
 
-    assert!(outbox >= EVENTS, "every acknowledged publish is in the outbox");
+    assert!(
+        outbox >= EVENTS,
+        "every acknowledged publish is in the outbox"
+    );
     let (rows, distinct, wrong_outbox_tenant, wrong_payload_tenant) =
         audit_effects(&mut admin).await;
-    assert_eq!((rows, distinct), (outbox, outbox), "each event applied once");
+    assert_eq!(
+        (rows, distinct),
+        (outbox, outbox),
+        "each event applied once"
+    );
     assert_eq!((wrong_outbox_tenant, wrong_payload_tenant), (0, 0));
     let mut conn = client.get_connection_manager().await.unwrap();
     let dead: i64 = redis::cmd("XLEN")

@@ -417,9 +417,10 @@ impl Worker {
                             let handler = handler.clone();
                             let pool = pool.clone();
                             tasks.spawn(async move {
-                                let outcome =
-                                    deliver::<T, H, Fut>(&shared, &pool, &*handler, &tenant, &entry)
-                                        .await;
+                                let outcome = deliver::<T, H, Fut>(
+                                    &shared, &pool, &*handler, &tenant, &entry,
+                                )
+                                .await;
                                 settle(&shared, &tenant, &entry, outcome).await;
                                 tenant
                             });
