@@ -20,6 +20,11 @@
 //! median, and each ratio is the median of per-round ratios:
 //! `RATIO worker/seed_pattern tasks=8: 0.91`.
 //!
+//! Then fairness: the p99 wait (publish to handler start) of a quiet
+//! tenant's 40 events, alone and behind a flood of `BENCH_FLOOD` events
+//! (default 100,000) from another tenant queued first, with 4 jobs in
+//! flight, at most 2 per tenant.
+//!
 //! Run: `cargo bench -p tenant-benches --bench worker`.
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -28,7 +33,11 @@ use std::time::{Duration, Instant};
 
 use sqlx::{Connection, PgConnection};
 use tenant_core::envelope::Envelope;
-use tenant_core::{Ctx, Validated};
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use tenant_core::{with_context, Ctx, Validated};
+use tenant_sqlx::worker::{Job, WorkerError};
 use tenant_sqlx::rls::RlsPolicy;
 use tenant_sqlx::testing::redis::TestRedis;
 use tenant_sqlx::testing::{TestCluster, APP_ROLE};
@@ -220,6 +229,122 @@ async fn measure(
     events as f64 / elapsed.as_secs_f64()
 }
 
+/// Records when each quiet-tenant event started.
+#[derive(Clone)]
+struct Probe {
+    quiet: String,
+    seen: Arc<Mutex<HashMap<i64, Instant>>>,
+}
+
+impl Probe {
+    #[with_context(tenant)]
+    async fn handle(&self, job: Job<Effect>, ctx: Ctx<Validated>) -> Result<(), WorkerError> {
+        if ctx.tenant_id().as_str() == self.quiet {
+            self.seen
+                .lock()
+                .unwrap()
+                .insert(job.payload().seq, Instant::now());
+        }
+        let mut tx = job.begin(&ctx).await?;
+        sqlx::query("INSERT INTO effects (tenant_id, event_id, payload_tenant, seq) VALUES ($1, $2, $3, $4)")
+            .bind(ctx.tenant_id().as_str())
+            .bind(job.event_id())
+            .bind(&job.payload().tenant)
+            .bind(job.payload().seq)
+            .execute(&mut tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+fn raw_envelope(tenant: &str, seq: usize) -> String {
+    format!(r#"{{"context":{{"tenant":"{tenant}"}},"payload":{{"tenant":"{tenant}","seq":{seq}}}}}"#)
+}
+
+/// The quiet tenant's p99 wait behind `flood` events of another tenant.
+async fn quiet_p99(s: &Setup, flood: usize, run: usize) -> Duration {
+    let prefix = format!("fair:{run}:{flood}");
+    let (noisy, quiet) = ("tenant-noisy", "tenant-quiet");
+    let mut conn = s.conn.clone();
+    for chunk in (0..flood).collect::<Vec<_>>().chunks(500) {
+        let mut pipe = redis::pipe();
+        for &i in chunk {
+            pipe.cmd("XADD")
+                .arg(format!("{prefix}:t:{noisy}"))
+                .arg("*")
+                .arg("event")
+                .arg(10_000_000 * (run + 1) + i)
+                .arg("envelope")
+                .arg(raw_envelope(noisy, i))
+                .ignore();
+        }
+        pipe.query_async::<()>(&mut conn).await.unwrap();
+    }
+    redis::cmd("SADD")
+        .arg(format!("{prefix}:tenants"))
+        .arg(noisy)
+        .arg(quiet)
+        .query_async::<()>(&mut conn)
+        .await
+        .unwrap();
+    let probe = Probe {
+        quiet: quiet.into(),
+        seen: Arc::default(),
+    };
+    let worker = Worker::builder("fair")
+        .prefix(prefix.as_str())
+        .max_in_flight(4)
+        .per_tenant_in_flight(2)
+        .start(s.pool.clone(), &s.client)
+        .await
+        .unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let p = probe.clone();
+    let running = tokio::spawn(worker.run(
+        move |job| {
+            let p = p.clone();
+            async move { p.handle(job).await }
+        },
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut published = HashMap::new();
+    for seq in 0..40usize {
+        published.insert(seq as i64, Instant::now());
+        redis::cmd("XADD")
+            .arg(format!("{prefix}:t:{quiet}"))
+            .arg("*")
+            .arg("event")
+            .arg(20_000_000 * (run + 1) + seq)
+            .arg("envelope")
+            .arg(raw_envelope(quiet, seq))
+            .query_async::<()>(&mut conn)
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    while probe.seen.lock().unwrap().len() < 40 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let _ = stop.send(());
+    running.await.unwrap().unwrap();
+    redis::cmd("DEL")
+        .arg(format!("{prefix}:t:{noisy}"))
+        .query_async::<()>(&mut conn)
+        .await
+        .unwrap();
+    let seen = probe.seen.lock().unwrap();
+    let mut waits: Vec<Duration> = published
+        .iter()
+        .map(|(seq, t)| seen[seq].saturating_duration_since(*t))
+        .collect();
+    waits.sort();
+    waits[(waits.len() * 99).div_ceil(100) - 1]
+}
+
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
     v[v.len() / 2]
@@ -293,5 +418,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             median(&mut ratios[ti])
         );
     }
+    let flood = env_num("BENCH_FLOOD", 100_000);
+    let mut alone = Vec::new();
+    let mut flooded = Vec::new();
+    for run in 0..3 {
+        alone.push(quiet_p99(&s, 0, run).await.as_secs_f64() * 1e3);
+        flooded.push(quiet_p99(&s, flood, run).await.as_secs_f64() * 1e3);
+    }
+    println!(
+        "fairness: quiet tenant p99 wait {:.1} ms alone, {:.1} ms behind a {flood}-event flood (median of 3)",
+        median(&mut alone),
+        median(&mut flooded)
+    );
     Ok(())
 }
