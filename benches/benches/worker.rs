@@ -27,21 +27,18 @@
 //!
 //! Run: `cargo bench -p tenant-benches --bench worker`.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use sqlx::{Connection, PgConnection};
 use tenant_core::envelope::Envelope;
-use std::collections::HashMap;
-use std::sync::Mutex;
-
 use tenant_core::{with_context, Ctx, Validated};
-use tenant_sqlx::worker::{Job, WorkerError};
 use tenant_sqlx::rls::RlsPolicy;
 use tenant_sqlx::testing::redis::TestRedis;
 use tenant_sqlx::testing::{TestCluster, APP_ROLE};
-use tenant_sqlx::worker::{self, Relay, Worker};
+use tenant_sqlx::worker::{self, Job, Relay, Worker, WorkerError};
 use tenant_sqlx::{AdminPool, TenantPool};
 use tenant_tests::worker_fixture::{install, tenant, Effect, Handlers};
 use tokio::sync::oneshot;
@@ -259,7 +256,9 @@ impl Probe {
 }
 
 fn raw_envelope(tenant: &str, seq: usize) -> String {
-    format!(r#"{{"context":{{"tenant":"{tenant}"}},"payload":{{"tenant":"{tenant}","seq":{seq}}}}}"#)
+    format!(
+        r#"{{"context":{{"tenant":"{tenant}"}},"payload":{{"tenant":"{tenant}","seq":{seq}}}}}"#
+    )
 }
 
 /// The quiet tenant's p99 wait behind `flood` events of another tenant.
