@@ -47,6 +47,8 @@ mod sql;
 mod stash;
 mod taint;
 mod tx;
+#[cfg(feature = "worker")]
+pub mod worker;
 
 #[cfg(feature = "testing")]
 pub mod testing;

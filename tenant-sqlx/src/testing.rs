@@ -58,6 +58,8 @@
 //! # Ok(()) }
 //! ```
 
+pub mod redis;
+
 use std::fmt;
 use std::io::{self, Read};
 use std::os::unix::fs::MetadataExt;

@@ -182,6 +182,13 @@ impl<'ctx> TenantTx<'ctx> {
         self.inner.ctx.tenant_id()
     }
 
+    /// The context the transaction was opened with (the worker's outbox
+    /// wraps events with it).
+    #[cfg(feature = "worker")]
+    pub(crate) fn ctx(&self) -> &Ctx<Validated> {
+        &self.inner.ctx
+    }
+
     /// Commits the transaction.
     ///
     /// Fails, with the work not committed and the connection closed, when:

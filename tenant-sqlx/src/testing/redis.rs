@@ -1,0 +1,235 @@
+//! A throwaway Redis server for tests and demos (feature `testing`).
+//!
+//! [`TestRedis::start`] runs Debian's `redis-server` (`apt-get install
+//! redis-server`; `REDIS_SERVER` names another binary) the way
+//! [`TestCluster`](super::TestCluster) runs PostgreSQL:
+//!
+//! * it listens on a Unix socket inside a fresh private directory only
+//!   (`port 0`, socket mode `0700`): no TCP port, nothing reachable from the
+//!   network, no port races between test binaries;
+//! * it keeps an append-only file fsynced on every write, so a crash and a
+//!   [`restart`](TestRedis::restart) lose nothing that was acknowledged;
+//! * a small `sh` watchdog whose standard input is a pipe held by this
+//!   process restarts the server if it dies and, on end-of-file (the
+//!   `TestRedis` dropped, or this process ending in any way, `SIGKILL`
+//!   included), stops it and removes the directory.
+//!
+//! ```no_run
+//! use tenant_sqlx::testing::redis::TestRedis;
+//!
+//! # async fn demo() -> Result<(), tenant_sqlx::testing::HarnessError> {
+//! let redis = TestRedis::start().await?;
+//! println!("{}", redis.url()); // redis+unix:///tmp/tenant-redis-…/redis.sock
+//! redis.restart().await?; // kill -9, then the watchdog starts it again
+//! # Ok(()) }
+//! ```
+
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::HarnessError;
+
+/// The server binary used unless `REDIS_SERVER` names another.
+pub const DEFAULT_REDIS_SERVER: &str = "redis-server";
+
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Supervises the server: restarts it when it dies, and on end-of-file on
+/// stdin stops it and removes the directory.
+const WATCHDOG: &str = r#"dir=$1; shift
+(
+  while [ ! -e "$dir/stopping" ]; do
+    "$@" >>"$dir/server.log" 2>&1
+    sleep 0.05
+  done
+) &
+loop=$!
+cat >/dev/null
+touch "$dir/stopping"
+[ -f "$dir/redis.pid" ] && kill -9 "$(cat "$dir/redis.pid")" 2>/dev/null
+wait "$loop" 2>/dev/null
+rm -rf "$dir"
+"#;
+
+/// A throwaway Redis server; see the [module documentation](self).
+pub struct TestRedis {
+    dir: PathBuf,
+    watchdog: Child,
+    lifeline: Option<ChildStdin>,
+}
+
+impl fmt::Debug for TestRedis {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TestRedis").field("dir", &self.dir).finish()
+    }
+}
+
+impl Drop for TestRedis {
+    fn drop(&mut self) {
+        drop(self.lifeline.take());
+        let _ = self.watchdog.wait();
+    }
+}
+
+impl TestRedis {
+    /// Starts a throwaway server and waits until it answers `PING`.
+    pub async fn start() -> Result<TestRedis, HarnessError> {
+        let redis = tokio::task::spawn_blocking(Self::spawn)
+            .await
+            .map_err(|e| HarnessError::Io {
+                action: "run the Redis start-up task",
+                source: Arc::new(io::Error::other(e.to_string())),
+            })??;
+        redis.wait_ready(None).await?;
+        Ok(redis)
+    }
+
+    /// The `redis+unix://` URL of the server, for `redis::Client::open`.
+    pub fn url(&self) -> String {
+        format!("redis+unix://{}", self.socket().display())
+    }
+
+    /// The directory holding the socket, the append-only file and the log.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Kills the server with `SIGKILL` (a crash, not a clean shutdown) and
+    /// waits until the watchdog has started it again from its append-only
+    /// file. Clients see their connections drop.
+    pub async fn restart(&self) -> Result<(), HarnessError> {
+        let old = self.pid().ok_or_else(|| HarnessError::NotReady {
+            log: "redis.pid missing: the server is not running".into(),
+        })?;
+        let status = Command::new("kill")
+            .args(["-9", &old.to_string()])
+            .status()
+            .map_err(HarnessError::io("run kill"))?;
+        if !status.success() {
+            return Err(HarnessError::Command {
+                program: "kill".into(),
+                status: status.to_string(),
+                output: String::new(),
+            });
+        }
+        self.wait_ready(Some(old)).await
+    }
+
+    fn socket(&self) -> PathBuf {
+        self.dir.join("redis.sock")
+    }
+
+    fn pid(&self) -> Option<u32> {
+        std::fs::read_to_string(self.dir.join("redis.pid"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
+    /// Waits for `PONG` from a server whose pid is not `not_pid`.
+    async fn wait_ready(&self, not_pid: Option<u32>) -> Result<(), HarnessError> {
+        let started = Instant::now();
+        loop {
+            let fresh = not_pid.is_none() || self.pid().is_some_and(|p| Some(p) != not_pid);
+            if fresh && ping(&self.socket()) {
+                return Ok(());
+            }
+            if started.elapsed() > READY_TIMEOUT {
+                return Err(HarnessError::NotReady {
+                    log: super::tail(&self.dir.join("server.log")),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    fn spawn() -> Result<TestRedis, HarnessError> {
+        let server =
+            std::env::var("REDIS_SERVER").unwrap_or_else(|_| DEFAULT_REDIS_SERVER.to_owned());
+        let found = Command::new(&server)
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        if !found {
+            return Err(HarnessError::BinariesMissing {
+                searched: format!(
+                    "{server} (install it with `apt-get install redis-server`, \
+                     or name the binary in REDIS_SERVER)"
+                ),
+            });
+        }
+        let dir = tempfile::Builder::new()
+            .prefix("tenant-redis-")
+            .tempdir()
+            .map_err(HarnessError::io("create a temporary directory"))?
+            .keep();
+        let mut watchdog = Command::new("sh");
+        watchdog
+            .arg("-c")
+            .arg(WATCHDOG)
+            .arg("tenant-redis-watchdog")
+            .arg(&dir)
+            .arg(&server)
+            .arg("--port")
+            .arg("0")
+            .arg("--unixsocket")
+            .arg(dir.join("redis.sock"))
+            .args(["--unixsocketperm", "700"])
+            .arg("--dir")
+            .arg(&dir)
+            .arg("--pidfile")
+            .arg(dir.join("redis.pid"))
+            .args([
+                "--daemonize",
+                "no",
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+                "--loglevel",
+                "warning",
+            ])
+            .current_dir(&dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0);
+        let mut child = match watchdog.spawn() {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&dir);
+                return Err(HarnessError::io("start the Redis watchdog (sh)")(e));
+            }
+        };
+        let lifeline = child.stdin.take();
+        Ok(TestRedis {
+            dir,
+            watchdog: child,
+            lifeline,
+        })
+    }
+}
+
+fn ping(socket: &Path) -> bool {
+    let Ok(mut s) = UnixStream::connect(socket) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(1)));
+    if s.write_all(b"PING\r\n").is_err() {
+        return false;
+    }
+    let mut buf = [0u8; 7];
+    matches!(s.read(&mut buf), Ok(n) if buf[..n].starts_with(b"+PONG"))
+}
