@@ -11,15 +11,18 @@ tokio::task_local! {
 }
 
 /// The future of a request served with its (verified) bearer token in scope.
+#[cfg_attr(not(feature = "tower"), allow(dead_code))]
 pub(crate) type BearerFuture<F> = TaskLocalFuture<Option<Arc<str>>, F>;
 
 /// Runs `fut` with `token` as the incoming bearer token (`None`: there is
 /// none, also for requests nested in one that had one).
+#[cfg_attr(not(feature = "tower"), allow(dead_code))]
 pub(crate) fn scope<F: Future>(token: Option<Arc<str>>, fut: F) -> BearerFuture<F> {
     BEARER.scope(token, fut)
 }
 
 /// Runs `f` with `token` as the incoming bearer token.
+#[cfg_attr(not(feature = "tower"), allow(dead_code))]
 pub(crate) fn sync_scope<R>(token: Option<Arc<str>>, f: impl FnOnce() -> R) -> R {
     BEARER.sync_scope(token, f)
 }

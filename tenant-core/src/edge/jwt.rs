@@ -225,7 +225,7 @@ impl ClaimNames {
 ///
 /// let exp = jsonwebtoken::get_current_timestamp() + 600;
 /// let claims = serde_json::json!({"tenant": "acme", "aud": "api", "exp": exp, "sub": "ann"});
-/// let token = encode(&Header::default(), &claims, &EncodingKey::from_secret(secret))?;
+/// let token = encode(&Header::default(), &claims, &EncodingKey::from_secret(secret)?)?;
 /// let req = http::Request::builder()
 ///     .header("authorization", format!("Bearer {token}"))
 ///     .body(())?;
