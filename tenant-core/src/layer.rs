@@ -42,7 +42,10 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::ctx::Validated;
+#[cfg(feature = "edge")]
+use crate::edge::{EdgeError, Resolver};
 use crate::error::ContextError;
+use crate::forward::{self, BearerFuture};
 use crate::http::HeaderNames;
 use crate::scope::{Incoming, IncomingFuture};
 use crate::validator::Validator;
@@ -86,6 +89,8 @@ struct Config {
     names: HeaderNames,
     validator: Option<Arc<dyn Validator>>,
     require_tenant: bool,
+    #[cfg(feature = "edge")]
+    resolver: Option<Arc<Resolver>>,
 }
 
 impl ContextLayer {
@@ -154,6 +159,54 @@ impl ContextLayer {
     pub fn header_names(self, names: HeaderNames) -> Self {
         self.edit(|c| c.names = names)
     }
+
+    /// Resolves the tenant with `resolver` (feature `edge`): a chain of
+    /// trusted header, host and bearer token, instead of the bare
+    /// `X-Tenant-ID` header. What it resolves is the [`Incoming`] context
+    /// handlers validate; what it refuses is answered here, with the
+    /// [`EdgeError`]'s status, JSON body and, for a token,
+    /// `WWW-Authenticate`. A verified token is put in the request's
+    /// extensions ([`VerifiedToken`](crate::edge::VerifiedToken)) and
+    /// in scope for [`incoming_bearer`](crate::incoming_bearer) (the client
+    /// layer forwards it). The resolver's header names replace
+    /// [`header_names`](Self::header_names).
+    ///
+    /// ```
+    /// use tenant_core::edge::{HostSource, Resolver};
+    /// use tenant_core::layer::ContextLayer;
+    ///
+    /// let layer = ContextLayer::new()
+    ///     .resolver(Resolver::new().host(HostSource::new("example.com")))
+    ///     .require_tenant();
+    /// # let _ = layer;
+    /// ```
+    #[cfg(feature = "edge")]
+    pub fn resolver(self, resolver: Resolver) -> Self {
+        self.edit(|c| c.resolver = Some(Arc::new(resolver)))
+    }
+}
+
+/// Why the layer answered instead of the inner service.
+enum Rejection {
+    Context(ContextError),
+    #[cfg(feature = "edge")]
+    Edge(EdgeError),
+}
+
+impl From<ContextError> for Rejection {
+    fn from(e: ContextError) -> Self {
+        Rejection::Context(e)
+    }
+}
+
+impl Rejection {
+    fn to_http_response<B: From<String>>(&self) -> Response<B> {
+        match self {
+            Rejection::Context(e) => e.to_http_response(),
+            #[cfg(feature = "edge")]
+            Rejection::Edge(e) => e.to_http_response(),
+        }
+    }
 }
 
 impl<S> Layer<S> for ContextLayer {
@@ -185,16 +238,48 @@ pub struct ContextService<S> {
 }
 
 impl<S> ContextService<S> {
-    fn incoming<B>(&self, req: &Request<B>) -> Result<Incoming, ContextError> {
-        let raw = self.config.names.extract(req.headers())?;
+    /// The incoming context of `req`, and the bearer token to forward.
+    fn incoming<B>(&self, req: &mut Request<B>) -> Result<(Incoming, Option<Arc<str>>), Rejection> {
+        let (raw, bearer) = match self.resolve(req)? {
+            Some(resolved) => resolved,
+            None => (self.config.names.extract(req.headers())?, None),
+        };
         if self.config.require_tenant {
             raw.validate::<Validated>()?;
         }
         let incoming = Incoming::new(raw);
-        Ok(match &self.config.validator {
+        let incoming = match &self.config.validator {
             Some(v) => incoming.with_validator(Arc::clone(v)),
             None => incoming,
-        })
+        };
+        Ok((incoming, bearer))
+    }
+
+    #[cfg(feature = "edge")]
+    #[allow(clippy::type_complexity)]
+    fn resolve<B>(
+        &self,
+        req: &mut Request<B>,
+    ) -> Result<Option<(crate::Ctx<crate::Unvalidated>, Option<Arc<str>>)>, Rejection> {
+        let Some(resolver) = &self.config.resolver else {
+            return Ok(None);
+        };
+        let resolved = resolver.resolve(req).map_err(Rejection::Edge)?;
+        let bearer = resolved.bearer();
+        #[cfg(feature = "jwt")]
+        if let Some(token) = resolved.token() {
+            req.extensions_mut().insert(token.clone());
+        }
+        Ok(Some((resolved.into_raw(), bearer)))
+    }
+
+    #[cfg(not(feature = "edge"))]
+    #[allow(clippy::type_complexity)]
+    fn resolve<B>(
+        &self,
+        _req: &mut Request<B>,
+    ) -> Result<Option<(crate::Ctx<crate::Unvalidated>, Option<Arc<str>>)>, Rejection> {
+        Ok(None)
     }
 }
 
@@ -211,19 +296,21 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
-        match self.incoming(&req) {
+    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
+        match self.incoming(&mut req) {
             Err(e) => ContextFuture {
                 state: State::Rejected {
                     response: Some(e.to_http_response()),
                 },
             },
-            Ok(incoming) => {
+            Ok((incoming, bearer)) => {
                 // Some services do work in `call` itself; it sees the context too.
-                let fut = incoming.sync_scope(|| self.inner.call(req));
+                let fut = forward::sync_scope(bearer.clone(), || {
+                    incoming.sync_scope(|| self.inner.call(req))
+                });
                 ContextFuture {
                     state: State::Inner {
-                        fut: incoming.scope(fut),
+                        fut: forward::scope(bearer, incoming.scope(fut)),
                     },
                 }
             }
@@ -244,7 +331,7 @@ pin_project_lite::pin_project! {
     #[project = StateProj]
     enum State<F, B> {
         Rejected { response: Option<Response<B>> },
-        Inner { #[pin] fut: IncomingFuture<F> },
+        Inner { #[pin] fut: BearerFuture<IncomingFuture<F>> },
     }
 }
 

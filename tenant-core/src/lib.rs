@@ -37,6 +37,9 @@
 //! | `tower` | `tenant_core::layer::ContextLayer`: sets the incoming context for the inner service; optionally refuses requests without a tenant (`400`, JSON body) |
 //! | `axum` | `impl axum::response::IntoResponse for ContextError`, with the same JSON body |
 //! | `serde` | `tenant_core::envelope::Envelope`: the raw context travels with a worker message and is validated on receipt |
+//! | `edge` | `tenant_core::edge::Resolver`: the tenant from a chain of sources (trusted header, host behind trusted proxies) for `ContextLayer::resolver` |
+//! | `jwt` | `tenant_core::edge::BearerAuth`: the tenant from a verified bearer JWT (HS256, RS256, ES256; `jsonwebtoken`, RustCrypto backend) |
+//! | `client` | `tenant_core::client::PropagateContextLayer`: outgoing requests carry the current context's headers, and optionally the incoming bearer token |
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -50,8 +53,14 @@ mod validator;
 
 #[cfg(feature = "axum")]
 mod axum;
+#[cfg(feature = "client")]
+pub mod client;
+#[cfg(feature = "edge")]
+pub mod edge;
 #[cfg(feature = "serde")]
 pub mod envelope;
+#[cfg(any(feature = "tower", feature = "client"))]
+mod forward;
 #[cfg(feature = "http")]
 pub mod http;
 #[cfg(feature = "tower")]
@@ -68,6 +77,8 @@ pub use ctx::{
     Validated, WithAgent, WithCollection, WithConversation,
 };
 pub use error::{ContextError, Field};
+#[cfg(any(feature = "tower", feature = "client"))]
+pub use forward::incoming_bearer;
 pub use id::{AgentId, CollectionId, ConversationId, IdError, TenantId, MAX_ID_LEN, RESERVED_IDS};
 pub use key::TenantKey;
 pub use log::{log_prefix, NO_CONTEXT_PREFIX};

@@ -15,6 +15,16 @@
 //! | `GET /api/agents/{agent_id}/collections` | same |
 //! | `GET /status` | public (`validate_tenant = false`) |
 //!
+//! # Who the tenant is
+//!
+//! By default the tenant is the `tenant` claim of a bearer JWT
+//! ([`Auth::Bearer`]: HS256, `iss` [`ISSUER`], `aud` [`AUDIENCE`]; an
+//! `agent` claim, if any, is the agent). No token is `401 TOKEN_MISSING`,
+//! a bad one `401 TOKEN_…`, both with `WWW-Authenticate`; an `X-Tenant-ID`
+//! header that differs from the token is `403 TENANT_MISMATCH`. Behind a
+//! gateway that authenticates clients, [`Auth::TrustedHeader`]
+//! (`TRUST_TENANT_HEADER=1`) takes `X-Tenant-ID` as sent.
+//!
 //! # Hostile clients
 //!
 //! Every refusal is the JSON envelope `{"error":{"code":…,"message":…}}`
@@ -48,6 +58,7 @@
 //!   a handler writes; the client gets `500 DATABASE_ERROR` and no detail.
 #![deny(missing_docs)]
 
+mod auth;
 mod error;
 mod limits;
 mod serve;
@@ -61,6 +72,7 @@ use axum::routing::get;
 use axum::{middleware, Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
+use tenant_core::edge::Resolver;
 use tenant_core::layer::ContextLayer;
 use tenant_core::{
     with_context, CollectionId, ContextError, Ctx, Unvalidated, Validated, WithAgent,
@@ -69,6 +81,7 @@ use tenant_core::{
 use tenant_sqlx::memory::{self, ConversationMemory, Role};
 use tenant_sqlx::TenantPool;
 
+pub use auth::{Auth, AUDIENCE, ISSUER, TOKEN_LIFETIME};
 pub use error::{ApiError, JsonBody, QueryParams};
 pub use limits::Limits;
 pub use service::{start, start_with, Config, DatabaseConfig, Service, StartError};
@@ -292,8 +305,9 @@ async fn get_collections(
     Ok(Json(out))
 }
 
-/// A public endpoint: no tenant needed (seed 001 §10.2). It may echo the raw
-/// tenant header, which is not validated and opens nothing.
+/// A public endpoint: no tenant and no token needed (seed 001 §10.2). It
+/// may echo the raw tenant header, which is not validated and opens
+/// nothing.
 #[with_context(tenant, validate_tenant = false)]
 async fn status(ctx: Ctx<Unvalidated>) -> Result<Json<Value>, ContextError> {
     Ok(Json(
@@ -302,9 +316,11 @@ async fn status(ctx: Ctx<Unvalidated>) -> Result<Json<Value>, ContextError> {
 }
 
 /// The service's routes: the edge (request timeout, body limit) around the
-/// layer that reads the context headers, around the handlers.
-pub fn router(pool: Arc<TenantPool>, limits: Limits) -> Router {
-    Router::new()
+/// layer that resolves the context (`resolver`: bearer token or trusted
+/// header, see [`Auth::resolver`]), around the handlers. `/status` is
+/// public: its layer only reads the headers.
+pub fn router(pool: Arc<TenantPool>, limits: Limits, resolver: Resolver) -> Router {
+    let api = Router::new()
         .route(
             "/api/agents/{agent_id}/messages",
             get(get_messages).post(post_message).delete(delete_messages),
@@ -313,8 +329,11 @@ pub fn router(pool: Arc<TenantPool>, limits: Limits) -> Router {
             "/api/agents/{agent_id}/collections",
             get(get_collections).post(post_collection),
         )
+        .layer(ContextLayer::new().resolver(resolver));
+    let public = Router::new()
         .route("/status", get(status))
-        .layer(ContextLayer::new())
+        .layer(ContextLayer::new());
+    api.merge(public)
         .layer(middleware::from_fn_with_state(limits, limits::edge))
         .with_state(AppState { pool, limits })
 }

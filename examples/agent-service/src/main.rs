@@ -1,5 +1,8 @@
 //! `cargo run -p agent-service`: the example service on 127.0.0.1:3000 (or
-//! `BIND`), with a throwaway PostgreSQL unless `DATABASE_URL` is set.
+//! `BIND`), with a throwaway PostgreSQL unless `DATABASE_URL` is set. It
+//! prints a development signing key and two ready bearer tokens (acme,
+//! globex); `TRUST_TENANT_HEADER=1` takes the tenant from `X-Tenant-ID`
+//! instead, for a gateway deployment.
 
 use std::process::ExitCode;
 
@@ -34,15 +37,47 @@ async fn main() -> ExitCode {
         limits.max_page,
         limits.max_response_bytes,
     );
-    println!("try:");
-    println!(
-        "  curl -s -X POST http://{addr}/api/agents/agent-7/messages -H 'X-Tenant-ID: acme' \
-         -H 'X-Conversation-ID: conv-1' -H 'content-type: application/json' -d '{{\"content\":\"hello\"}}'"
-    );
-    println!(
-        "  curl -s http://{addr}/api/agents/agent-7/messages -H 'X-Tenant-ID: acme' -H 'X-Conversation-ID: conv-1'"
-    );
-    println!("  curl -s -i http://{addr}/api/agents/agent-7/messages -H 'X-Conversation-ID: conv-1'   # 400 TENANT_REQUIRED");
+    match service.auth().signing_key_hex() {
+        Some(key) => {
+            let acme = service.token("acme", None).unwrap_or_default();
+            let globex = service.token("globex", None).unwrap_or_default();
+            println!(
+                "auth: bearer tokens (HS256, iss {}, aud {}, claim `tenant`); \
+                 signing key (hex; from JWT_SECRET, else made up for this run):",
+                agent_service::ISSUER,
+                agent_service::AUDIENCE,
+            );
+            println!("  {key}");
+            println!("tokens, valid for a day:");
+            println!("  export ACME={acme}");
+            println!("  export GLOBEX={globex}");
+            println!("try:");
+            println!(
+                "  curl -s -X POST http://{addr}/api/agents/agent-7/messages -H \"Authorization: Bearer $ACME\" \
+                 -H 'X-Conversation-ID: conv-1' -H 'content-type: application/json' -d '{{\"content\":\"hello\"}}'"
+            );
+            println!(
+                "  curl -s http://{addr}/api/agents/agent-7/messages -H \"Authorization: Bearer $ACME\" -H 'X-Conversation-ID: conv-1'"
+            );
+            println!(
+                "  curl -s http://{addr}/api/agents/agent-7/messages -H \"Authorization: Bearer $GLOBEX\" -H 'X-Conversation-ID: conv-1'   # globex sees none of acme's"
+            );
+            println!("  curl -s -i http://{addr}/api/agents/agent-7/messages -H 'X-Tenant-ID: acme' -H 'X-Conversation-ID: conv-1'   # 401 TOKEN_MISSING");
+            println!("  curl -s -i http://{addr}/api/agents/agent-7/messages -H \"Authorization: Bearer $ACME\" -H 'X-Tenant-ID: globex' -H 'X-Conversation-ID: conv-1'   # 403 TENANT_MISMATCH");
+        }
+        None => {
+            println!("auth: X-Tenant-ID as sent (TRUST_TENANT_HEADER=1): only behind a gateway that sets it");
+            println!("try:");
+            println!(
+                "  curl -s -X POST http://{addr}/api/agents/agent-7/messages -H 'X-Tenant-ID: acme' \
+                 -H 'X-Conversation-ID: conv-1' -H 'content-type: application/json' -d '{{\"content\":\"hello\"}}'"
+            );
+            println!(
+                "  curl -s http://{addr}/api/agents/agent-7/messages -H 'X-Tenant-ID: acme' -H 'X-Conversation-ID: conv-1'"
+            );
+            println!("  curl -s -i http://{addr}/api/agents/agent-7/messages -H 'X-Conversation-ID: conv-1'   # 400 TENANT_REQUIRED");
+        }
+    }
     println!("Ctrl-C stops it.");
     match service.run_until_ctrl_c().await {
         Ok(()) => {

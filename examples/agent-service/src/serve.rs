@@ -6,7 +6,9 @@
 //! sends nothing) holds a socket and a task for as long as it likes. This
 //! loop serves each connection with
 //! `http1::Builder::timer(TokioTimer).header_read_timeout(..)`, and gives up
-//! on a client that stops reading its response ([`SendTimeout`]).
+//! on a client that stops reading its response ([`SendTimeout`]). Each
+//! request carries its connection's peer address as axum's
+//! `ConnectInfo<SocketAddr>`.
 
 use std::future::Future;
 use std::io;
@@ -14,7 +16,8 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use axum::Router;
+use axum::extract::ConnectInfo;
+use axum::{Extension, Router};
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
@@ -23,6 +26,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 use tokio::time::Sleep;
+use tower_layer::Layer;
 
 use crate::limits::Limits;
 
@@ -40,9 +44,9 @@ pub(crate) async fn serve(
         .header_read_timeout(limits.header_read_timeout);
     let graceful = GracefulShutdown::new();
     loop {
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _peer)) => stream,
+                Ok(accepted) => accepted,
                 Err(e) => {
                     accept_error(e).await;
                     continue;
@@ -52,7 +56,9 @@ pub(crate) async fn serve(
         };
         // Small JSON responses: do not wait for Nagle.
         let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(app.clone());
+        // The peer, as `axum::serve` gives it with `ConnectInfo`: the
+        // host source trusts `X-Forwarded-Host` only from a proxy's address.
+        let service = TowerToHyperService::new(Extension(ConnectInfo(peer)).layer(app.clone()));
         let io = TokioIo::new(SendTimeout::new(stream, limits.send_timeout));
         let connection = graceful.watch(http.serve_connection(io, service));
         tokio::spawn(async move {

@@ -14,6 +14,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+use crate::auth::Auth;
 use crate::limits::Limits;
 use crate::{router, serve};
 
@@ -40,6 +41,9 @@ pub enum StartError {
          or set HARDENED=0"
     )]
     BadGuardSecret,
+    /// `JWT_SECRET` must be at least 32 bytes, in hex.
+    #[error("JWT_SECRET must be the bearer tokens' HS256 key as hex (at least 32 bytes)")]
+    BadJwtSecret,
     /// The listening socket could not be opened.
     #[error("could not listen on {addr}: {source}")]
     Bind {
@@ -83,6 +87,8 @@ pub struct Config {
     pub guard_secret: Option<Vec<u8>>,
     /// What one client may cost.
     pub limits: Limits,
+    /// Where a request's tenant comes from.
+    pub auth: Auth,
 }
 
 impl fmt::Debug for Config {
@@ -99,12 +105,14 @@ impl fmt::Debug for Config {
             .field("hardened", &self.hardened)
             .field("guard_secret", &self.guard_secret.as_ref().map(|_| "…"))
             .field("limits", &self.limits)
+            .field("auth", &self.auth)
             .finish()
     }
 }
 
 impl Config {
-    /// A throwaway database, hardened mode, the default [`Limits`].
+    /// A throwaway database, hardened mode, the default [`Limits`], bearer
+    /// tokens signed with a development key made up now.
     pub fn new(bind: impl Into<String>) -> Config {
         Config {
             bind: bind.into(),
@@ -112,12 +120,16 @@ impl Config {
             hardened: true,
             guard_secret: None,
             limits: Limits::default(),
+            auth: Auth::development(),
         }
     }
 
     /// The configuration the environment describes: `DATABASE_URL` and
     /// `DATABASE_OWNER_URL` (else a throwaway database), `HARDENED=0` to
-    /// turn hardened mode off, `GUARD_SECRET` (hex).
+    /// turn hardened mode off, `GUARD_SECRET` (hex); `JWT_SECRET` (hex, the
+    /// HS256 key of the bearer tokens; else a development key made up now),
+    /// or `TRUST_TENANT_HEADER=1` to take the tenant from `X-Tenant-ID` as
+    /// sent (only behind a gateway that sets it).
     pub fn from_env(bind: impl Into<String>) -> Result<Config, StartError> {
         let var = |name| std::env::var(name).ok().filter(|v: &String| !v.is_empty());
         let database = match var("DATABASE_URL") {
@@ -131,10 +143,23 @@ impl Config {
             Some(hex) => Some(decode_hex(hex.trim()).ok_or(StartError::BadGuardSecret)?),
             None => None,
         };
+        let auth = if var("TRUST_TENANT_HEADER").is_some_and(|v| v == "1") {
+            Auth::TrustedHeader
+        } else {
+            match var("JWT_SECRET") {
+                Some(hex) => Auth::Bearer {
+                    secret: decode_hex(hex.trim())
+                        .filter(|s| s.len() >= 32)
+                        .ok_or(StartError::BadJwtSecret)?,
+                },
+                None => Auth::development(),
+            }
+        };
         Ok(Config {
             database,
             hardened: var("HARDENED").is_none_or(|v| v != "0"),
             guard_secret,
+            auth,
             ..Config::new(bind)
         })
     }
@@ -224,6 +249,7 @@ pub struct Service {
     database: Database,
     pool: Arc<TenantPool>,
     limits: Limits,
+    auth: Auth,
     shutdown: oneshot::Sender<()>,
     server: JoinHandle<std::io::Result<()>>,
 }
@@ -242,6 +268,17 @@ impl Service {
     /// The limits it enforces.
     pub fn limits(&self) -> Limits {
         self.limits
+    }
+
+    /// Where it takes a request's tenant from.
+    pub fn auth(&self) -> &Auth {
+        &self.auth
+    }
+
+    /// A bearer token for `tenant` (and `agent`, if given) that this
+    /// service accepts for a day; `None` in trusted-header mode.
+    pub fn token(&self, tenant: &str, agent: Option<&str>) -> Option<String> {
+        self.auth.token(tenant, agent)
     }
 
     /// Stops serving (in-flight requests finish), closes the pool and
@@ -272,22 +309,15 @@ fn guard_secret(config: &Config, database: &Database) -> Result<Vec<u8>, StartEr
     }
     match database {
         Database::Throwaway { .. } => {
-            use std::hash::{BuildHasher, Hasher};
-            // Not a key generator worth the name, but a throwaway database's
-            // secret only has to be unknown to the service's own SQL.
-            let mut secret = Vec::with_capacity(32);
-            while secret.len() < 32 {
-                let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-                h.write_usize(secret.len());
-                secret.extend_from_slice(&h.finish().to_le_bytes());
-            }
-            Ok(secret)
+            // A throwaway database's secret only has to be unknown to the
+            // service's own SQL.
+            Ok(crate::auth::made_up_secret())
         }
         Database::External { .. } => Err(StartError::BadGuardSecret),
     }
 }
 
-fn decode_hex(hex: &str) -> Option<Vec<u8>> {
+pub(crate) fn decode_hex(hex: &str) -> Option<Vec<u8>> {
     if !hex.len().is_multiple_of(2) {
         return None;
     }
@@ -343,13 +373,14 @@ pub async fn start_with(config: Config) -> Result<Service, StartError> {
         source,
     })?;
     let (shutdown, stopped) = oneshot::channel::<()>();
-    let app = router(Arc::clone(&pool), config.limits);
+    let app = router(Arc::clone(&pool), config.limits, config.auth.resolver());
     let server = tokio::spawn(serve::serve(listener, app, config.limits, stopped));
     Ok(Service {
         addr,
         database,
         pool,
         limits: config.limits,
+        auth: config.auth,
         shutdown,
         server,
     })

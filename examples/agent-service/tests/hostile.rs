@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use agent_service::{start_with, Config, DatabaseConfig, Limits, Service};
+use agent_service::{start_with, Auth, Config, DatabaseConfig, Limits, Service};
 use common::{call, contents, parse, request};
 use serde_json::{json, Value};
 use sqlx::{Connection, PgConnection};
@@ -44,6 +44,9 @@ async fn start(limits: Limits) -> (Service, TestDatabase) {
         hardened: true,
         guard_secret: Some(secret.to_vec()),
         limits,
+        // The edge's limits, not its authentication, are under test here:
+        // the gateway mode keeps the raw requests short.
+        auth: Auth::TrustedHeader,
         ..Config::new("127.0.0.1:0")
     };
     let service = start_with(config).await.expect("the service starts");
