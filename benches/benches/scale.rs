@@ -51,7 +51,7 @@ type BoxError = Box<dyn std::error::Error>;
 
 /// The tenant of row `i` (1-based), as the loading SQL computes it.
 fn tenant_of(i: u64) -> String {
-    if i % 10 == 0 {
+    if i.is_multiple_of(10) {
         format!("big-{}", (i / 10) % BIG_TENANTS)
     } else {
         format!("t-{:04}", i % SMALL_TENANTS)
@@ -324,7 +324,7 @@ async fn main() -> Result<(), BoxError> {
                     Query::CountBig => 10 * rng.random_range(1..=BIG_TENANTS),
                     Query::CountSmall => loop {
                         let i = rng.random_range(1..=rows.min(SMALL_TENANTS * 2));
-                        if i % 10 != 0 {
+                        if !i.is_multiple_of(10) {
                             break i;
                         }
                     },
