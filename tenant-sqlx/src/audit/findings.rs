@@ -131,8 +131,8 @@ pub enum Finding {
     /// another index reads every tenant's rows.
     #[error(
         "no index of the tenant table {table} starts with its tenant column {column}, so queries \
-         filtered by the policy alone scan every tenant's rows: lead the primary key or an index \
-         with it, e.g. `CREATE INDEX ON {table} ({column})`"
+         filtered by the policy alone scan every tenant's rows: run `CREATE INDEX ON {table} \
+         ({column})` (or lead the primary key with it)"
     )]
     TenantColumnNotIndexed {
         /// The table.
