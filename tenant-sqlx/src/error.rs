@@ -119,6 +119,19 @@ pub enum Error {
         /// What the decoder said.
         reason: String,
     },
+    /// The pool reaches PostgreSQL through a transaction pooler (PgBouncer
+    /// in transaction mode) but was not built with
+    /// [`transaction_pooler(true)`](crate::TenantPoolBuilder::transaction_pooler):
+    /// the pooler refused sqlx's startup parameters, or sqlx's named
+    /// prepared statements met another client's on a shared server session.
+    #[error(
+        "the database is reached through a transaction pooler (PgBouncer in transaction mode?); \
+         build the pool with `transaction_pooler(true)`: {detail}"
+    )]
+    TransactionPoolerNotConfigured {
+        /// What the pooler or the server said.
+        detail: String,
+    },
 }
 
 impl Error {
@@ -142,6 +155,7 @@ impl Error {
             Error::ContextNotAuthorized { .. } => "CONTEXT_NOT_AUTHORIZED",
             Error::TenantUnknown { .. } => "TENANT_UNKNOWN",
             Error::TenantSettingsInvalid { .. } => "TENANT_SETTINGS_INVALID",
+            Error::TransactionPoolerNotConfigured { .. } => "TRANSACTION_POOLER_NOT_CONFIGURED",
         }
     }
 
@@ -175,4 +189,32 @@ impl From<sqlx::Error> for Error {
             e => Error::Database(e),
         }
     }
+}
+
+/// Replaces an error that only a transaction pooler in front of a pool
+/// without [`transaction_pooler(true)`](crate::TenantPoolBuilder::transaction_pooler)
+/// causes with [`Error::TransactionPoolerNotConfigured`]; other errors pass
+/// unchanged.
+///
+/// * PgBouncer refusing a startup parameter: `unsupported startup
+///   parameter` (SQLSTATE 08P01);
+/// * sqlx's named statements on a server session shared with other
+///   clients: `prepared statement "sqlx_s_…" already exists` (42P05) or
+///   `… does not exist` (26000).
+pub(crate) fn pooler_hint(e: sqlx::Error) -> sqlx::Error {
+    let detail = match e.as_database_error() {
+        Some(db) => {
+            let code = db.code();
+            let message = db.message();
+            let statement_clash =
+                matches!(code.as_deref(), Some("42P05" | "26000")) && message.contains("\"sqlx_s_");
+            let startup = message.contains("unsupported startup parameter");
+            if !(statement_clash || startup) {
+                return e;
+            }
+            message.to_owned()
+        }
+        None => return e,
+    };
+    Error::TransactionPoolerNotConfigured { detail }.into_sqlx()
 }

@@ -12,6 +12,14 @@ use sqlx::PgConnection;
 pub(crate) trait Session {
     /// The connection for a statement whose text is `sql`, or why not.
     fn session(&mut self, sql: &str) -> Result<&mut PgConnection, sqlx::Error>;
+
+    /// Behind a transaction pooler: every statement is prepared unnamed.
+    /// sqlx 0.8.6 names a statement it means to keep even with its cache
+    /// off, and never closes it: on a server session that other clients
+    /// share, those names pile up and clash.
+    fn unnamed_statements(&self) -> bool {
+        false
+    }
 }
 
 /// A query whose text was read once, by the checks: sqlx reads `sql()`
@@ -20,6 +28,7 @@ pub(crate) trait Session {
 pub(crate) struct Checked<'q, E> {
     sql: &'q str,
     query: E,
+    unnamed: bool,
 }
 
 impl<'q, E: sqlx::Execute<'q, sqlx::Postgres>> Checked<'q, E> {
@@ -27,7 +36,13 @@ impl<'q, E: sqlx::Execute<'q, sqlx::Postgres>> Checked<'q, E> {
         Checked {
             sql: query.sql(),
             query,
+            unnamed: false,
         }
+    }
+
+    pub(crate) fn unnamed(mut self, unnamed: bool) -> Self {
+        self.unnamed = unnamed;
+        self
     }
 
     pub(crate) fn text(&self) -> &'q str {
@@ -55,7 +70,7 @@ impl<'q, E: sqlx::Execute<'q, sqlx::Postgres>> sqlx::Execute<'q, sqlx::Postgres>
     }
 
     fn persistent(&self) -> bool {
-        self.query.persistent()
+        !self.unnamed && self.query.persistent()
     }
 }
 
@@ -78,9 +93,13 @@ macro_rules! forward_executor {
                 't: 'e,
                 E: 'q + ::sqlx::Execute<'q, ::sqlx::Postgres>,
             {
-                let query = $crate::executor::Checked::new(query);
+                let unnamed = $crate::executor::Session::unnamed_statements(&*self);
+                let query = $crate::executor::Checked::new(query).unnamed(unnamed);
                 match $crate::executor::Session::session(self, query.text()) {
-                    Ok(conn) => ::sqlx::Executor::fetch_many(conn, query),
+                    Ok(conn) => ::std::boxed::Box::pin(::futures_util::TryStreamExt::map_err(
+                        ::sqlx::Executor::fetch_many(conn, query),
+                        $crate::error::pooler_hint,
+                    )),
                     Err(e) => ::std::boxed::Box::pin(::futures_util::stream::once(
                         ::futures_util::future::ready(Err(e)),
                     )),
@@ -98,9 +117,13 @@ macro_rules! forward_executor {
                 't: 'e,
                 E: 'q + ::sqlx::Execute<'q, ::sqlx::Postgres>,
             {
-                let query = $crate::executor::Checked::new(query);
+                let unnamed = $crate::executor::Session::unnamed_statements(&*self);
+                let query = $crate::executor::Checked::new(query).unnamed(unnamed);
                 match $crate::executor::Session::session(self, query.text()) {
-                    Ok(conn) => ::sqlx::Executor::fetch_optional(conn, query),
+                    Ok(conn) => ::std::boxed::Box::pin(::futures_util::TryFutureExt::map_err(
+                        ::sqlx::Executor::fetch_optional(conn, query),
+                        $crate::error::pooler_hint,
+                    )),
                     Err(e) => ::std::boxed::Box::pin(::futures_util::future::ready(Err(e))),
                 }
             }

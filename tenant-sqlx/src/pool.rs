@@ -42,6 +42,12 @@ use crate::{Error, Settings};
 /// `taint` (the connection is closed instead of reused).
 const CLEAN_BEGIN: &str = "BEGIN ISOLATION LEVEL READ COMMITTED, READ WRITE; RESET ALL";
 const CLEAN_AFTER_ROLE: &str = "; CLOSE ALL; DISCARD TEMP; DISCARD SEQUENCES";
+/// Behind a transaction pooler, closing a tainted connection (see `taint`)
+/// closes the client's link to the pooler, not the server session: what the
+/// taint was about stays there for the pooler's next client. So every begin
+/// clears it too: prepared statements (sqlx's own are unnamed in this mode),
+/// `LISTEN` registrations, session advisory locks.
+const CLEAN_BEHIND_POOLER: &str = "; DEALLOCATE ALL; UNLISTEN *; SELECT pg_advisory_unlock_all()";
 
 /// The order in which the context's fields are written into the begin
 /// statement.
@@ -343,6 +349,7 @@ impl Shared {
         guard: Option<GuardSecret>,
         report: AuditReport,
         test_before_acquire: bool,
+        transaction_pooler: bool,
     ) -> Result<Shared, Error> {
         let mut prefixes: [String; 4] = Default::default();
         for (prefix, field) in prefixes.iter_mut().zip(FIELDS) {
@@ -355,6 +362,9 @@ impl Shared {
         clean_begin.push_str("; SET LOCAL SESSION AUTHORIZATION ");
         push_identifier(&mut clean_begin, role)?;
         clean_begin.push_str(CLEAN_AFTER_ROLE);
+        if transaction_pooler {
+            clean_begin.push_str(CLEAN_BEHIND_POOLER);
+        }
         Ok(Shared {
             settings,
             test_before_acquire,
@@ -453,6 +463,7 @@ pub struct TenantPoolBuilder {
     guard: Option<GuardSecret>,
     allowed_policies: Vec<String>,
     require_authorized: bool,
+    transaction_pooler: bool,
 }
 
 impl Default for TenantPoolBuilder {
@@ -466,6 +477,7 @@ impl Default for TenantPoolBuilder {
             guard: None,
             allowed_policies: Vec::new(),
             require_authorized: false,
+            transaction_pooler: false,
         }
     }
 }
@@ -588,6 +600,46 @@ impl TenantPoolBuilder {
         self
     }
 
+    /// The URL names a transaction pooler (PgBouncer with
+    /// `pool_mode = transaction`), not PostgreSQL itself (default `false`).
+    ///
+    /// Behind such a pooler consecutive transactions of one client
+    /// connection run on different server sessions, and one server session
+    /// serves many clients. With `true`:
+    ///
+    /// * every statement of a [`TenantTx`] is prepared unnamed, inside the
+    ///   transaction that runs it, and sqlx's statement cache is off:
+    ///   sqlx's named statements (`sqlx_s_1`, …) would be looked for, or
+    ///   created a second time, on a server session that another client
+    ///   prepared them on (the start-up audit always prepares unnamed);
+    /// * sqlx does not send the `extra_float_digits` startup parameter,
+    ///   which PgBouncer refuses unless it is listed in
+    ///   `ignore_startup_parameters`;
+    /// * every begin also runs `DEALLOCATE ALL; UNLISTEN *;
+    ///   SELECT pg_advisory_unlock_all()`: closing a connection after a
+    ///   statement that left such session state (see [`TenantPool`]) closes
+    ///   the link to the pooler, not the server session.
+    ///
+    /// Without it, a pool behind a transaction pooler fails with
+    /// [`Error::TransactionPoolerNotConfigured`] as soon as two clients'
+    /// statements meet on one server session (or at connect, for the startup
+    /// parameter). The pooler must not have prepared statement support
+    /// switched on (`max_prepared_statements`, PgBouncer 1.21 and later):
+    /// `DEALLOCATE ALL` would remove statements it tracks.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), tenant_sqlx::Error> {
+    /// let pool = tenant_sqlx::TenantPool::builder()
+    ///     .transaction_pooler(true)
+    ///     .connect("postgres://app:secret@pgbouncer:6432/app")
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn transaction_pooler(mut self, behind_pooler: bool) -> Self {
+        self.transaction_pooler = behind_pooler;
+        self
+    }
+
     /// Connects to `url` and runs the audit.
     pub async fn connect(self, url: &str) -> Result<TenantPool, Error> {
         let options: PgConnectOptions = url.parse()?;
@@ -603,7 +655,13 @@ impl TenantPoolBuilder {
             None,
             AuditReport::default(),
             true,
+            self.transaction_pooler,
         )?;
+        let options = if self.transaction_pooler {
+            options.statement_cache_capacity(0).extra_float_digits(None)
+        } else {
+            options
+        };
         let pool = self
             .options
             // `begin` checks liveness itself, without a ping's round trip.
@@ -616,18 +674,27 @@ impl TenantPoolBuilder {
             // that really waited instead.
             .acquire_slow_level(log::LevelFilter::Off)
             .connect_with(options)
-            .await?;
+            .await
+            .map_err(crate::error::pooler_hint)?;
         let (report, role) = {
             let mut conn = pool.acquire().await?;
-            let role: String = sqlx::query_scalar("SELECT session_user::text")
-                .fetch_one(&mut *conn)
-                .await?;
+            // The simple protocol: outside a transaction, a statement
+            // prepared in one round trip may be executed on another server
+            // session behind a transaction pooler.
+            let role: String = sqlx::Row::try_get(
+                &sqlx::raw_sql("SELECT session_user::text")
+                    .fetch_one(&mut *conn)
+                    .await?,
+                0,
+            )?;
             let mut audit_options = AuditOptions::new(self.settings.clone(), &self.tenant_column)
                 .hardened(self.guard.is_some());
             for name in &self.allowed_policies {
                 audit_options = audit_options.allow_policy(name);
             }
-            let report = audit::run_with(&mut conn, &audit_options).await?;
+            let report = audit::run_with(&mut conn, &audit_options)
+                .await
+                .map_err(crate::error::pooler_hint)?;
             (report, role)
         };
         if !report.findings.is_empty() {
@@ -642,7 +709,10 @@ impl TenantPoolBuilder {
                 );
             }
         }
-        let stash = Arc::new(Stash::new(&pool, SLOW_BEGIN));
+        for finding in &report.performance {
+            tracing::warn!(?finding, "tenant-sqlx audit: performance");
+        }
+        let stash = Arc::new(Stash::new(&pool, SLOW_BEGIN, self.transaction_pooler));
         stash.sweep_in_background();
         let mut shared = Shared::new(
             self.settings,
@@ -650,6 +720,7 @@ impl TenantPoolBuilder {
             self.guard,
             report,
             self.test_before_acquire,
+            self.transaction_pooler,
         )?;
         shared.require_authorized = self.require_authorized;
         Ok(TenantPool {
@@ -673,6 +744,7 @@ mod tests {
             None,
             AuditReport::default(),
             true,
+            false,
         )
         .unwrap();
         let ctx: Ctx<Validated<WithAgent>> = Ctx::unvalidated()
@@ -697,6 +769,7 @@ mod tests {
             None,
             AuditReport::default(),
             true,
+            false,
         )
         .err()
         .unwrap();

@@ -84,6 +84,10 @@ pub(crate) struct Stash {
     /// A `begin` that waited longer than this for a connection logs a
     /// warning.
     slow: Duration,
+    /// Behind a transaction pooler a connection left inside a transaction
+    /// holds one of the pooler's few server sessions for as long as it is
+    /// kept: it is closed instead when no `begin` is waiting for it.
+    behind_pooler: bool,
 }
 
 #[derive(Default)]
@@ -98,7 +102,7 @@ struct State {
 }
 
 impl Stash {
-    pub(crate) fn new(pool: &PgPool, slow: Duration) -> Stash {
+    pub(crate) fn new(pool: &PgPool, slow: Duration, behind_pooler: bool) -> Stash {
         let options = pool.options();
         let recycle_after = [options.get_idle_timeout(), options.get_max_lifetime()]
             .into_iter()
@@ -108,6 +112,7 @@ impl Stash {
             state: Mutex::default(),
             recycle_after,
             slow,
+            behind_pooler,
         }
     }
 
@@ -228,6 +233,11 @@ impl Stash {
                     Err(back) => held = back,
                 }
             }
+            if held.rollback_first && self.behind_pooler {
+                drop(state);
+                held.release();
+                return;
+            }
             released = self.take_stale(&mut state, now);
             state.idle.push(Kept { held, kept_at: now });
         }
@@ -262,6 +272,11 @@ impl Stash {
                 release_all(stale);
             }
         });
+    }
+
+    /// Whether the pool is behind a transaction pooler.
+    pub(crate) fn behind_pooler(&self) -> bool {
+        self.behind_pooler
     }
 
     pub(crate) fn len(&self) -> usize {

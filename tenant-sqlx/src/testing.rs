@@ -1,4 +1,10 @@
-//! A throwaway PostgreSQL 15 cluster for tests and demos (feature `testing`).
+//! A throwaway PostgreSQL cluster for tests and demos (feature `testing`),
+//! and a throwaway PgBouncer in front of it ([`TestPgBouncer`]).
+//!
+//! The server binaries are taken from `PG_BIN_DIR` when it is set, otherwise
+//! from Debian's PostgreSQL 15 ([`DEFAULT_BIN_DIR`]), otherwise from `PATH`.
+//! CI runs the database tests a second time on PostgreSQL 17 with
+//! `PG_BIN_DIR=$(bash .ci/pg17)`.
 //!
 //! [`TestCluster::from_env`] uses the server named by `DATABASE_URL` when it is
 //! set, and otherwise starts a private cluster:
@@ -74,6 +80,9 @@ use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, PgConnection};
 use tokio::sync::OnceCell;
 
+mod pgbouncer;
+pub use pgbouncer::{TestPgBouncer, TestPgBouncerBuilder, DEFAULT_PGBOUNCER};
+
 /// The role that owns the tables and runs migrations.
 pub const OWNER_ROLE: &str = "tenant_owner";
 /// The application role: `LOGIN NOSUPERUSER NOBYPASSRLS`, owns nothing.
@@ -142,6 +151,21 @@ pub enum HarnessError {
     /// A SQL statement of the harness failed.
     #[error("harness SQL failed: {0}")]
     Database(Arc<sqlx::Error>),
+    /// `pgbouncer` was not found.
+    #[error(
+        "pgbouncer was not found in {searched}; install it with `apt-get install pgbouncer` \
+         or point `PGBOUNCER` at it"
+    )]
+    PgBouncerMissing {
+        /// The places that were searched.
+        searched: String,
+    },
+    /// A [`TestPgBouncer`] was asked for in front of a server named by
+    /// `DATABASE_URL`; it only fronts a throwaway cluster.
+    #[error(
+        "a TestPgBouncer fronts a throwaway cluster only, not the server named by DATABASE_URL"
+    )]
+    PgBouncerNeedsThrowawayCluster,
 }
 
 impl HarnessError {
@@ -160,6 +184,8 @@ impl HarnessError {
             HarnessError::NotReady { .. } => "HARNESS_NOT_READY",
             HarnessError::BadUrl(_) => "HARNESS_BAD_DATABASE_URL",
             HarnessError::Database(_) => "HARNESS_DATABASE",
+            HarnessError::PgBouncerMissing { .. } => "HARNESS_PGBOUNCER_MISSING",
+            HarnessError::PgBouncerNeedsThrowawayCluster => "HARNESS_PGBOUNCER_NEEDS_THROWAWAY",
         }
     }
 
@@ -330,6 +356,22 @@ impl TestCluster {
             Server::Local(l) => Some(&l.dir),
             Server::External(_) => None,
         }
+    }
+
+    /// The server's major version times 10000 plus its minor
+    /// (`server_version_num`, e.g. `150014`, `170011`), for tests whose
+    /// expectation differs between majors.
+    pub async fn server_version_num(&self) -> Result<i32, HarnessError> {
+        let mut admin = self.connect_admin().await?;
+        let v: String = sqlx::query_scalar("SHOW server_version_num")
+            .fetch_one(&mut admin)
+            .await?;
+        admin.close().await?;
+        v.trim().parse().map_err(|_| {
+            HarnessError::Database(Arc::new(sqlx::Error::Protocol(format!(
+                "server_version_num is not a number: {v}"
+            ))))
+        })
     }
 
     /// A superuser URL for the maintenance database `postgres`.

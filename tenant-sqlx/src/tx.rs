@@ -401,11 +401,19 @@ impl crate::executor::Session for TenantTx<'_> {
     fn session(&mut self, sql: &str) -> Result<&mut PgConnection, sqlx::Error> {
         self.inner.session(sql)
     }
+
+    fn unnamed_statements(&self) -> bool {
+        self.inner.stash.behind_pooler()
+    }
 }
 
 impl crate::executor::Session for Savepoint<'_> {
     fn session(&mut self, sql: &str) -> Result<&mut PgConnection, sqlx::Error> {
         self.inner.session(sql)
+    }
+
+    fn unnamed_statements(&self) -> bool {
+        self.inner.stash.behind_pooler()
     }
 }
 

@@ -40,6 +40,52 @@ WHERE a.attname = $1
        OR pg_has_role(c.relowner, 'MEMBER'))
 ORDER BY 2";
 
+/// Tenant tables the role can reach (as [`TENANT_TABLES`]) on which it has
+/// `MAINTAIN` (PostgreSQL 17 and later: `$2` is false before, and the
+/// privilege name is then never looked up), without owning them (an owner's
+/// finding is reported already).
+pub(super) const MAINTAIN_TABLES: &str = "\
+SELECT format('%I.%I', n.nspname, c.relname)
+FROM pg_class c
+JOIN pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+WHERE $2
+  AND a.attname = $1
+  AND c.relkind IN ('r', 'p')
+  AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+  AND n.nspname NOT LIKE 'pg\\_toast%'
+  AND n.nspname NOT LIKE 'pg\\_temp\\_%'
+  AND has_schema_privilege(n.oid, 'USAGE')
+  AND NOT pg_has_role(c.relowner, 'MEMBER')
+  AND CASE WHEN $2 THEN has_table_privilege(c.oid, 'MAINTAIN') ELSE false END
+ORDER BY 1";
+
+/// Tenant tables the role can reach with no valid index whose first column
+/// is the tenant column (a partitioned table counts its partitioned
+/// indexes).
+pub(super) const UNINDEXED_TENANT_TABLES: &str = "\
+SELECT format('%I.%I', n.nspname, c.relname), format('%I', a.attname)
+FROM pg_class c
+JOIN pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+WHERE a.attname = $1
+  AND c.relkind IN ('r', 'p')
+  AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+  AND n.nspname NOT LIKE 'pg\\_toast%'
+  AND n.nspname NOT LIKE 'pg\\_temp\\_%'
+  AND has_schema_privilege(n.oid, 'USAGE')
+  AND (has_any_column_privilege(c.oid, 'SELECT, INSERT, UPDATE, REFERENCES')
+       OR has_table_privilege(c.oid, 'DELETE'))
+  AND NOT EXISTS (SELECT 1 FROM pg_index i
+                  WHERE i.indrelid = c.oid AND i.indisvalid AND i.indkey[0] = a.attnum)
+ORDER BY 1";
+
+/// Whether the Citus extension is installed in this database, and its
+/// `citus.propagate_set_commands` (NULL when the library is not loaded).
+pub(super) const CITUS: &str = "\
+SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus'),
+       current_setting('citus.propagate_set_commands', true)";
+
 /// The policies of those tables that apply to the role: to `PUBLIC` or to a
 /// role it is or can become. Read with `search_path = pg_catalog`, so that
 /// every function, operator and type from elsewhere is printed

@@ -5,8 +5,8 @@ use sqlx::PgConnection;
 use tenant_core::Field;
 
 use super::catalog::{
-    self, GUARD_FUNCTION, GUARD_OWNED, GUARD_SCHEMA_ROW, GUARD_SECRETS, POLICIES, PRIVILEGED_ROLES,
-    STORED_SETTINGS, TENANT_TABLES,
+    self, CITUS, GUARD_FUNCTION, GUARD_OWNED, GUARD_SCHEMA_ROW, GUARD_SECRETS, MAINTAIN_TABLES,
+    POLICIES, PRIVILEGED_ROLES, STORED_SETTINGS, TENANT_TABLES, UNINDEXED_TENANT_TABLES,
 };
 use super::expr::{is_literal_true, Binding, Tenant};
 use super::{AuditOptions, DefinerRights, Finding, PolicyClause};
@@ -19,6 +19,7 @@ pub(super) async fn audit_roles(
     findings: &mut Vec<Finding>,
 ) -> Result<bool, sqlx::Error> {
     let rows: Vec<(String, bool, bool, bool, String)> = sqlx::query_as(PRIVILEGED_ROLES)
+        .persistent(false)
         .fetch_all(&mut *conn)
         .await?;
     let own_superuser = rows.iter().any(|(_, sup, _, own, _)| *own && *sup);
@@ -104,6 +105,7 @@ pub(super) async fn audit_tables(
     findings: &mut Vec<Finding>,
 ) -> Result<(), sqlx::Error> {
     let tables: Vec<TableRow> = sqlx::query_as(TENANT_TABLES)
+        .persistent(false)
         .bind(options.tenant_column())
         .fetch_all(&mut *conn)
         .await?;
@@ -112,6 +114,7 @@ pub(super) async fn audit_tables(
     }
     let oids: Vec<i64> = tables.iter().map(|t| t.0).collect();
     let rows: Vec<PolicyRow> = sqlx::query_as(POLICIES)
+        .persistent(false)
         .bind(&oids)
         .fetch_all(&mut *conn)
         .await?;
@@ -275,6 +278,7 @@ pub(super) async fn audit_foreign_keys(
     findings: &mut Vec<Finding>,
 ) -> Result<(), sqlx::Error> {
     let rows: Vec<(String, String, String, String)> = sqlx::query_as(&catalog::foreign_keys())
+        .persistent(false)
         .bind(options.tenant_column())
         .fetch_all(&mut *conn)
         .await?;
@@ -298,6 +302,7 @@ pub(super) async fn audit_views(
     findings: &mut Vec<Finding>,
 ) -> Result<(), sqlx::Error> {
     let rows: Vec<(String, bool, String, Vec<String>)> = sqlx::query_as(&catalog::views())
+        .persistent(false)
         .bind(options.tenant_column())
         .fetch_all(&mut *conn)
         .await?;
@@ -329,6 +334,7 @@ pub(super) async fn audit_functions(
 ) -> Result<(), sqlx::Error> {
     let rows: Vec<(String, String, bool, bool, Option<String>)> =
         sqlx::query_as(&catalog::definer_functions())
+            .persistent(false)
             .bind(options.tenant_column())
             .bind(options.is_hardened())
             .fetch_all(&mut *conn)
@@ -375,6 +381,7 @@ pub(super) async fn audit_guard(
     findings: &mut Vec<Finding>,
 ) -> Result<(), sqlx::Error> {
     let function: Option<GuardFunctionRow> = sqlx::query_as(GUARD_FUNCTION)
+        .persistent(false)
         .bind(GUARD_SCHEMA)
         .fetch_optional(&mut *conn)
         .await?;
@@ -425,6 +432,7 @@ pub(super) async fn audit_guard(
     }
 
     let owned: Vec<(String, String)> = sqlx::query_as(GUARD_OWNED)
+        .persistent(false)
         .bind(GUARD_SCHEMA)
         .fetch_all(&mut *conn)
         .await?;
@@ -437,6 +445,7 @@ pub(super) async fn audit_guard(
     }
 
     let secrets: Option<(String, Vec<String>, bool)> = sqlx::query_as(GUARD_SECRETS)
+        .persistent(false)
         .bind(GUARD_SCHEMA)
         .fetch_optional(&mut *conn)
         .await?;
@@ -458,6 +467,7 @@ pub(super) async fn audit_guard(
     }
 
     let schema: Option<(String, bool, bool)> = sqlx::query_as(GUARD_SCHEMA_ROW)
+        .persistent(false)
         .bind(GUARD_SCHEMA)
         .fetch_optional(&mut *conn)
         .await?;
@@ -477,6 +487,7 @@ pub(super) async fn audit_settings(
 ) -> Result<(), sqlx::Error> {
     let names: Vec<&str> = Field::ALL.iter().map(|f| settings.for_field(*f)).collect();
     let stored: Vec<(Option<String>, Option<String>, String)> = sqlx::query_as(STORED_SETTINGS)
+        .persistent(false)
         .fetch_all(&mut *conn)
         .await?;
     let mut explained = Vec::new();
@@ -507,6 +518,7 @@ pub(super) async fn audit_settings(
         "SELECT format('%I', session_user), current_setting('track_activities'), \
                     current_setting('pg_stat_statements.track_utility', true)",
     )
+    .persistent(false)
     .fetch_one(&mut *conn)
     .await?;
     if track_activities == "on" {
@@ -520,6 +532,7 @@ pub(super) async fn audit_settings(
         "SELECT s, current_setting(s, true) \
          FROM unnest($1::text[]) WITH ORDINALITY AS t(s, i) ORDER BY i",
     )
+    .persistent(false)
     .bind(&names)
     .fetch_all(&mut *conn)
     .await?;
@@ -586,6 +599,109 @@ mod tests {
             "apple.x",
         ] {
             assert!(!shapes_sessions(name, &ours), "{name}");
+        }
+    }
+}
+
+/// PostgreSQL 17's `MAINTAIN` privilege on tenant tables the role does not
+/// own.
+pub(super) async fn audit_maintain(
+    conn: &mut PgConnection,
+    options: &AuditOptions,
+    role: &str,
+    findings: &mut Vec<Finding>,
+) -> Result<(), sqlx::Error> {
+    let version: i32 = sqlx::query_scalar("SELECT current_setting('server_version_num')::int4")
+        .persistent(false)
+        .fetch_one(&mut *conn)
+        .await?;
+    let tables: Vec<String> = sqlx::query_scalar(MAINTAIN_TABLES)
+        .persistent(false)
+        .bind(options.tenant_column())
+        .bind(version >= 170_000)
+        .fetch_all(&mut *conn)
+        .await?;
+    findings.extend(tables.into_iter().map(|table| Finding::MaintainAllowed {
+        table,
+        role: role.to_owned(),
+    }));
+    Ok(())
+}
+
+/// Tenant tables without an index that leads with the tenant column: a
+/// performance finding.
+pub(super) async fn audit_indexes(
+    conn: &mut PgConnection,
+    options: &AuditOptions,
+    performance: &mut Vec<Finding>,
+) -> Result<(), sqlx::Error> {
+    let tables: Vec<(String, String)> = sqlx::query_as(UNINDEXED_TENANT_TABLES)
+        .persistent(false)
+        .bind(options.tenant_column())
+        .fetch_all(&mut *conn)
+        .await?;
+    performance.extend(
+        tables
+            .into_iter()
+            .map(|(table, column)| Finding::TenantColumnNotIndexed { table, column }),
+    );
+    Ok(())
+}
+
+/// Citus: the tenant's `SET LOCAL` must be propagated to the workers.
+pub(super) async fn audit_citus(
+    conn: &mut PgConnection,
+    role: &str,
+    findings: &mut Vec<Finding>,
+) -> Result<(), sqlx::Error> {
+    let (installed, propagate): (bool, Option<String>) = sqlx::query_as(CITUS)
+        .persistent(false)
+        .fetch_one(&mut *conn)
+        .await?;
+    findings.extend(citus_finding(installed, propagate.as_deref(), role));
+    Ok(())
+}
+
+/// The decision of [`audit_citus`], apart from the catalogs (Citus is not
+/// installed where the tests run): only `local` sends a transaction's
+/// `SET LOCAL` to the workers it touches.
+pub(super) fn citus_finding(
+    installed: bool,
+    propagate_set_commands: Option<&str>,
+    role: &str,
+) -> Option<Finding> {
+    if !installed {
+        return None;
+    }
+    match propagate_set_commands {
+        Some(v) if v.trim().eq_ignore_ascii_case("local") => None,
+        other => Some(Finding::CitusSetNotPropagated {
+            value: other.unwrap_or("unset").to_owned(),
+            role: role.to_owned(),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod citus_tests {
+    use super::citus_finding;
+
+    #[test]
+    fn without_citus_nothing_is_reported() {
+        assert_eq!(citus_finding(false, None, "app"), None);
+        assert_eq!(citus_finding(false, Some("none"), "app"), None);
+    }
+
+    #[test]
+    fn with_citus_only_local_propagation_passes() {
+        assert_eq!(citus_finding(true, Some("local"), "app"), None);
+        assert_eq!(citus_finding(true, Some("LOCAL"), "app"), None);
+        for value in [Some("none"), None] {
+            let finding = citus_finding(true, value, "app").expect("reported");
+            assert_eq!(finding.code(), "CITUS_SET_NOT_PROPAGATED");
+            let message = finding.to_string();
+            assert!(message.contains("ALTER ROLE app SET citus.propagate_set_commands = 'local'"));
+            assert!(message.contains(value.unwrap_or("unset")), "{message}");
         }
     }
 }

@@ -109,6 +109,52 @@ pub enum Finding {
         /// The role the pool connects as.
         role: String,
     },
+    /// PostgreSQL 17 and later: the role has the `MAINTAIN` privilege on a
+    /// tenant table (granted directly, by `GRANT ALL`, or through
+    /// `pg_maintain`). It lets the role rewrite the whole table, every
+    /// tenant's rows, under an exclusive lock (`VACUUM FULL`, `CLUSTER`,
+    /// `REINDEX`): one tenant's request stalls all of them.
+    #[error(
+        "the role {role} has MAINTAIN on the tenant table {table}, so it may rewrite every tenant's \
+         rows under an exclusive lock (VACUUM FULL, CLUSTER, REINDEX): run `REVOKE MAINTAIN ON \
+         {table} FROM {role}` (and `REVOKE pg_maintain FROM {role}`)"
+    )]
+    MaintainAllowed {
+        /// The table.
+        table: String,
+        /// The role the pool connects as.
+        role: String,
+    },
+    /// Performance, reported in [`AuditReport::performance`](crate::audit::AuditReport::performance)
+    /// and never refusing start-up: no index of a tenant table starts with
+    /// the tenant column, so every policy-filtered query that does not use
+    /// another index reads every tenant's rows.
+    #[error(
+        "no index of the tenant table {table} starts with its tenant column {column}, so queries \
+         filtered by the policy alone scan every tenant's rows: run `CREATE INDEX ON {table} \
+         ({column})` (or lead the primary key with it)"
+    )]
+    TenantColumnNotIndexed {
+        /// The table.
+        table: String,
+        /// The tenant column.
+        column: String,
+    },
+    /// The database has the Citus extension, and
+    /// `citus.propagate_set_commands` is not `local`: the `SET LOCAL` of
+    /// the tenant does not reach the worker nodes, whose policies then see
+    /// no tenant and return no rows (they fail closed).
+    #[error(
+        "the database uses Citus and citus.propagate_set_commands is `{value}`, so the tenant's \
+         SET LOCAL does not reach the workers and queries on distributed tables see no rows: run \
+         `ALTER ROLE {role} SET citus.propagate_set_commands = 'local'` (or set it in postgresql.conf)"
+    )]
+    CitusSetNotPropagated {
+        /// The setting's current value (`none` by default).
+        value: String,
+        /// The role the pool connects as.
+        role: String,
+    },
     /// No policy that applies to the role is bound to the tenant (compares
     /// the tenant column with the tenant setting or the guard function; see
     /// [`PolicyNotTenantBound`](Self::PolicyNotTenantBound)), so the table
@@ -631,6 +677,9 @@ impl Finding {
             Finding::RlsNotForced { .. } => "RLS_NOT_FORCED",
             Finding::TableOwnedByApplicationRole { .. } => "TABLE_OWNED_BY_APP_ROLE",
             Finding::TruncateAllowed { .. } => "TRUNCATE_ALLOWED",
+            Finding::MaintainAllowed { .. } => "MAINTAIN_ALLOWED",
+            Finding::TenantColumnNotIndexed { .. } => "TENANT_COLUMN_NOT_INDEXED",
+            Finding::CitusSetNotPropagated { .. } => "CITUS_SET_NOT_PROPAGATED",
             Finding::NoTenantPolicy { .. } => "TENANT_POLICY_MISSING",
             Finding::WritePolicyWithoutCheck { .. } => "WRITE_POLICY_WITHOUT_CHECK",
             Finding::PermissiveAlwaysTrue { .. } => "PERMISSIVE_POLICY_TRUE",
@@ -666,6 +715,8 @@ impl Finding {
             | Finding::RlsNotForced { table }
             | Finding::TableOwnedByApplicationRole { table, .. }
             | Finding::TruncateAllowed { table, .. }
+            | Finding::MaintainAllowed { table, .. }
+            | Finding::TenantColumnNotIndexed { table, .. }
             | Finding::NoTenantPolicy { table, .. }
             | Finding::WritePolicyWithoutCheck { table, .. }
             | Finding::PermissiveAlwaysTrue { table, .. }
@@ -697,6 +748,18 @@ mod tests {
             },
             Finding::RlsNotEnabled { table: table() },
             Finding::RlsNotForced { table: table() },
+            Finding::MaintainAllowed {
+                table: table(),
+                role: "app".into(),
+            },
+            Finding::TenantColumnNotIndexed {
+                table: table(),
+                column: "tenant_id".into(),
+            },
+            Finding::CitusSetNotPropagated {
+                value: "none".into(),
+                role: "app".into(),
+            },
             Finding::TableOwnedByApplicationRole {
                 table: table(),
                 owner: "app".into(),
@@ -862,6 +925,7 @@ mod tests {
     fn report_lists_findings_with_codes() {
         let report = AuditReport {
             findings: one_of_each(),
+            ..AuditReport::default()
         };
         let text = report.to_string();
         let n = report.findings.len();

@@ -134,7 +134,10 @@ use crate::Settings;
 /// ```
 /// use tenant_sqlx::audit::{AuditReport, Finding};
 ///
-/// let report = AuditReport { findings: vec![Finding::RlsNotForced { table: "public.messages".into() }] };
+/// let report = AuditReport {
+///     findings: vec![Finding::RlsNotForced { table: "public.messages".into() }],
+///     ..AuditReport::default()
+/// };
 /// assert!(!report.is_clean());
 /// assert_eq!(report.codes(), ["RLS_NOT_FORCED"]);
 /// assert!(report.to_string().contains("ALTER TABLE public.messages FORCE ROW LEVEL SECURITY"));
@@ -145,8 +148,12 @@ pub struct AuditReport {
     /// Every problem found, in a stable order: roles; tables by name, each
     /// with its policies by name; foreign keys; views and materialized
     /// views; `SECURITY DEFINER` functions; the guard (hardened mode);
-    /// stored settings.
+    /// stored settings; Citus.
     pub findings: Vec<Finding>,
+    /// What makes tenant queries slow without weakening isolation, such as
+    /// [`Finding::TenantColumnNotIndexed`]: logged, never refusing
+    /// start-up, and not counted by [`is_clean`](Self::is_clean).
+    pub performance: Vec<Finding>,
 }
 
 impl AuditReport {
@@ -294,14 +301,17 @@ pub async fn run_with(
 ) -> Result<AuditReport, sqlx::Error> {
     let mut tx = conn.begin().await?;
     sqlx::query("SET LOCAL search_path = pg_catalog")
+        .persistent(false)
         .execute(&mut *tx)
         .await?;
     let role: String = sqlx::query_scalar("SELECT format('%I', current_user)")
+        .persistent(false)
         .fetch_one(&mut *tx)
         .await?;
     let mut findings = Vec::new();
     let superuser = checks::audit_roles(&mut tx, &mut findings).await?;
     checks::audit_tables(&mut tx, options, &role, superuser, &mut findings).await?;
+    checks::audit_maintain(&mut tx, options, &role, &mut findings).await?;
     checks::audit_foreign_keys(&mut tx, options, &mut findings).await?;
     checks::audit_views(&mut tx, options, &role, &mut findings).await?;
     checks::audit_functions(&mut tx, options, &role, &mut findings).await?;
@@ -309,6 +319,12 @@ pub async fn run_with(
         checks::audit_guard(&mut tx, options, &role, superuser, &mut findings).await?;
     }
     checks::audit_settings(&mut tx, options.settings(), &mut findings).await?;
+    checks::audit_citus(&mut tx, &role, &mut findings).await?;
+    let mut performance = Vec::new();
+    checks::audit_indexes(&mut tx, options, &mut performance).await?;
     tx.rollback().await?;
-    Ok(AuditReport { findings })
+    Ok(AuditReport {
+        findings,
+        performance,
+    })
 }
