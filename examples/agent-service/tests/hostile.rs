@@ -355,8 +355,16 @@ async fn a_client_that_does_not_read_its_response_is_cut_off() {
              X-Conversation-ID: conv-1\r\nConnection: close\r\n\r\n"
         );
         stream.write_all(head.as_bytes()).await.unwrap();
+        // The stall starts once the response does: on a loaded machine the
+        // query and the serialisation of 12 MB can take longer than the
+        // stall itself, and a client that reads a response still being
+        // produced is not slow.
+        let mut got = vec![0u8; 1];
+        timeout(Duration::from_secs(60), stream.read_exact(&mut got))
+            .await
+            .expect("the response starts within 60 s")
+            .unwrap();
         sleep(Duration::from_secs(3)).await;
-        let mut got = Vec::new();
         let _ = timeout(Duration::from_secs(10), async {
             let mut buf = [0u8; 16384];
             while let Ok(n) = stream.read(&mut buf).await {
