@@ -70,7 +70,7 @@ impl PropagateContextLayer {
     }
 
     /// Also sends the bearer token the current request was authenticated
-    /// with ([`incoming_bearer`](crate::incoming_bearer)), as
+    /// with ([`incoming_bearer`](crate::incoming_bearer())), as
     /// `Authorization: Bearer ...`, unless the outgoing request already has
     /// an `Authorization` header. Only for calls to services that accept
     /// the same tokens (the same audience): a token is a credential.

@@ -119,7 +119,7 @@ impl RegistrySchema {
     }
 
     /// Another table name (then give the same to
-    /// [`TenantRegistry::builder`]).
+    /// [`CacheOptions::table`], for the registry and the settings).
     pub fn table(mut self, table: impl Into<TableName>) -> Self {
         self.table = table.into();
         self

@@ -231,7 +231,8 @@ impl TestPgBouncerBuilder {
     }
 }
 
-/// A PgBouncer started by this process; see the [module documentation](self).
+/// A PgBouncer started by this process (see [`TestPgBouncer::start`] for
+/// how it is configured).
 pub struct TestPgBouncer {
     dir: PathBuf,
     pool_size: u32,
