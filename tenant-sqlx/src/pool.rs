@@ -49,15 +49,6 @@ const CLEAN_AFTER_ROLE: &str = "; CLOSE ALL; DISCARD TEMP; DISCARD SEQUENCES";
 /// `LISTEN` registrations, session advisory locks.
 const CLEAN_BEHIND_POOLER: &str = "; DEALLOCATE ALL; UNLISTEN *; SELECT pg_advisory_unlock_all()";
 
-/// The order in which the context's fields are written into the begin
-/// statement.
-const FIELDS: [Field; 4] = [
-    Field::Tenant,
-    Field::Agent,
-    Field::Conversation,
-    Field::Collection,
-];
-
 /// How long a `begin` may wait for a connection before it logs a warning
 /// (sqlx's own threshold for its acquire, whose warning is turned off: see
 /// `connect_with`).
@@ -159,7 +150,7 @@ struct Shared {
     test_before_acquire: bool,
     /// `BEGIN …; RESET ALL; SET LOCAL SESSION AUTHORIZATION "app_role"; …`.
     clean_begin: String,
-    /// `SET LOCAL "app"."current_…" = ` for each of [`FIELDS`].
+    /// `SET LOCAL "app"."current_…" = ` for each of [`Field::ALL`].
     prefixes: [String; 4],
     /// Hardened mode: the secret that signs each transaction's tenant.
     guard: Option<GuardSecret>,
@@ -352,7 +343,7 @@ impl Shared {
         transaction_pooler: bool,
     ) -> Result<Shared, Error> {
         let mut prefixes: [String; 4] = Default::default();
-        for (prefix, field) in prefixes.iter_mut().zip(FIELDS) {
+        for (prefix, field) in prefixes.iter_mut().zip(Field::ALL) {
             *prefix = format!(
                 "; SET LOCAL {} = ",
                 quote_setting_name(settings.for_field(field))?
@@ -385,7 +376,7 @@ impl Shared {
         ];
         let mut sql = String::with_capacity(self.clean_begin.len() + 160);
         sql.push_str(&self.clean_begin);
-        for ((prefix, field), value) in self.prefixes.iter().zip(FIELDS).zip(values) {
+        for ((prefix, field), value) in self.prefixes.iter().zip(Field::ALL).zip(values) {
             // A field the context does not carry needs no statement: the
             // `RESET ALL` before already cleared any session-level value, so
             // it reads as unset (NULL or '').
