@@ -5,7 +5,7 @@
 //! tenant, the agent and the conversation, so it always knows whose
 //! conversation it is; there is no `get_instance(tenant_id=...)` to call with
 //! the wrong tenant. Every operation runs in its own
-//! [`TenantTx`](crate::TenantTx), so the database filters by tenant too.
+//! [`TenantTx`], so the database filters by tenant too.
 //!
 //! The tables come with [`migration`], which also creates their RLS
 //! policies with [`RlsPolicy`]; a database migrated
@@ -48,7 +48,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tenant_core::{CollectionId, Ctx, HasAgent, HasConversation, IsValidated};
 
 use crate::rls::{quote_ident, RlsPolicy};
-use crate::{Error, Settings, TenantPool};
+use crate::{Error, Settings, TenantPool, TenantTx};
 
 /// The table of messages.
 pub const MESSAGES_TABLE: &str = "tenant_memory_messages";
@@ -243,8 +243,38 @@ impl<'a, S: HasAgent + HasConversation> ConversationMemory<'a, S> {
 
     /// Appends a message and returns its id.
     pub async fn add_message(&self, role: Role, content: &str) -> Result<MessageId, Error> {
-        let (tenant, agent, conversation) = self.key();
         let mut tx = self.pool.begin(self.ctx).await?;
+        let id = self.add_message_in(&mut tx, role, content).await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// Appends a message inside the caller's transaction and returns its
+    /// id: the message commits with whatever else `tx` writes (an outbox
+    /// event, say), or not at all. `tx` must be a transaction of this
+    /// conversation's tenant; one of another tenant inserts nothing (the
+    /// table's policy refuses the row and the database error is returned).
+    ///
+    /// ```no_run
+    /// # use tenant_core::{Ctx, Validated, WithAgent, WithConversation};
+    /// # use tenant_sqlx::memory::{ConversationMemory, Role};
+    /// # use tenant_sqlx::TenantPool;
+    /// # async fn demo(pool: TenantPool, ctx: Ctx<Validated<WithAgent, WithConversation>>) -> Result<(), tenant_sqlx::Error> {
+    /// let mut tx = pool.begin(&ctx).await?;
+    /// let id = ConversationMemory::new(&pool, &ctx)
+    ///     .add_message_in(&mut tx, Role::User, "hello")
+    ///     .await?;
+    /// // … more writes in the same transaction …
+    /// tx.commit().await?;
+    /// # let _ = id; Ok(()) }
+    /// ```
+    pub async fn add_message_in(
+        &self,
+        tx: &mut TenantTx<'_>,
+        role: Role,
+        content: &str,
+    ) -> Result<MessageId, Error> {
+        let (tenant, agent, conversation) = self.key();
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO tenant_memory_messages (tenant_id, agent_id, conversation_id, role, content) \
              VALUES ($1, $2, $3, $4, $5) RETURNING id",
@@ -254,9 +284,8 @@ impl<'a, S: HasAgent + HasConversation> ConversationMemory<'a, S> {
         .bind(conversation)
         .bind(role.as_str())
         .bind(content)
-        .fetch_one(&mut tx)
+        .fetch_one(&mut *tx)
         .await?;
-        tx.commit().await?;
         Ok(MessageId(id))
     }
 

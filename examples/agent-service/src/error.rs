@@ -73,6 +73,22 @@ impl From<tenant_sqlx::Error> for ApiError {
     }
 }
 
+impl From<tenant_sqlx::worker::WorkerError> for ApiError {
+    fn from(error: tenant_sqlx::worker::WorkerError) -> Self {
+        match error {
+            tenant_sqlx::worker::WorkerError::Database(error) => error.into(),
+            other => {
+                tracing::error!(code = other.code(), error = %other, "the event was not written");
+                ApiError::refused(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "EVENT_ERROR",
+                    "the message's event could not be written; nothing was stored",
+                )
+            }
+        }
+    }
+}
+
 impl From<sqlx::Error> for ApiError {
     fn from(error: sqlx::Error) -> Self {
         tenant_sqlx::Error::from(error).into()

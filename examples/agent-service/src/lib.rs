@@ -13,7 +13,21 @@
 //! | `DELETE /api/agents/{agent_id}/messages` | same |
 //! | `POST /api/agents/{agent_id}/collections` `{"collection_id": "..."}` | same |
 //! | `GET /api/agents/{agent_id}/collections` | same |
+//! | `GET /api/agents/{agent_id}/summary` | same |
 //! | `GET /status` | public (`validate_tenant = false`) |
+//!
+//! # Events
+//!
+//! Storing a message also writes a `message.created` event to the outbox,
+//! in the same transaction ([`tenant_sqlx::worker::publish`]): the event
+//! exists exactly when the message does. A relay and a worker, tasks of the
+//! service (on a throwaway Redis unless `REDIS_URL` is set), keep a
+//! per-conversation summary (message count, last activity) in
+//! `agent_conversation_summaries`, under RLS like every table; the worker
+//! records each event in the summary's own transaction
+//! ([`Job::begin`](tenant_sqlx::worker::Job::begin)), so a redelivered event
+//! counts once. `GET …/summary` shows it; until the worker has seen a
+//! message of the conversation it is `404 SUMMARY_NOT_FOUND`.
 //!
 //! # Who the tenant is
 //!
@@ -60,6 +74,7 @@
 
 mod auth;
 mod error;
+mod events;
 mod limits;
 mod serve;
 mod service;
@@ -83,6 +98,7 @@ use tenant_sqlx::TenantPool;
 
 pub use auth::{Auth, AUDIENCE, ISSUER, TOKEN_LIFETIME};
 pub use error::{ApiError, JsonBody, QueryParams};
+pub use events::{MessageCreated, MESSAGE_CREATED, SUMMARY_GROUP, SUMMARY_TABLE};
 pub use limits::Limits;
 pub use service::{start, start_with, Config, DatabaseConfig, Service, StartError};
 
@@ -159,7 +175,8 @@ fn check_content(content: &str, limits: &Limits) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Stores a message in the conversation.
+/// Stores a message in the conversation and, in the same transaction,
+/// publishes its `message.created` event to the outbox.
 #[with_context(tenant, agent = agent_id, conversation)]
 async fn post_message(
     State(app): State<AppState>,
@@ -174,9 +191,17 @@ async fn post_message(
             ApiError::refused(StatusCode::BAD_REQUEST, "BAD_REQUEST", e.to_string())
         })?,
     };
+    let mut tx = app.pool.begin(&ctx).await?;
     let id = ConversationMemory::new(&app.pool, &ctx)
-        .add_message(role, &body.content)
+        .add_message_in(&mut tx, role, &body.content)
         .await?;
+    tenant_sqlx::worker::publish(
+        &mut tx,
+        MESSAGE_CREATED,
+        &MessageCreated { message_id: id.0 },
+    )
+    .await?;
+    tx.commit().await?;
     tracing::info!(message_id = id.0, "message stored");
     let mut out = conversation_json(&ctx);
     out["id"] = json!(id.0);
@@ -257,6 +282,42 @@ async fn get_messages(
     Ok(Json(out))
 }
 
+/// The conversation's summary, as the worker left it: how many messages,
+/// the newest message's id and when it was stored.
+#[with_context(tenant, agent = agent_id, conversation)]
+async fn get_summary(
+    State(app): State<AppState>,
+    Path(agent_id): Path<String>,
+    ctx: Ctx<Validated<WithAgent, WithConversation>>,
+) -> Result<Json<Value>, ApiError> {
+    let mut tx = app.pool.begin(&ctx).await?;
+    let row: Option<(i64, i64, String)> = sqlx::query_as(&format!(
+        "SELECT message_count, last_message_id, \
+             to_char(last_activity AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') \
+         FROM {SUMMARY_TABLE} \
+         WHERE tenant_id = $1 AND agent_id = $2 AND conversation_id = $3"
+    ))
+    .bind(ctx.tenant_id().as_str())
+    .bind(ctx.agent_id().as_str())
+    .bind(ctx.conversation_id().as_str())
+    .fetch_optional(&mut tx)
+    .await?;
+    tx.commit().await?;
+    let Some((count, last_id, last_activity)) = row else {
+        return Err(ApiError::refused(
+            StatusCode::NOT_FOUND,
+            "SUMMARY_NOT_FOUND",
+            "no summary for this conversation yet: the worker writes it shortly after \
+             the conversation's first message",
+        ));
+    };
+    let mut out = conversation_json(&ctx);
+    out["message_count"] = json!(count);
+    out["last_message_id"] = json!(last_id);
+    out["last_activity"] = json!(last_activity);
+    Ok(Json(out))
+}
+
 /// Forgets the conversation.
 #[with_context(tenant, agent = agent_id, conversation)]
 async fn delete_messages(
@@ -329,6 +390,7 @@ pub fn router(pool: Arc<TenantPool>, limits: Limits, resolver: Resolver) -> Rout
             "/api/agents/{agent_id}/collections",
             get(get_collections).post(post_collection),
         )
+        .route("/api/agents/{agent_id}/summary", get(get_summary))
         .layer(ContextLayer::new().resolver(resolver));
     let public = Router::new()
         .route("/status", get(status))

@@ -2,7 +2,9 @@
 //! `BIND`), with a throwaway PostgreSQL unless `DATABASE_URL` is set. It
 //! prints a development signing key and two ready bearer tokens (acme,
 //! globex); `TRUST_TENANT_HEADER=1` takes the tenant from `X-Tenant-ID`
-//! instead, for a gateway deployment.
+//! instead, for a gateway deployment. A relay and a summary worker run as
+//! tasks, on a throwaway Redis unless `REDIS_URL` is set (a throwaway
+//! Redis needs `redis-server`).
 
 use std::process::ExitCode;
 
@@ -23,6 +25,16 @@ async fn main() -> ExitCode {
     let addr = service.addr();
     println!("agent-service listening on http://{addr}");
     println!("data: {}", service.database());
+    match service.events() {
+        Some(events) => println!(
+            "events: message.created through the outbox to {events}; a worker keeps each \
+             conversation's summary (GET /api/agents/{{agent_id}}/summary)"
+        ),
+        None => println!(
+            "events: no relay or worker (an external database without RELAY_DATABASE_URL): \
+             message.created events wait in the outbox"
+        ),
+    }
     let limits = service.limits();
     println!(
         "limits: a request head within {:?}, the request within {:?}, a stalled response \
@@ -62,6 +74,9 @@ async fn main() -> ExitCode {
             println!(
                 "  curl -s http://{addr}/api/agents/agent-7/messages -H \"Authorization: Bearer $GLOBEX\" -H 'X-Conversation-ID: conv-1'   # globex sees none of acme's"
             );
+            println!(
+                "  curl -s http://{addr}/api/agents/agent-7/summary -H \"Authorization: Bearer $ACME\" -H 'X-Conversation-ID: conv-1'   # the worker's count"
+            );
             println!("  curl -s -i http://{addr}/api/agents/agent-7/messages -H 'X-Tenant-ID: acme' -H 'X-Conversation-ID: conv-1'   # 401 TOKEN_MISSING");
             println!("  curl -s -i http://{addr}/api/agents/agent-7/messages -H \"Authorization: Bearer $ACME\" -H 'X-Tenant-ID: globex' -H 'X-Conversation-ID: conv-1'   # 403 TENANT_MISMATCH");
         }
@@ -74,6 +89,9 @@ async fn main() -> ExitCode {
             );
             println!(
                 "  curl -s http://{addr}/api/agents/agent-7/messages -H 'X-Tenant-ID: acme' -H 'X-Conversation-ID: conv-1'"
+            );
+            println!(
+                "  curl -s http://{addr}/api/agents/agent-7/summary -H 'X-Tenant-ID: acme' -H 'X-Conversation-ID: conv-1'"
             );
             println!("  curl -s -i http://{addr}/api/agents/agent-7/messages -H 'X-Conversation-ID: conv-1'   # 400 TENANT_REQUIRED");
         }

@@ -15,6 +15,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::auth::Auth;
+use crate::events::{self, Events};
 use crate::limits::Limits;
 use crate::{router, serve};
 
@@ -44,6 +45,22 @@ pub enum StartError {
     /// `JWT_SECRET` must be at least 32 bytes, in hex.
     #[error("JWT_SECRET must be the bearer tokens' HS256 key as hex (at least 32 bytes)")]
     BadJwtSecret,
+    /// The throwaway Redis could not be started.
+    #[error(
+        "could not start the throwaway Redis for the events (is `redis-server` installed? \
+         `apt-get install redis-server`, or set REDIS_URL): {0}"
+    )]
+    Redis(HarnessError),
+    /// `redis-server` was not found (the throwaway Redis needs it).
+    #[error(
+        "the events need Redis, and `redis-server` was not found: install it \
+         (`apt-get install redis-server`), name the binary in REDIS_SERVER, or set \
+         REDIS_URL to a running Redis"
+    )]
+    RedisMissing,
+    /// The relay or the worker could not connect to Redis.
+    #[error("could not start the events' relay and worker: {0}")]
+    Events(tenant_sqlx::worker::WorkerError),
     /// The listening socket could not be opened.
     #[error("could not listen on {addr}: {source}")]
     Bind {
@@ -89,6 +106,18 @@ pub struct Config {
     pub limits: Limits,
     /// Where a request's tenant comes from.
     pub auth: Auth,
+    /// Run the relay and the summary worker in this process (a posted
+    /// message's `message.created` event is written to the outbox either
+    /// way).
+    pub events: bool,
+    /// The Redis of the events (`REDIS_URL`); `None`: a throwaway one,
+    /// started with the service and removed when it stops.
+    pub redis_url: Option<String>,
+    /// The relay's database URL (`RELAY_DATABASE_URL`): a role that
+    /// bypasses RLS, since the relay reads every tenant's outbox. A
+    /// throwaway database uses its superuser; with an external database and
+    /// no relay URL, no relay or worker runs and events wait in the outbox.
+    pub relay_url: Option<String>,
 }
 
 impl fmt::Debug for Config {
@@ -106,6 +135,9 @@ impl fmt::Debug for Config {
             .field("guard_secret", &self.guard_secret.as_ref().map(|_| "…"))
             .field("limits", &self.limits)
             .field("auth", &self.auth)
+            .field("events", &self.events)
+            .field("redis_url", &self.redis_url.as_ref().map(|_| "…"))
+            .field("relay_url", &self.relay_url.as_ref().map(|_| "…"))
             .finish()
     }
 }
@@ -121,6 +153,9 @@ impl Config {
             guard_secret: None,
             limits: Limits::default(),
             auth: Auth::development(),
+            events: true,
+            redis_url: None,
+            relay_url: None,
         }
     }
 
@@ -129,7 +164,8 @@ impl Config {
     /// turn hardened mode off, `GUARD_SECRET` (hex); `JWT_SECRET` (hex, the
     /// HS256 key of the bearer tokens; else a development key made up now),
     /// or `TRUST_TENANT_HEADER=1` to take the tenant from `X-Tenant-ID` as
-    /// sent (only behind a gateway that sets it).
+    /// sent (only behind a gateway that sets it); `REDIS_URL` (else a
+    /// throwaway Redis) and `RELAY_DATABASE_URL` for the events.
     pub fn from_env(bind: impl Into<String>) -> Result<Config, StartError> {
         let var = |name| std::env::var(name).ok().filter(|v: &String| !v.is_empty());
         let database = match var("DATABASE_URL") {
@@ -160,6 +196,8 @@ impl Config {
             hardened: var("HARDENED").is_none_or(|v| v != "0"),
             guard_secret,
             auth,
+            redis_url: var("REDIS_URL"),
+            relay_url: var("RELAY_DATABASE_URL"),
             ..Config::new(bind)
         })
     }
@@ -208,6 +246,15 @@ impl Database {
         }
     }
 
+    /// The relay's URL: a throwaway database's superuser, else the
+    /// configured one.
+    fn relay_url<'a>(&'a self, configured: Option<&'a str>) -> Option<&'a str> {
+        match self {
+            Database::Throwaway { db, .. } => Some(configured.unwrap_or(db.admin_url())),
+            Database::External { .. } => configured,
+        }
+    }
+
     fn describe(&self) -> String {
         match self {
             Database::Throwaway { cluster, .. } => format!(
@@ -232,7 +279,16 @@ async fn migrate(owner_url: &str, app_url: &str, hardened: bool) -> Result<(), S
     })?;
     let admin = AdminPool::connect(owner_url).await?;
     let mut conn = admin.acquire("run the agent-service migrations").await?;
-    let sql = memory::migration_for(&Settings::default(), app_options.get_username(), hardened);
+    let app_role = app_options.get_username();
+    let worker_tables_exist: bool = sqlx::query_scalar(&format!(
+        "SELECT to_regclass('{}') IS NOT NULL",
+        tenant_sqlx::worker::OUTBOX_TABLE
+    ))
+    .fetch_one(&mut conn)
+    .await
+    .map_err(tenant_sqlx::Error::from)?;
+    let mut sql = memory::migration_for(&Settings::default(), app_role, hardened);
+    sql.push_str(&events::migration(app_role, hardened, worker_tables_exist));
     sqlx::raw_sql(&sql)
         .execute(&mut conn)
         .await
@@ -250,6 +306,7 @@ pub struct Service {
     pool: Arc<TenantPool>,
     limits: Limits,
     auth: Auth,
+    events: Option<Events>,
     shutdown: oneshot::Sender<()>,
     server: JoinHandle<std::io::Result<()>>,
 }
@@ -263,6 +320,11 @@ impl Service {
     /// Where its data lives, in words.
     pub fn database(&self) -> String {
         self.database.describe()
+    }
+
+    /// Where its events go, in words (`None`: no relay or worker runs).
+    pub fn events(&self) -> Option<String> {
+        self.events.as_ref().map(Events::describe)
     }
 
     /// The limits it enforces.
@@ -289,6 +351,9 @@ impl Service {
             .server
             .await
             .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+        if let Some(events) = self.events {
+            events.stop().await;
+        }
         self.pool.close().await;
         drop(self.database);
         served
@@ -372,6 +437,21 @@ pub async fn start_with(config: Config) -> Result<Service, StartError> {
         addr: bind.to_owned(),
         source,
     })?;
+    let events = match database.relay_url(config.relay_url.as_deref()) {
+        Some(relay_url) if config.events => {
+            Some(Events::start(&pool, relay_url, config.redis_url.as_deref()).await?)
+        }
+        Some(_) => None,
+        None => {
+            if config.events {
+                tracing::warn!(
+                    "no RELAY_DATABASE_URL: no relay or summary worker runs; \
+                     message.created events wait in the outbox"
+                );
+            }
+            None
+        }
+    };
     let (shutdown, stopped) = oneshot::channel::<()>();
     let app = router(Arc::clone(&pool), config.limits, config.auth.resolver());
     let server = tokio::spawn(serve::serve(listener, app, config.limits, stopped));
@@ -381,6 +461,7 @@ pub async fn start_with(config: Config) -> Result<Service, StartError> {
         pool,
         limits: config.limits,
         auth: config.auth,
+        events,
         shutdown,
         server,
     })

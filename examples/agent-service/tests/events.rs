@@ -1,0 +1,228 @@
+//! The events of the example, end to end on a real PostgreSQL and a real
+//! Redis: a posted message publishes `message.created` through the outbox,
+//! the service's own relay and worker turn it into the conversation's
+//! summary, each tenant sees only its own summary (with the same agent and
+//! conversation ids), and a redelivered event counts once.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use agent_service::{start_with, Config};
+use common::call;
+use serde_json::Value;
+use tenant_sqlx::testing::redis::TestRedis;
+use tokio::time::{sleep, timeout, Instant};
+
+/// The whole test gives up after this long.
+const TEST_BOUND: Duration = Duration::from_secs(25);
+
+/// How long the worker may take to reflect a message in a summary.
+const SUMMARY_WAIT: Duration = Duration::from_secs(10);
+
+const MESSAGES: &str = "/api/agents/agent-7/messages";
+const SUMMARY: &str = "/api/agents/agent-7/summary";
+
+fn headers<'a>(auth: &'a str, conversation: &'a str) -> [(&'a str, &'a str); 2] {
+    [("Authorization", auth), ("X-Conversation-ID", conversation)]
+}
+
+/// Posts `text` and returns the message id.
+async fn post(addr: SocketAddr, auth: &str, conversation: &str, text: &str) -> i64 {
+    let body = serde_json::json!({ "content": text }).to_string();
+    let (status, reply) = call(
+        addr,
+        "POST",
+        MESSAGES,
+        &headers(auth, conversation),
+        Some(&body),
+    )
+    .await;
+    assert_eq!(status, 201, "{reply}");
+    reply["id"].as_i64().expect("a message id")
+}
+
+async fn summary(addr: SocketAddr, auth: &str, conversation: &str) -> (u16, Value) {
+    call(addr, "GET", SUMMARY, &headers(auth, conversation), None).await
+}
+
+/// Polls the summary until its count is `count`; returns it.
+async fn wait_for_count(addr: SocketAddr, auth: &str, conversation: &str, count: i64) -> Value {
+    let deadline = Instant::now() + SUMMARY_WAIT;
+    loop {
+        let (status, body) = summary(addr, auth, conversation).await;
+        if status == 200 && body["message_count"] == count {
+            return body;
+        }
+        assert!(
+            status == 200 || (status == 404 && body["error"]["code"] == "SUMMARY_NOT_FOUND"),
+            "{status} {body}"
+        );
+        assert!(
+            Instant::now() < deadline,
+            "the summary of {conversation} did not reach {count} messages within \
+             {SUMMARY_WAIT:?}: {status} {body}"
+        );
+        sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Has the summary worker's group delivered and acknowledged everything in
+/// `stream`?
+async fn drained(redis: &mut redis::aio::MultiplexedConnection, stream: &str) -> bool {
+    let last: Vec<(String, Vec<(String, String)>)> = redis::cmd("XREVRANGE")
+        .arg(stream)
+        .arg("+")
+        .arg("-")
+        .arg("COUNT")
+        .arg(1)
+        .query_async(redis)
+        .await
+        .expect("XREVRANGE");
+    let groups: Vec<std::collections::HashMap<String, redis::Value>> = redis::cmd("XINFO")
+        .arg("GROUPS")
+        .arg(stream)
+        .query_async(redis)
+        .await
+        .expect("XINFO GROUPS");
+    let Some(group) = groups.iter().find(|g| {
+        matches!(g.get("name"), Some(redis::Value::BulkString(n)) if n == agent_service::SUMMARY_GROUP.as_bytes())
+    }) else {
+        return false;
+    };
+    let delivered = match group.get("last-delivered-id") {
+        Some(redis::Value::BulkString(id)) => String::from_utf8_lossy(id).into_owned(),
+        _ => return false,
+    };
+    let pending = matches!(group.get("pending"), Some(redis::Value::Int(0)));
+    pending && last.first().is_some_and(|(id, _)| *id == delivered)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_worker_keeps_each_tenants_summary_and_counts_a_redelivery_once() {
+    // Our own throwaway Redis, so the test can look at the streams (the
+    // service would otherwise start one of its own).
+    let redis = TestRedis::start().await.expect("redis-server starts");
+    let service = start_with(Config {
+        redis_url: Some(redis.url()),
+        ..Config::new("127.0.0.1:0")
+    })
+    .await
+    .expect("the service starts");
+    assert!(service.events().is_some(), "the relay and worker run");
+    let addr = service.addr();
+    let acme = format!("Bearer {}", service.token("acme", None).expect("a token"));
+    let globex = format!("Bearer {}", service.token("globex", None).expect("a token"));
+
+    timeout(TEST_BOUND, async {
+        // Before any message: no summary, a clear 404.
+        let (status, body) = summary(addr, &acme, "conv-1").await;
+        assert_eq!(status, 404, "{body}");
+        assert_eq!(body["error"]["code"], "SUMMARY_NOT_FOUND");
+
+        // Same agent and conversation ids for both tenants.
+        let mut acme_ids = Vec::new();
+        for i in 0..3 {
+            acme_ids.push(post(addr, &acme, "conv-1", &format!("acme {i}")).await);
+        }
+        let mut globex_ids = Vec::new();
+        for i in 0..2 {
+            globex_ids.push(post(addr, &globex, "conv-1", &format!("globex {i}")).await);
+        }
+        // A conversation only acme has.
+        let acme_only = post(addr, &acme, "conv-2", "acme alone").await;
+
+        let body = wait_for_count(addr, &acme, "conv-1", 3).await;
+        assert_eq!(body["tenant"], "acme");
+        assert_eq!(body["last_message_id"], *acme_ids.last().unwrap());
+        assert!(
+            body["last_activity"]
+                .as_str()
+                .is_some_and(|t| t.ends_with('Z')),
+            "{body}"
+        );
+        let body = wait_for_count(addr, &globex, "conv-1", 2).await;
+        assert_eq!(body["tenant"], "globex");
+        assert_eq!(
+            body["last_message_id"],
+            *globex_ids.last().unwrap(),
+            "globex's summary counts only globex's messages"
+        );
+        let body = wait_for_count(addr, &acme, "conv-2", 1).await;
+        assert_eq!(body["last_message_id"], acme_only);
+
+        // Globex cannot see acme's conversation-2 summary, though it exists.
+        let (status, body) = summary(addr, &globex, "conv-2").await;
+        assert_eq!(status, 404, "{body}");
+        assert_eq!(body["error"]["code"], "SUMMARY_NOT_FOUND");
+        // Nor without a token, nor with the header of another tenant.
+        let (status, body) = call(
+            addr,
+            "GET",
+            SUMMARY,
+            &[("X-Tenant-ID", "acme"), ("X-Conversation-ID", "conv-1")],
+            None,
+        )
+        .await;
+        assert_eq!(status, 401, "{body}");
+        assert_eq!(body["error"]["code"], "TOKEN_MISSING");
+        let (status, body) = call(
+            addr,
+            "GET",
+            SUMMARY,
+            &[
+                ("Authorization", &globex),
+                ("X-Tenant-ID", "acme"),
+                ("X-Conversation-ID", "conv-1"),
+            ],
+            None,
+        )
+        .await;
+        assert_eq!(status, 403, "{body}");
+        assert_eq!(body["error"]["code"], "TENANT_MISMATCH");
+
+        // A redelivery: the first acme event again, as a new stream entry
+        // (what a relay that died after its XADD publishes). The worker
+        // takes it and acknowledges it without a second effect.
+        let client = redis::Client::open(redis.url()).unwrap();
+        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+        let stream = "tenant:events:t:acme";
+        let first: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
+            .arg(stream)
+            .arg("-")
+            .arg("+")
+            .arg("COUNT")
+            .arg(1)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        let (_, fields) = first.first().expect("acme's stream has its events");
+        let mut xadd = redis::cmd("XADD");
+        xadd.arg(stream).arg("*");
+        for (k, v) in fields {
+            xadd.arg(k).arg(v);
+        }
+        let _copy: String = xadd.query_async(&mut conn).await.unwrap();
+        let deadline = Instant::now() + SUMMARY_WAIT;
+        while !drained(&mut conn, stream).await {
+            assert!(
+                Instant::now() < deadline,
+                "the worker did not take the copy"
+            );
+            sleep(Duration::from_millis(50)).await;
+        }
+        let (status, body) = summary(addr, &acme, "conv-1").await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["message_count"], 3, "the copy counted once: {body}");
+
+        // One more message still counts.
+        post(addr, &acme, "conv-1", "acme 3").await;
+        wait_for_count(addr, &acme, "conv-1", 4).await;
+    })
+    .await
+    .expect("bounded");
+
+    service.stop().await.expect("clean stop");
+    drop(redis);
+}
