@@ -2,17 +2,20 @@
 //! Redis: a posted message publishes `message.created` through the outbox,
 //! the service's own relay and worker turn it into the conversation's
 //! summary, each tenant sees only its own summary (with the same agent and
-//! conversation ids), and a redelivered event counts once.
+//! conversation ids), a redelivered event counts once, and a message and
+//! its event commit together or not at all.
 
 mod common;
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use agent_service::{start_with, Config};
+use agent_service::{start_with, Config, DatabaseConfig};
 use common::call;
 use serde_json::Value;
+use sqlx::{Connection, PgConnection};
 use tenant_sqlx::testing::redis::TestRedis;
+use tenant_sqlx::testing::{TestCluster, APP_ROLE};
 use tokio::time::{sleep, timeout, Instant};
 
 /// The whole test gives up after this long.
@@ -104,12 +107,26 @@ async fn the_worker_keeps_each_tenants_summary_and_counts_a_redelivery_once() {
     // Our own throwaway Redis, so the test can look at the streams (the
     // service would otherwise start one of its own).
     let redis = TestRedis::start().await.expect("redis-server starts");
+    // A database of the shared cluster, so the test can look as the
+    // superuser; hardened mode, as `cargo run` has it.
+    let cluster = TestCluster::shared().await.expect("PostgreSQL starts");
+    let db = cluster.create_database().await.expect("a database");
+    let secret = [0x5a_u8; 32];
+    db.install_guard(&secret).await.expect("the guard installs");
     let service = start_with(Config {
+        database: DatabaseConfig::External {
+            app_url: db.app_url().to_owned(),
+            owner_url: Some(db.owner_url().to_owned()),
+        },
+        hardened: true,
+        guard_secret: Some(secret.to_vec()),
         redis_url: Some(redis.url()),
+        relay_url: Some(db.admin_url().to_owned()),
         ..Config::new("127.0.0.1:0")
     })
     .await
-    .expect("the service starts");
+    .expect("the service starts (its audit passes with the summary table)");
+    let mut su = PgConnection::connect(db.admin_url()).await.unwrap();
     assert!(service.events().is_some(), "the relay and worker run");
     let addr = service.addr();
     let acme = format!("Bearer {}", service.token("acme", None).expect("a token"));
@@ -219,6 +236,58 @@ async fn the_worker_keeps_each_tenants_summary_and_counts_a_redelivery_once() {
         // One more message still counts.
         post(addr, &acme, "conv-1", "acme 3").await;
         wait_for_count(addr, &acme, "conv-1", 4).await;
+
+        // Seven messages, seven events, each processed once.
+        let (events, processed): (i64, i64) = sqlx::query_as(
+            "SELECT (SELECT count(*) FROM tenant_outbox WHERE topic = 'message.created'), \
+                    (SELECT count(*) FROM tenant_processed_messages)",
+        )
+        .fetch_one(&mut su)
+        .await
+        .unwrap();
+        assert_eq!((events, processed), (7, 7));
+
+        // The application role with a forged tenant setting reads no
+        // summary: the table's policy reads hardened mode's guard.
+        let mut app = PgConnection::connect(db.app_url()).await.unwrap();
+        let mut forged = app.begin().await.unwrap();
+        sqlx::query("SELECT set_config('app.current_tenant', 'acme', true)")
+            .execute(&mut *forged)
+            .await
+            .unwrap();
+        let seen: i64 = sqlx::query_scalar("SELECT count(*) FROM agent_conversation_summaries")
+            .fetch_one(&mut *forged)
+            .await
+            .unwrap();
+        assert_eq!(seen, 0, "a forged setting reads no summary");
+        forged.rollback().await.unwrap();
+
+        // The message and its event commit together: with the outbox
+        // refused, the message is not stored either (500, nothing kept).
+        sqlx::raw_sql(&format!(
+            "REVOKE INSERT ON tenant_outbox FROM \"{APP_ROLE}\""
+        ))
+        .execute(&mut su)
+        .await
+        .unwrap();
+        let body = serde_json::json!({ "content": "lost with its event" }).to_string();
+        let (status, reply) = call(
+            addr,
+            "POST",
+            MESSAGES,
+            &headers(&acme, "conv-1"),
+            Some(&body),
+        )
+        .await;
+        assert_eq!(status, 500, "{reply}");
+        assert_eq!(reply["error"]["code"], "DATABASE_ERROR");
+        let stored: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM tenant_memory_messages WHERE content = 'lost with its event'",
+        )
+        .fetch_one(&mut su)
+        .await
+        .unwrap();
+        assert_eq!(stored, 0, "no message without its event");
     })
     .await
     .expect("bounded");
