@@ -5,7 +5,9 @@
 //! tenant, the agent and the conversation, so it always knows whose
 //! conversation it is; there is no `get_instance(tenant_id=...)` to call with
 //! the wrong tenant. Every operation runs in its own
-//! [`TenantTx`], so the database filters by tenant too.
+//! [`TenantTx`], so the database filters by tenant too;
+//! [`ConversationMemory::add_message_in`] runs in the caller's, to commit a
+//! message together with other writes (an outbox event, for example).
 //!
 //! The tables come with [`migration`], which also creates their RLS
 //! policies with [`RlsPolicy`]; a database migrated
