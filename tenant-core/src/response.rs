@@ -21,13 +21,7 @@ impl ContextError {
     /// assert_eq!(json["error"]["code"], "TENANT_REQUIRED");
     /// ```
     pub fn to_json_body(&self) -> String {
-        serde_json::json!({
-            "error": {
-                "code": self.code(),
-                "message": self.to_string(),
-            }
-        })
-        .to_string()
+        json_envelope(self.code(), &self.to_string())
     }
 
     /// The error as a complete HTTP response: [`http_status`](Self::http_status),
@@ -51,4 +45,16 @@ impl ContextError {
         );
         res
     }
+}
+
+/// The one JSON error envelope every refusal uses:
+/// `{"error":{"code":...,"message":...}}`.
+pub(crate) fn json_envelope(code: &str, message: &str) -> String {
+    serde_json::json!({
+        "error": {
+            "code": code,
+            "message": message,
+        }
+    })
+    .to_string()
 }

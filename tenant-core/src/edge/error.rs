@@ -213,13 +213,7 @@ impl EdgeError {
 
     /// The JSON body: `{"error":{"code":...,"message":...}}`.
     pub fn to_json_body(&self) -> String {
-        serde_json::json!({
-            "error": {
-                "code": self.code(),
-                "message": self.to_string(),
-            }
-        })
-        .to_string()
+        crate::response::json_envelope(self.code(), &self.to_string())
     }
 
     /// The complete response: status, JSON body and, for a token error,
