@@ -42,7 +42,7 @@ use sqlx::{Connection, PgConnection};
 use tenant_core::{Ctx, Validated};
 use tenant_sqlx::rls::RlsPolicy;
 use tenant_sqlx::testing::{TestCluster, APP_ROLE};
-use tenant_sqlx::{memory, Settings, TenantPool, TenantTx};
+use tenant_sqlx::{memory, SettingNames, TenantPool, TenantTx};
 
 const SMALL_TENANTS: u64 = 9_990;
 const BIG_TENANTS: u64 = 10;
@@ -271,7 +271,7 @@ async fn main() -> Result<(), BoxError> {
             "{}{}{}GRANT USAGE ON SEQUENCE items_id_seq TO {APP_ROLE};",
             items_ddl(),
             policy.sql(),
-            memory::migration(&Settings::default(), APP_ROLE)
+            memory::migration(&SettingNames::default(), APP_ROLE)
         ),
     )
     .await?;

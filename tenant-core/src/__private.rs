@@ -5,126 +5,15 @@ pub use tracing;
 
 use crate::ctx::{
     AgentState, CollectionState, ConversationState, Ctx, IsValidated, NoAgent, NoCollection,
-    NoConversation, Unvalidated, Validated, WithAgent, WithCollection, WithConversation,
+    NoConversation, Validated, WithAgent, WithCollection, WithConversation,
 };
 use crate::error::{ContextError, Field};
-use crate::scope::{current, Incoming};
 
 /// Values a handler binds from its own parameters (`agent = agent_id`). They
 /// take precedence over the enclosing and incoming contexts.
 pub type Bindings<'a> = &'a [(Field, &'a str)];
 
-fn incoming_raw() -> Ctx<Unvalidated> {
-    Incoming::current().map_or_else(Ctx::unvalidated, |inc| inc.raw().clone())
-}
-
-fn apply(mut raw: Ctx<Unvalidated>, bindings: Bindings<'_>) -> Ctx<Unvalidated> {
-    for (field, value) in bindings {
-        raw = raw.with_field(*field, Some((*value).to_owned()));
-    }
-    raw
-}
-
-/// The validated context a handler in state `S` receives.
-///
-/// * Inside an enclosing validated context, unless the handler binds the
-///   tenant, that context is reused; any field `S` requires that it lacks
-///   (or that the handler binds) is taken from the bindings or, if it names
-///   the same tenant, the incoming context, and validated (with the
-///   application's validator when a field was added).
-/// * Otherwise the incoming context (with the bindings applied) is validated,
-///   including the application's validator.
-///
-/// Every handler call runs this, so the common paths clone nothing they do
-/// not return: a nested call that needs no more fields is one reference
-/// count, a handler without bindings validates the incoming context in
-/// place.
-pub async fn resolve<S: IsValidated>(bindings: Bindings<'_>) -> Result<Ctx<S>, ContextError> {
-    let rebinds_tenant = bindings.iter().any(|(f, _)| *f == Field::Tenant);
-    if !rebinds_tenant {
-        if let Ok(outer) = current() {
-            if bindings.is_empty() {
-                if let Ok(ctx) = outer.require::<S>() {
-                    return Ok(ctx);
-                }
-            }
-            return fill::<S>(&outer, bindings).await;
-        }
-    }
-    let incoming = Incoming::current();
-    let applied;
-    let raw = match (&incoming, bindings.is_empty()) {
-        (Some(inc), true) => inc.raw(),
-        (inc, _) => {
-            let base = inc
-                .as_ref()
-                .map_or_else(Ctx::unvalidated, |i| i.raw().clone());
-            applied = apply(base, bindings);
-            &applied
-        }
-    };
-    match incoming.as_ref().and_then(Incoming::validator) {
-        Some(v) => raw.validate_with::<S>(&**v).await,
-        None => raw.validate::<S>(),
-    }
-}
-
-/// The enclosing context plus the fields `S` requires that it lacks, and
-/// the bound ones, validated together.
-///
-/// A missing field is taken from the incoming context only when that
-/// context names the same tenant: an enclosing context for tenant B (a
-/// deliberate `ctx_b.scope(..)`) must not pick up the agent of a request
-/// made for tenant A. When a field is added, the application's validator
-/// runs on the result, as it would have on the incoming context.
-///
-/// The tenant never changes here, so without a validator the result keeps
-/// the enclosing context's [`Provenance`](crate::Provenance): a worker's
-/// trusted context, put in scope, still opens transactions for a nested
-/// handler that binds an agent.
-async fn fill<S: IsValidated>(
-    outer: &Ctx<Validated>,
-    bindings: Bindings<'_>,
-) -> Result<Ctx<S>, ContextError> {
-    let missing = |f: &Field| match f {
-        Field::Tenant => false,
-        Field::Agent => outer.agent_id_opt().is_none(),
-        Field::Conversation => outer.conversation_id_opt().is_none(),
-        Field::Collection => outer.collection_id_opt().is_none(),
-    };
-    let incoming = Incoming::current();
-    let same_tenant = incoming
-        .as_ref()
-        .filter(|inc| inc.raw().raw_tenant() == Some(outer.tenant_id().as_str()));
-    let mut raw = outer.to_unvalidated();
-    let fields = S::REQUIRES
-        .into_iter()
-        .flatten()
-        .filter(missing)
-        .chain(bindings.iter().map(|(f, _)| *f));
-    for field in fields {
-        let value = bindings
-            .iter()
-            .find(|(f, _)| *f == field)
-            .map(|(_, v)| (*v).to_owned())
-            .or_else(|| same_tenant.and_then(|inc| inc.raw().raw(field).map(str::to_owned)));
-        raw = raw.with_field(field, value);
-    }
-    match incoming.as_ref().and_then(Incoming::validator) {
-        Some(v) => raw.validate_with::<S>(&**v).await,
-        None => Ok(raw.validate::<S>()?.marked(outer.provenance())),
-    }
-}
-
-/// The raw context a handler with `validate_tenant = false` receives: the
-/// enclosing validated context as raw values, else the incoming one.
-pub fn resolve_unvalidated(bindings: Bindings<'_>) -> Ctx<Unvalidated> {
-    let raw = match current() {
-        Ok(outer) => outer.to_unvalidated(),
-        Err(_) => incoming_raw(),
-    };
-    apply(raw, bindings)
-}
+pub use crate::resolve::{resolve, resolve_unvalidated};
 
 /// Puts `ctx` in scope around `fut`.
 pub fn scope<S: IsValidated, F: std::future::Future>(

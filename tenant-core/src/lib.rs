@@ -24,6 +24,8 @@
 //!
 //! * Task-local scopes: [`Ctx::scope`], [`current`], [`spawn`],
 //!   [`spawn_blocking`], and [`Incoming`] for the raw context of a request.
+//! * The rules a `#[with_context]` handler gets its context by, for code
+//!   written by hand: [`resolve`] and [`resolve_unvalidated`].
 //! * Logs: [`Ctx::span`] (a `tracing` span with `tenant_id`, ...) and
 //!   [`log_prefix`] (`[t:acme a:agent-7]`) for logs outside `tracing`.
 //! * Caches: [`Ctx::key`] gives a [`TenantKey`] that cannot collide across
@@ -43,11 +45,12 @@
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-pub mod ctx;
+mod ctx;
 mod error;
 mod id;
 mod key;
 mod log;
+mod resolve;
 mod scope;
 mod validator;
 
@@ -82,6 +85,7 @@ pub use forward::incoming_bearer;
 pub use id::{AgentId, CollectionId, ConversationId, IdError, TenantId, MAX_ID_LEN, RESERVED_IDS};
 pub use key::TenantKey;
 pub use log::{log_prefix, NO_CONTEXT_PREFIX};
+pub use resolve::{resolve, resolve_unvalidated};
 #[cfg(any(feature = "tower", feature = "axum"))]
 pub use response::JSON_CONTENT_TYPE;
 pub use scope::{

@@ -7,11 +7,11 @@ use crate::audit::AuditReport;
 /// Every variant has a stable [`code`](Error::code).
 ///
 /// ```
-/// use tenant_sqlx::{Error, Settings, TenantPool};
+/// use tenant_sqlx::{Error, SettingNames, TenantPool};
 ///
 /// # async fn demo() {
 /// let err = TenantPool::builder()
-///     .settings(Settings::default().with_tenant("tenant"))
+///     .setting_names(SettingNames::default().rename_tenant("tenant"))
 ///     .connect("postgres://app@localhost/app")
 ///     .await
 ///     .unwrap_err();

@@ -45,7 +45,7 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 use crate::rls::{quote_ident, quote_literal};
-use crate::Settings;
+use crate::SettingNames;
 
 /// The schema that holds the guard's table and function.
 pub const GUARD_SCHEMA: &str = "tenant_guard";
@@ -80,12 +80,12 @@ impl Guard {
         Guard {
             owner: None,
             grantees: Vec::new(),
-            tenant_setting: Settings::default().tenant().to_owned(),
+            tenant_setting: SettingNames::default().tenant().to_owned(),
         }
     }
 
     /// Reads the tenant setting named in `settings`.
-    pub fn settings(mut self, settings: &Settings) -> Self {
+    pub fn setting_names(mut self, settings: &SettingNames) -> Self {
         self.tenant_setting = settings.tenant().to_owned();
         self
     }

@@ -42,7 +42,7 @@ mod pool;
 #[cfg(feature = "registry")]
 pub mod registry;
 pub mod rls;
-mod settings;
+mod setting_names;
 mod sql;
 mod stash;
 mod taint;
@@ -59,5 +59,5 @@ mod server_tests;
 pub use admin::{AdminConn, AdminPool};
 pub use error::Error;
 pub use pool::{Begin, TenantPool, TenantPoolBuilder};
-pub use settings::Settings;
+pub use setting_names::SettingNames;
 pub use tx::{Savepoint, TenantTx};

@@ -50,7 +50,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tenant_core::{CollectionId, Ctx, HasAgent, HasConversation, IsValidated};
 
 use crate::rls::{quote_ident, RlsPolicy};
-use crate::{Error, Settings, TenantPool, TenantTx};
+use crate::{Error, SettingNames, TenantPool, TenantTx};
 
 /// The table of messages.
 pub const MESSAGES_TABLE: &str = "tenant_memory_messages";
@@ -66,18 +66,18 @@ pub const POLICY_NAME: &str = "tenant_isolation";
 /// Idempotent: safe to run at every start.
 ///
 /// ```
-/// use tenant_sqlx::{memory, Settings};
-/// let sql = memory::migration(&Settings::default(), "app");
+/// use tenant_sqlx::{memory, SettingNames};
+/// let sql = memory::migration(&SettingNames::default(), "app");
 /// assert!(sql.contains("FORCE ROW LEVEL SECURITY"));
 /// ```
-pub fn migration(settings: &Settings, app_role: &str) -> String {
+pub fn migration(settings: &SettingNames, app_role: &str) -> String {
     migration_for(settings, app_role, false)
 }
 
 /// [`migration`], with the policies of [hardened mode](crate::guard) when
 /// `hardened` is true (the guard must be installed first, callable by the
 /// role that runs this).
-pub fn migration_for(settings: &Settings, app_role: &str, hardened: bool) -> String {
+pub fn migration_for(settings: &SettingNames, app_role: &str, hardened: bool) -> String {
     let app = quote_ident(app_role);
     let mut sql = format!(
         "CREATE TABLE IF NOT EXISTS {MESSAGES_TABLE} (\n\
@@ -102,7 +102,7 @@ pub fn migration_for(settings: &Settings, app_role: &str, hardened: bool) -> Str
     );
     for table in [MESSAGES_TABLE, COLLECTIONS_TABLE] {
         let policy = RlsPolicy::new(table, "tenant_id")
-            .settings(settings)
+            .setting_names(settings)
             .hardened(hardened)
             .policy_name(POLICY_NAME);
         // ENABLE and FORCE are idempotent; CREATE POLICY is not, and

@@ -17,7 +17,7 @@ use crate::guard::GuardSecret;
 use crate::sql::{push_identifier, push_literal, quote_setting_name};
 use crate::stash::Stash;
 use crate::tx::{self, check_scope, TenantTx};
-use crate::{Error, Settings};
+use crate::{Error, SettingNames};
 
 /// How every tenant transaction starts, in one message with its
 /// `SET LOCAL`s (one round trip):
@@ -67,59 +67,34 @@ const SLOW_BEGIN: Duration = Duration::from_secs(2);
 ///
 /// Cloning is cheap and shares the pool.
 ///
-/// # The pool guards itself
+/// # What one borrower leaves, the next does not see
 ///
-/// A connection reaches the next `begin` only if it is one this pool lent,
-/// outside any transaction, and no tenant transaction sees what an earlier
-/// borrower of its connection left in the session:
-///
-/// * every transaction starts with one message (one round trip):
-///   `BEGIN ISOLATION LEVEL READ COMMITTED, READ WRITE` (session defaults
-///   an earlier borrower set, or stored on the role, do not shape it),
-///   `RESET ALL` (settings made with `SET` or `set_config`, the tenant
-///   fields among them; values given at connect time are kept),
-///   `SET LOCAL SESSION AUTHORIZATION` to the pool's role (whatever
-///   `SET ROLE` came before; a session that logged in as another role fails
-///   here and is closed), `CLOSE ALL` (`WITH HOLD` cursors),
-///   `DISCARD TEMP` (temporary tables, which RLS does not protect),
-///   `DISCARD SEQUENCES` (what `lastval()` would tell), and a `SET LOCAL`
-///   for the tenant and each field the context carries. A field the context
-///   does not carry reads as unset: `current_setting(name, true)` is NULL or
-///   `''`;
-/// * a statement that can leave what a transaction cannot clear (a
-///   `PREPARE`, `LISTEN`, session advisory lock, `DEALLOCATE`/`DISCARD`, or
-///   code run by `DO`, `EXECUTE` or a new function) marks its transaction:
-///   the connection is closed when the transaction ends, not reused;
-/// * a [`TenantTx`] dropped while open (an error path, a panic, a cancelled
-///   query) is rolled back by the next begin message on its connection,
-///   which starts with `ROLLBACK`; one whose begin, commit or rollback was
-///   cancelled half way is closed;
-/// * a connection the server dropped while it was idle is replaced by
-///   `begin` (see [`TenantPoolBuilder::test_before_acquire`]).
-///
-/// None of these costs a round trip: unlike a plain sqlx pool, a
-/// `TenantPool` does not ping a connection before handing it out, nor after
-/// taking it back.
+/// Every transaction starts, in the same round trip as its `BEGIN`, by
+/// clearing what an earlier borrower of the connection may have left in
+/// the session: settings made with `SET` (the tenant fields among them),
+/// `SET ROLE`, session transaction defaults, `WITH HOLD` cursors, temporary
+/// tables, `lastval()`. A statement that leaves what a transaction cannot
+/// clear (`PREPARE`, `LISTEN`, a session advisory lock,
+/// `DEALLOCATE`/`DISCARD`, or code run by `DO`, `EXECUTE` or a new
+/// function) gets its connection closed when the transaction ends instead
+/// of reused. A [`TenantTx`] dropped while open is rolled back before its
+/// connection serves anyone else. A field the context does not carry reads
+/// as unset (`current_setting(name, true)` is NULL or `''`).
 ///
 /// What SQL run inside a tenant transaction can still do, on purpose, is
 /// change the tenant for the rest of that transaction
 /// (`set_config('app.current_tenant', …, true)`): the setting is what RLS
-/// reads. Use hardened mode where that matters.
+/// reads. Use [hardened mode](TenantPoolBuilder::hardened) where that
+/// matters.
 ///
-/// # Handing connections on
+/// # Round trips
 ///
-/// sqlx 0.8.6 pings every connection returned to its pool. A connection
-/// whose transaction ended with a successful `commit` or `rollback` needs
-/// no such check (it is known to be outside any transaction, and the next
-/// begin on it is the liveness check), so the `TenantPool` keeps it and
-/// gives it to the next `begin` before any other, most recently used first,
-/// including to a `begin` already waiting for a connection. Kept connections
-/// stay checked out of sqlx's pool, so `max_connections` still bounds them;
-/// [`num_idle`](Self::num_idle) counts them. A connection out of sqlx's
-/// pool for longer than 30 s, or kept unused for as long (or for the
-/// [idle timeout](TenantPoolBuilder::idle_timeout) if shorter), goes back
-/// to sqlx so that its idle timeout and maximum lifetime still apply, as
-/// does anything after [`close`](Self::close).
+/// `begin` is one round trip, and nothing else is added: the pool does not
+/// ping a connection before handing it out (the begin message is the
+/// check, see [`TenantPoolBuilder::test_before_acquire`]), and by default
+/// a connection whose transaction ended cleanly is kept for the next
+/// `begin` instead of going back through sqlx's pool, which would ping it
+/// (see [`TenantPoolBuilder::keep_connections`]).
 ///
 /// ```no_run
 /// use tenant_core::{Ctx, Validated};
@@ -144,7 +119,7 @@ pub struct TenantPool {
 }
 
 struct Shared {
-    settings: Settings,
+    settings: SettingNames,
     /// Retry a `BEGIN` that finds its connection dead (see
     /// [`TenantPoolBuilder::test_before_acquire`]).
     test_before_acquire: bool,
@@ -294,7 +269,7 @@ impl TenantPool {
     }
 
     /// The setting names this pool writes.
-    pub fn settings(&self) -> &Settings {
+    pub fn setting_names(&self) -> &SettingNames {
         &self.shared.settings
     }
 
@@ -317,7 +292,8 @@ impl TenantPool {
             // `close` shuts.
             return 0;
         }
-        // Kept connections (see `begin`) are idle too.
+        // Kept connections (see `TenantPoolBuilder::keep_connections`) are
+        // idle too.
         self.pool.num_idle() + self.stash.len()
     }
 
@@ -335,7 +311,7 @@ impl TenantPool {
 
 impl Shared {
     fn new(
-        settings: Settings,
+        settings: SettingNames,
         role: &str,
         guard: Option<GuardSecret>,
         report: AuditReport,
@@ -442,19 +418,20 @@ impl fmt::Debug for Begin<'_> {
 
 /// Options for a [`TenantPool`].
 ///
-/// Defaults: 10 connections, [`Settings::default`], tenant column
+/// Defaults: 10 connections, [`SettingNames::default`], tenant column
 /// `tenant_id` for the audit, audit findings refused.
 #[derive(Debug)]
 pub struct TenantPoolBuilder {
     options: PgPoolOptions,
     test_before_acquire: bool,
-    settings: Settings,
+    settings: SettingNames,
     tenant_column: String,
     allow_audit_findings: bool,
     guard: Option<GuardSecret>,
     allowed_policies: Vec<String>,
     require_authorized: bool,
     transaction_pooler: bool,
+    keep_connections: bool,
 }
 
 impl Default for TenantPoolBuilder {
@@ -462,13 +439,14 @@ impl Default for TenantPoolBuilder {
         TenantPoolBuilder {
             options: PgPoolOptions::new(),
             test_before_acquire: true,
-            settings: Settings::default(),
+            settings: SettingNames::default(),
             tenant_column: "tenant_id".to_owned(),
             allow_audit_findings: false,
             guard: None,
             allowed_policies: Vec::new(),
             require_authorized: false,
             transaction_pooler: false,
+            keep_connections: true,
         }
     }
 }
@@ -494,13 +472,43 @@ impl TenantPoolBuilder {
 
     /// How long a connection may stay idle before it is closed (default
     /// 10 min, as in sqlx; `None` keeps idle connections open). A
-    /// connection kept for the next `begin` (see [`TenantPool`]) is handed
-    /// back to sqlx's pool once unused for 30 s, or for this timeout if
-    /// shorter (checked at every `begin` and by a sweep every half of that
-    /// period, so at most one and a half times as long), and closed there
-    /// once idle for this long.
+    /// connection [kept](Self::keep_connections) for the next `begin` is
+    /// handed back to sqlx's pool once unused for 30 s, or for this timeout
+    /// if shorter (so at most one and a half times as long in all), and
+    /// closed there once idle for this long.
     pub fn idle_timeout(mut self, timeout: Option<Duration>) -> Self {
         self.options = self.options.idle_timeout(timeout);
+        self
+    }
+
+    /// Whether a connection whose transaction ended with a successful
+    /// `commit` or `rollback` is kept for the next `begin` (default
+    /// `true`).
+    ///
+    /// sqlx pings every connection returned to its pool, a round trip per
+    /// transaction. A cleanly ended tenant transaction leaves its
+    /// connection in a known state, so the pool keeps it (still counted
+    /// against `max_connections`) and hands it to the next `begin`, most
+    /// recently used first, including to a `begin` already waiting. A kept
+    /// connection goes back to sqlx's pool once unused for 30 s (or the
+    /// [idle timeout](Self::idle_timeout) if shorter) so that sqlx's idle
+    /// timeout and maximum lifetime still apply.
+    ///
+    /// With `false`, every connection goes back to sqlx's pool when its
+    /// transaction ends (sqlx pings it there), and one whose transaction
+    /// was dropped while open is closed rather than rolled back by the next
+    /// `begin`. The guarantees are the same; only the round trips differ.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), tenant_sqlx::Error> {
+    /// let pool = tenant_sqlx::TenantPool::builder()
+    ///     .keep_connections(false)
+    ///     .connect("postgres://app@localhost/app")
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn keep_connections(mut self, keep: bool) -> Self {
+        self.keep_connections = keep;
         self
     }
 
@@ -526,7 +534,7 @@ impl TenantPoolBuilder {
     }
 
     /// The setting names written by `begin` and read by the policies.
-    pub fn settings(mut self, settings: Settings) -> Self {
+    pub fn setting_names(mut self, settings: SettingNames) -> Self {
         self.settings = settings;
         self
     }
@@ -703,7 +711,12 @@ impl TenantPoolBuilder {
         for finding in &report.performance {
             tracing::warn!(?finding, "tenant-sqlx audit: performance");
         }
-        let stash = Arc::new(Stash::new(&pool, SLOW_BEGIN, self.transaction_pooler));
+        let stash = Arc::new(Stash::new(
+            &pool,
+            SLOW_BEGIN,
+            self.transaction_pooler,
+            self.keep_connections,
+        ));
         stash.sweep_in_background();
         let mut shared = Shared::new(
             self.settings,
@@ -730,7 +743,7 @@ mod tests {
     #[test]
     fn begin_statement_cleans_then_sets_the_fields_the_context_carries() {
         let shared = Shared::new(
-            Settings::default(),
+            SettingNames::default(),
             "tenant_app",
             None,
             AuditReport::default(),
@@ -755,7 +768,7 @@ mod tests {
     #[test]
     fn bad_setting_names_are_refused_up_front() {
         let err = Shared::new(
-            Settings::default().with_tenant("tenant"),
+            SettingNames::default().rename_tenant("tenant"),
             "tenant_app",
             None,
             AuditReport::default(),

@@ -64,7 +64,7 @@ use serde::de::DeserializeOwned;
 use tenant_core::{CheckFuture, ContextError, Ctx, IsValidated, TenantId, Validated, Validator};
 
 use crate::rls::{quote_ident, RlsPolicy, TableName};
-use crate::{Error, Settings, TenantPool};
+use crate::{Error, SettingNames, TenantPool};
 
 /// The registry table's default name.
 pub const DEFAULT_TABLE: &str = "tenants";
@@ -95,7 +95,7 @@ pub const DEFAULT_TTL: Duration = Duration::from_secs(30);
 pub struct RegistrySchema {
     table: TableName,
     column: String,
-    settings: Settings,
+    settings: SettingNames,
     hardened: bool,
     grant_to: Vec<String>,
 }
@@ -112,7 +112,7 @@ impl RegistrySchema {
         RegistrySchema {
             table: TableName::unqualified(DEFAULT_TABLE),
             column: "tenant_id".to_owned(),
-            settings: Settings::default(),
+            settings: SettingNames::default(),
             hardened: false,
             grant_to: Vec::new(),
         }
@@ -134,7 +134,7 @@ impl RegistrySchema {
     }
 
     /// The setting names the policy reads (the pool's).
-    pub fn settings(mut self, settings: &Settings) -> Self {
+    pub fn setting_names(mut self, settings: &SettingNames) -> Self {
         self.settings = settings.clone();
         self
     }
@@ -165,7 +165,7 @@ impl RegistrySchema {
         // The policy without its grants: the application role must not
         // reactivate a suspended tenant or rewrite its own settings.
         let policy = RlsPolicy::new(self.table.clone(), self.column.clone())
-            .settings(&self.settings)
+            .setting_names(&self.settings)
             .policy_name(POLICY_NAME)
             .hardened(self.hardened);
         for statement in policy.statements() {

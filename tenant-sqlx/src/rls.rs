@@ -40,7 +40,7 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use crate::Settings;
+use crate::SettingNames;
 
 /// The policy name [`RlsPolicy`] uses unless told otherwise.
 pub const DEFAULT_POLICY_NAME: &str = "tenant_isolation";
@@ -50,56 +50,7 @@ pub const DEFAULT_POLICY_NAME: &str = "tenant_isolation";
 /// it ignores Row-Level Security and empties the table for every tenant.
 pub const GRANTED_PRIVILEGES: &str = "SELECT, INSERT, UPDATE, DELETE";
 
-/// Quotes `ident` as a PostgreSQL identifier: wraps it in double quotes and
-/// doubles every double quote inside, so the result always names exactly
-/// `ident`, case and all.
-///
-/// ```
-/// use tenant_sqlx::rls::quote_ident;
-///
-/// assert_eq!(quote_ident("tenant_id"), r#""tenant_id""#);
-/// assert_eq!(quote_ident(r#"a"; DROP TABLE x; --"#), r#""a""; DROP TABLE x; --""#);
-/// ```
-pub fn quote_ident(ident: &str) -> String {
-    let mut out = String::with_capacity(ident.len() + 2);
-    out.push('"');
-    for ch in ident.chars() {
-        if ch == '"' {
-            out.push('"');
-        }
-        out.push(ch);
-    }
-    out.push('"');
-    out
-}
-
-/// Quotes `value` as a PostgreSQL string literal that means `value` whatever
-/// `standard_conforming_strings` is set to: single quotes are doubled, and a
-/// value with a backslash is written as an `E'…'` literal with the
-/// backslashes doubled (as PostgreSQL's own `quote_literal` does).
-///
-/// ```
-/// use tenant_sqlx::rls::quote_literal;
-///
-/// assert_eq!(quote_literal("app.current_tenant"), "'app.current_tenant'");
-/// assert_eq!(quote_literal("it's"), "'it''s'");
-/// assert_eq!(quote_literal(r"a\'b"), r"E'a\\''b'");
-/// ```
-pub fn quote_literal(value: &str) -> String {
-    let mut out = String::with_capacity(value.len() + 3);
-    if value.contains('\\') {
-        out.push('E');
-    }
-    out.push('\'');
-    for ch in value.chars() {
-        if ch == '\'' || ch == '\\' {
-            out.push(ch);
-        }
-        out.push(ch);
-    }
-    out.push('\'');
-    out
-}
+pub use crate::sql::{quote_ident, quote_literal};
 
 /// A table name, optionally schema-qualified, quoted when written as SQL.
 ///
@@ -186,10 +137,10 @@ impl fmt::Display for TableName {
 ///
 /// ```
 /// use tenant_sqlx::rls::RlsPolicy;
-/// use tenant_sqlx::Settings;
+/// use tenant_sqlx::SettingNames;
 ///
 /// let policy = RlsPolicy::new("public.messages", "tenant_id")
-///     .settings(&Settings::default().with_tenant("myapp.tenant"))
+///     .setting_names(&SettingNames::default().rename_tenant("myapp.tenant"))
 ///     .policy_name("messages_by_tenant")
 ///     .grant_to("app");
 /// assert_eq!(
@@ -235,7 +186,7 @@ impl RlsPolicy {
         RlsPolicy {
             table: table.into(),
             column: column.into(),
-            setting: Cow::Owned(Settings::default().tenant().to_owned()),
+            setting: Cow::Owned(SettingNames::default().tenant().to_owned()),
             policy_name: Cow::Borrowed(DEFAULT_POLICY_NAME),
             grantees: Vec::new(),
             hardened: false,
@@ -243,8 +194,8 @@ impl RlsPolicy {
     }
 
     /// Reads the tenant setting named in `settings` (use the same
-    /// [`Settings`] as the pool).
-    pub fn settings(mut self, settings: &Settings) -> Self {
+    /// [`SettingNames`] as the pool).
+    pub fn setting_names(mut self, settings: &SettingNames) -> Self {
         self.setting = Cow::Owned(settings.tenant().to_owned());
         self
     }
@@ -426,7 +377,7 @@ mod tests {
     #[test]
     fn hostile_names_stay_inside_their_quotes() {
         let policy = RlsPolicy::new(r#"evil"; DROP SCHEMA public; --.t"#, r#"c" OR true OR "x"#)
-            .settings(&Settings::default().with_tenant("app.t', true) OR true OR ('"))
+            .setting_names(&SettingNames::default().rename_tenant("app.t', true) OR true OR ('"))
             .policy_name(r#"p" ON x USING (true); --"#)
             .grant_to(r#"app"; ALTER ROLE app SUPERUSER; --"#);
         let statements = policy.statements();

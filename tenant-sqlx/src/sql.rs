@@ -1,5 +1,12 @@
-//! The one place where text is inlined into SQL: the `SET LOCAL` statements
-//! and the role name that open a tenant transaction.
+//! Quoting: the one place where text is inlined into SQL.
+//!
+//! * [`quote_ident`] and [`quote_literal`] (public, re-exported from
+//!   [`rls`](crate::rls)) write the identifiers and literals of the policies,
+//!   grants and schemas the crate generates (RLS, hardened mode, registry,
+//!   outbox) and of the audit's findings.
+//! * [`quote_setting_name`], [`push_literal`] and [`push_identifier`] write
+//!   the `SET LOCAL` statements and the role name that open a tenant
+//!   transaction, refusing what they cannot quote safely.
 //!
 //! The values are inlined rather than bound because a bound
 //! `set_config($1, $2, true)` needs its own round trip, or a `SELECT` that is
@@ -86,8 +93,9 @@ pub(crate) fn push_literal(out: &mut String, setting: &str, value: &str) -> Resu
     Ok(())
 }
 
-/// Appends `name` as a quoted SQL identifier (`"tenant_app"`), doubling
-/// any `"` inside. Refuses a NUL, which PostgreSQL cannot store.
+/// Appends `name` as a quoted SQL identifier (`"tenant_app"`, see
+/// [`quote_ident`]). Refuses an empty name and a NUL, which PostgreSQL
+/// cannot store.
 pub(crate) fn push_identifier(out: &mut String, name: &str) -> Result<(), Error> {
     if name.is_empty() || name.contains('\0') {
         return Err(Error::InvalidSettingName {
@@ -95,10 +103,63 @@ pub(crate) fn push_identifier(out: &mut String, name: &str) -> Result<(), Error>
             reason: "an identifier must be non-empty and contain no NUL",
         });
     }
-    out.push('"');
-    out.push_str(&name.replace('"', "\"\""));
-    out.push('"');
+    write_ident(out, name);
     Ok(())
+}
+
+/// Quotes `ident` as a PostgreSQL identifier: wraps it in double quotes and
+/// doubles every double quote inside, so the result always names exactly
+/// `ident`, case and all.
+///
+/// ```
+/// use tenant_sqlx::rls::quote_ident;
+///
+/// assert_eq!(quote_ident("tenant_id"), r#""tenant_id""#);
+/// assert_eq!(quote_ident(r#"a"; DROP TABLE x; --"#), r#""a""; DROP TABLE x; --""#);
+/// ```
+pub fn quote_ident(ident: &str) -> String {
+    let mut out = String::with_capacity(ident.len() + 2);
+    write_ident(&mut out, ident);
+    out
+}
+
+fn write_ident(out: &mut String, ident: &str) {
+    out.push('"');
+    for ch in ident.chars() {
+        if ch == '"' {
+            out.push('"');
+        }
+        out.push(ch);
+    }
+    out.push('"');
+}
+
+/// Quotes `value` as a PostgreSQL string literal that means `value` whatever
+/// `standard_conforming_strings` is set to: single quotes are doubled, and a
+/// value with a backslash is written as an `E'…'` literal with the
+/// backslashes doubled (as PostgreSQL's own `quote_literal` does).
+///
+/// ```
+/// use tenant_sqlx::rls::quote_literal;
+///
+/// assert_eq!(quote_literal("app.current_tenant"), "'app.current_tenant'");
+/// assert_eq!(quote_literal("it's"), "'it''s'");
+/// assert_eq!(quote_literal(r"a\'b"), r"E'a\\''b'");
+/// ```
+pub fn quote_literal(value: &str) -> String {
+    let mut out = String::with_capacity(value.len() + 3);
+    if value.contains('\\') {
+        out.push('E');
+    }
+    out.push('\'');
+    for ch in value.chars() {
+        if ch == '\'' || ch == '\\' {
+            out.push(ch);
+        }
+        out.push(ch);
+    }
+    out.push('\'');
+    out
 }
 
 /// The `SET LOCAL` statement that puts `value` into `setting` for the

@@ -1,25 +1,48 @@
-//! The connections a [`TenantPool`](crate::TenantPool) keeps for itself
-//! between transactions.
+//! The kept-connection hand-off: the connections a
+//! [`TenantPool`](crate::TenantPool) keeps for itself between transactions
+//! (on by default; off with
+//! [`TenantPoolBuilder::keep_connections(false)`](crate::TenantPoolBuilder::keep_connections)).
+//! This is the one place that explains it.
+//!
+//! # Why
 //!
 //! sqlx 0.8.6 pings every connection it takes back (`PoolConnection`'s
 //! release path), a round trip per transaction. A connection whose tenant
 //! transaction ended with a successful `COMMIT` or `ROLLBACK` needs no such
-//! check: it is known to be outside any transaction, and the next `BEGIN`
-//! on it is itself the liveness check (see
+//! check: it is known to be outside any transaction, and the next begin
+//! message on it is itself the liveness check (see
 //! [`TenantPoolBuilder::test_before_acquire`](crate::TenantPoolBuilder::test_before_acquire)).
-//! So such a connection is not released to sqlx but kept here, still checked
-//! out of sqlx's pool (sqlx's `max_connections` therefore still bounds the
-//! total), and handed to the next `begin`, most recently used first: under
-//! light load the same few server backends stay busy and warm.
 //!
-//! A connection whose transaction was dropped while open is kept too, marked
-//! so that the next begin message on it starts with `ROLLBACK` (as sqlx's
-//! own dropped `Transaction` queues one); it is never released to sqlx in
-//! that state, only closed. Everything else goes back through sqlx's
-//! release path: a connection out of sqlx's pool for longer than [`RECYCLE_AFTER`]
-//! or kept here unused for as long (checked on every use and by a
-//! background sweep, so that sqlx's `max_lifetime` and `idle_timeout` still
-//! apply to it), and everything once the pool is closed.
+//! # How
+//!
+//! * **Keeping.** Such a connection is not released to sqlx but kept here
+//!   ([`Stash::put`]), still checked out of sqlx's pool, so sqlx's
+//!   `max_connections` still bounds the total and
+//!   [`TenantPool::num_idle`](crate::TenantPool::num_idle) counts it.
+//! * **Taking a kept connection** ([`Stash::take_kept`]): `begin` takes the
+//!   most recently used one, so under light load the same few server
+//!   backends stay busy and warm.
+//! * **Waiting or acquiring** ([`Stash::wait_or_acquire`]): with none kept,
+//!   `begin` queues for the next connection a transaction hands over (first
+//!   come, first served, so a task that loops on `begin` cannot starve the
+//!   others) and at the same time asks sqlx's pool; whichever comes first
+//!   wins. A connect that sqlx had already started is finished in the
+//!   background and kept for the next waiter.
+//! * **Dropped inside a transaction.** A connection whose transaction was
+//!   dropped while open is kept too, marked so that the next begin message
+//!   on it starts with `ROLLBACK` (as sqlx's own dropped `Transaction`
+//!   queues one). It is never released to sqlx in that state (sqlx does not
+//!   know the server's transaction state), only closed.
+//! * **Recycling.** A connection out of sqlx's pool for longer than
+//!   [`RECYCLE_AFTER`], or kept unused for as long (or for the pool's idle
+//!   timeout or maximum lifetime if shorter), goes back through sqlx's
+//!   release path, so that its idle timeout and lifetime still apply:
+//!   checked on every use and by a background sweep every half period.
+//!   Everything goes back once the pool is closed.
+//!
+//! With `keep_connections(false)` none of this runs: every connection goes
+//! back through sqlx's release path (one ping each), and one whose
+//! transaction was dropped while open is closed.
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -88,6 +111,10 @@ pub(crate) struct Stash {
     /// holds one of the pooler's few server sessions for as long as it is
     /// kept: it is closed instead when no `begin` is waiting for it.
     behind_pooler: bool,
+    /// [`TenantPoolBuilder::keep_connections`](crate::TenantPoolBuilder::keep_connections):
+    /// when `false`, nothing is kept and every connection goes back through
+    /// sqlx's release path (one dropped inside a transaction is closed).
+    keep: bool,
 }
 
 #[derive(Default)]
@@ -102,7 +129,7 @@ struct State {
 }
 
 impl Stash {
-    pub(crate) fn new(pool: &PgPool, slow: Duration, behind_pooler: bool) -> Stash {
+    pub(crate) fn new(pool: &PgPool, slow: Duration, behind_pooler: bool, keep: bool) -> Stash {
         let options = pool.options();
         let recycle_after = [options.get_idle_timeout(), options.get_max_lifetime()]
             .into_iter()
@@ -113,6 +140,7 @@ impl Stash {
             recycle_after,
             slow,
             behind_pooler,
+            keep,
         }
     }
 
@@ -122,35 +150,66 @@ impl Stash {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// A kept connection, most recently used first; otherwise whichever
-    /// comes first of a connection kept by a transaction that ends (first
-    /// come, first served) and one from sqlx's pool.
+    /// A connection for `begin`: a kept one if there is one
+    /// ([`take_kept`](Self::take_kept)), else whichever comes first of a
+    /// connection kept by a transaction that ends and one from sqlx's pool
+    /// ([`wait_or_acquire`](Self::wait_or_acquire)).
     pub(crate) async fn checkout(self: &Arc<Self>, pool: &PgPool) -> Result<Held, sqlx::Error> {
+        if !self.keep {
+            let started = tokio::time::Instant::now();
+            let conn = pool.acquire().await;
+            self.warn_if_slow(started, conn.is_ok());
+            return conn.map(Held::fresh);
+        }
+        match self.take_kept() {
+            Ok(held) => Ok(held),
+            Err(ticket) => self.wait_or_acquire(pool, ticket).await,
+        }
+    }
+
+    /// The most recently used kept connection; otherwise a place in the
+    /// queue of waiting `begin`s (`None` once the stash is closed). In one
+    /// critical section, so that a connection kept in between is handed to
+    /// this `begin` rather than left idle while it waits.
+    fn take_kept(&self) -> Result<Held, Option<oneshot::Receiver<Held>>> {
         let now = Instant::now();
-        let stale;
-        let mut handed = {
+        let (stale, taken) = {
             let mut state = self.state();
-            stale = self.take_stale(&mut state, now);
-            if let Some(kept) = state.idle.pop() {
-                drop(state);
-                release_all(stale);
-                return Ok(kept.held);
-            }
-            let (tx, rx) = oneshot::channel();
-            if !state.closed {
-                // Waiters that gave up are dropped lazily: here from both
-                // ends, elsewhere by `put`.
-                while state.waiters.front().is_some_and(|w| w.is_closed()) {
-                    state.waiters.pop_front();
+            let stale = self.take_stale(&mut state, now);
+            let taken = match state.idle.pop() {
+                Some(kept) => Ok(kept.held),
+                None if state.closed => Err(None),
+                None => {
+                    let (tx, rx) = oneshot::channel();
+                    // Waiters that gave up are dropped lazily: here from
+                    // both ends, elsewhere by `put`.
+                    while state.waiters.front().is_some_and(|w| w.is_closed()) {
+                        state.waiters.pop_front();
+                    }
+                    while state.waiters.back().is_some_and(|w| w.is_closed()) {
+                        state.waiters.pop_back();
+                    }
+                    state.waiters.push_back(tx);
+                    Err(Some(rx))
                 }
-                while state.waiters.back().is_some_and(|w| w.is_closed()) {
-                    state.waiters.pop_back();
-                }
-                state.waiters.push_back(tx);
-            }
-            rx
+            };
+            (stale, taken)
         };
         release_all(stale);
+        taken
+    }
+
+    /// Waits for whichever comes first: a connection a transaction hands
+    /// over through `ticket` (first come, first served), or one from sqlx's
+    /// pool; both within the pool's acquire timeout.
+    async fn wait_or_acquire(
+        self: &Arc<Self>,
+        pool: &PgPool,
+        ticket: Option<oneshot::Receiver<Held>>,
+    ) -> Result<Held, sqlx::Error> {
+        // A closed stash hands nothing over: sqlx's acquire reports the
+        // closed pool.
+        let mut handed = ticket.unwrap_or_else(|| oneshot::channel().1);
         let started = tokio::time::Instant::now();
         let deadline = started + pool.options().get_acquire_timeout();
         let mut acquire = Box::pin(pool.acquire());
@@ -160,7 +219,8 @@ impl Stash {
         let waited = tokio::time::timeout_at(deadline, async {
             tokio::select! {
                 biased;
-                // An error means the pool closed: sqlx's acquire reports it.
+                // An error means the sender is gone (closed stash): sqlx's
+                // acquire reports why.
                 Ok(held) = &mut handed => {
                     if polled {
                         // Aborting a connect half way would cost the
@@ -189,14 +249,7 @@ impl Stash {
         if let Ok(late) = handed.try_recv() {
             self.put(late);
         }
-        let waited_for = started.elapsed();
-        if waited_for > self.slow {
-            tracing::warn!(
-                waited_ms = waited_for.as_millis() as u64,
-                ok = waited.is_ok(),
-                "tenant-sqlx: begin waited long for a connection; the pool may be too small"
-            );
-        }
+        self.warn_if_slow(started, waited.is_ok());
         match waited {
             Ok(held) if self.state().closed => {
                 // Handed over just before `close`: released, not used.
@@ -207,12 +260,23 @@ impl Stash {
         }
     }
 
+    fn warn_if_slow(&self, started: tokio::time::Instant, ok: bool) {
+        let waited_for = started.elapsed();
+        if waited_for > self.slow {
+            tracing::warn!(
+                waited_ms = waited_for.as_millis() as u64,
+                ok,
+                "tenant-sqlx: begin waited long for a connection; the pool may be too small"
+            );
+        }
+    }
+
     /// Takes back a connection whose transaction ended with a successful
     /// `COMMIT` or `ROLLBACK`: to the first waiting `begin`, else kept.
     /// Anything else is released to sqlx.
     pub(crate) fn put(&self, mut held: Held) {
         let now = Instant::now();
-        if now.duration_since(held.since) > self.recycle_after {
+        if !self.keep || now.duration_since(held.since) > self.recycle_after {
             held.release();
             return;
         }
@@ -260,6 +324,9 @@ impl Stash {
     /// the stash lives, so that a pool that goes quiet still hands its
     /// connections back to sqlx's idle timeout.
     pub(crate) fn sweep_in_background(self: &Arc<Self>) {
+        if !self.keep {
+            return;
+        }
         let period = (self.recycle_after / 2).max(Duration::from_millis(10));
         let stash = Arc::downgrade(self);
         tokio::spawn(async move {

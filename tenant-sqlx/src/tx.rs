@@ -29,12 +29,24 @@ enum State {
     Starting,
     /// `BEGIN` completed; dropping the transaction rolls it back.
     Open,
+    /// Open, but a savepoint was dropped, cancelled or failed without being
+    /// ended: the transaction's state is not what the code thinks, so
+    /// statements still run (inside the tenant transaction) but `commit`
+    /// rolls back and fails.
+    Poisoned,
     /// `COMMIT` or `ROLLBACK` was sent and has not completed (or failed):
     /// unknown again.
     Ending,
     /// `COMMIT` or `ROLLBACK` succeeded: the session is outside any
     /// transaction.
     Ended,
+}
+
+impl State {
+    /// Inside the transaction `BEGIN` opened: statements may run.
+    fn is_open(self) -> bool {
+        matches!(self, State::Open | State::Poisoned)
+    }
 }
 
 /// What a [`TenantTx`] and its [`Savepoint`]s share: the connection and what
@@ -47,10 +59,6 @@ pub(crate) struct Inner {
     /// Where a cleanly ended transaction leaves its connection.
     stash: Arc<Stash>,
     state: State,
-    /// A savepoint was dropped, cancelled or failed without being ended: the
-    /// transaction's state is not what the code thinks, so it must not
-    /// commit.
-    poisoned: bool,
     /// A statement may have left session state that the next begin does not
     /// clear (see `taint`): the connection is closed instead of reused.
     tainted: bool,
@@ -114,7 +122,6 @@ pub(crate) fn starting<'ctx>(held: Held, stash: Arc<Stash>, ctx: Ctx<Validated>)
             since: held.since,
             stash,
             state: State::Starting,
-            poisoned: false,
             tainted: false,
             ctx,
         },
@@ -132,7 +139,7 @@ impl Inner {
     /// text is checked for session state that outlives the transaction.
     pub(crate) fn session(&mut self, sql: &str) -> Result<&mut PgConnection, sqlx::Error> {
         check_scope(self.ctx.tenant_id()).map_err(Error::into_sqlx)?;
-        if self.state != State::Open {
+        if !self.state.is_open() {
             return Err(Error::TransactionLost.into_sqlx());
         }
         if !self.tainted && taint::leaves_session_state(sql) {
@@ -216,10 +223,10 @@ impl<'ctx> TenantTx<'ctx> {
     async fn end(&mut self, commit: bool) -> Result<(), Error> {
         check_scope(self.tenant_id())?;
         let inner = &mut self.inner;
-        if inner.state != State::Open {
+        if !inner.state.is_open() {
             return Err(Error::TransactionLost);
         }
-        let poisoned = inner.poisoned;
+        let poisoned = inner.state == State::Poisoned;
         let sql = if commit && !poisoned {
             // `SAVEPOINT` fails outside a transaction block (the transaction
             // was ended by hand: 25P01) and in an aborted one (25P02); either
@@ -279,7 +286,7 @@ impl Drop for TenantTx<'_> {
             // Still open: the next begin on this connection starts with the
             // ROLLBACK, in the same message, as sqlx's own dropped
             // `Transaction` queues one for the next use.
-            State::Open => true,
+            State::Open | State::Poisoned => true,
             // Unknown (a begin, commit or rollback cancelled or failed half
             // way): closed.
             State::Starting | State::Ending => {
@@ -304,7 +311,7 @@ impl fmt::Debug for TenantTx<'_> {
         f.debug_struct("TenantTx")
             .field("tenant", &self.inner.ctx.tenant_id().as_str())
             .field("ctx", &self.inner.ctx)
-            .field("open", &(self.inner.state == State::Open))
+            .field("open", &self.inner.state.is_open())
             .finish()
     }
 }
@@ -347,10 +354,13 @@ impl<'t> Savepoint<'t> {
     /// completes: cancelled or failed, the savepoint's state is unknown.
     async fn run(&mut self, verb: &str) -> Result<(), Error> {
         let sql = format!("{verb} tenant_sp_{}", self.depth);
-        let was = std::mem::replace(&mut self.inner.poisoned, true);
+        let was = self.inner.state;
+        if was.is_open() {
+            self.inner.state = State::Poisoned;
+        }
         let conn = self.inner.session(&sql)?;
         run_raw(conn, &sql).await?;
-        self.inner.poisoned = was;
+        self.inner.state = was;
         Ok(())
     }
 
@@ -382,8 +392,8 @@ impl<'t> Savepoint<'t> {
 
 impl Drop for Savepoint<'_> {
     fn drop(&mut self) {
-        if !self.ended {
-            self.inner.poisoned = true;
+        if !self.ended && self.inner.state == State::Open {
+            self.inner.state = State::Poisoned;
         }
     }
 }

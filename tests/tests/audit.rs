@@ -16,7 +16,7 @@ use tenant_core::{Ctx, Validated};
 use tenant_sqlx::audit::{self, AuditReport, Finding, PolicyClause};
 use tenant_sqlx::rls::RlsPolicy;
 use tenant_sqlx::testing::{TestCluster, TestDatabase, APP_ROLE, EXTERNAL_PASSWORD};
-use tenant_sqlx::{Settings, TenantPool};
+use tenant_sqlx::{SettingNames, TenantPool};
 
 const COLUMN: &str = "tenant_id";
 const TABLE: &str = "public.notes";
@@ -68,7 +68,7 @@ async fn correct_setup(db: &TestDatabase) {
 }
 
 async fn audit_conn(conn: &mut PgConnection) -> AuditReport {
-    audit::run(conn, &Settings::default(), COLUMN)
+    audit::run(conn, &SettingNames::default(), COLUMN)
         .await
         .expect("audit")
 }
@@ -632,13 +632,13 @@ async fn setting_preset_by_connection_options() {
 #[tokio::test]
 async fn custom_setting_names_are_what_the_audit_looks_for() {
     let db = fresh_database().await;
-    let settings = Settings::default().with_tenant("myapp.tenant");
+    let settings = SettingNames::default().rename_tenant("myapp.tenant");
     exec(
         db.owner_url(),
         &format!(
             "CREATE TABLE {TABLE} (tenant_id text NOT NULL, body text NOT NULL);\n{}",
             RlsPolicy::new(TABLE, COLUMN)
-                .settings(&settings)
+                .setting_names(&settings)
                 .grant_to(APP_ROLE)
                 .sql()
         ),

@@ -17,7 +17,7 @@ use sqlx::{Connection, PgConnection};
 use tenant_sqlx::audit::{self, AuditOptions, AuditReport, Finding, PolicyClause};
 use tenant_sqlx::guard::{Guard, GuardSecret};
 use tenant_sqlx::testing::{APP_ROLE, GUARD_ROLE};
-use tenant_sqlx::{memory, Error, Settings, TenantPool};
+use tenant_sqlx::{memory, Error, SettingNames, TenantPool};
 
 const SECRET: &[u8] = b"hardened-audit-test-secret-0123456789abcdef";
 const A: &str = "tenant-a";
@@ -89,12 +89,12 @@ async fn a_correct_hardened_schema_has_no_findings() {
     // The memory module's hardened migration beside it.
     exec(
         fx.db.owner_url(),
-        &memory::migration_for(&Settings::default(), APP_ROLE, true),
+        &memory::migration_for(&SettingNames::default(), APP_ROLE, true),
     )
     .await;
 
     let mut app = PgConnection::connect(fx.db.app_url()).await.expect("app");
-    let options = AuditOptions::new(Settings::default(), "tenant_id").hardened(true);
+    let options = AuditOptions::new(SettingNames::default(), "tenant_id").hardened(true);
     let report = audit::run_with(&mut app, &options).await.expect("audit");
     assert_eq!(report.findings, [], "{report}");
 

@@ -454,7 +454,7 @@ async fn a_correct_schema_with_views_functions_and_keys_has_no_findings() {
     // The memory module's tables beside them.
     exec(
         fx.db.owner_url(),
-        &tenant_sqlx::memory::migration(&tenant_sqlx::Settings::default(), APP_ROLE),
+        &tenant_sqlx::memory::migration(&tenant_sqlx::SettingNames::default(), APP_ROLE),
     )
     .await;
 

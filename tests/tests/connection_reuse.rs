@@ -136,6 +136,64 @@ async fn session_state_made_by_hand_never_reaches_the_next_transaction() {
 }
 
 #[tokio::test]
+async fn without_kept_connections_nothing_is_handed_on_either() {
+    // `keep_connections(false)`: every connection goes back through sqlx's
+    // pool. The begin message still clears what A left.
+    let fx = fixture().await;
+    let pool = TenantPool::builder()
+        .max_connections(1)
+        .keep_connections(false)
+        .connect(fx.db.app_url())
+        .await
+        .unwrap();
+    let pid = backend_pid(&pool).await;
+    a_leaves_session_state(&pool).await;
+    assert_clean(&b_looks(&pool).await, "0", "after A committed");
+    assert_eq!(
+        backend_pid(&pool).await,
+        pid,
+        "a cleanly ended transaction's connection is reused through sqlx"
+    );
+
+    // A transaction dropped while open is not kept for a ROLLBACK in front
+    // of the next begin: its connection is closed, and its insert is gone.
+    let a = ctx(A);
+    let mut tx = pool.begin(&a).await.unwrap();
+    sqlx::query("INSERT INTO notes (tenant_id, slug, body) VALUES ($1, 'dropped', 'dropped')")
+        .bind(A)
+        .execute(&mut tx)
+        .await
+        .unwrap();
+    drop(tx);
+    assert_ne!(
+        backend_pid(&pool).await,
+        pid,
+        "the connection of a transaction dropped while open was reused"
+    );
+    assert_eq!(count_notes(&pool, A).await.unwrap(), SEED[0].1);
+    assert_clean(&b_looks(&pool).await, "0", "after A's dropped transaction");
+}
+
+#[tokio::test]
+async fn a_transaction_dropped_while_open_is_rolled_back_on_its_kept_connection() {
+    // The default: the connection is kept and the next begin message on it
+    // starts with ROLLBACK.
+    let fx = fixture().await;
+    let pool = fx.pool(1).await;
+    let pid = backend_pid(&pool).await;
+    let a = ctx(A);
+    let mut tx = pool.begin(&a).await.unwrap();
+    sqlx::query("INSERT INTO notes (tenant_id, slug, body) VALUES ($1, 'dropped', 'dropped')")
+        .bind(A)
+        .execute(&mut tx)
+        .await
+        .unwrap();
+    drop(tx);
+    assert_eq!(backend_pid(&pool).await, pid, "the connection was not kept");
+    assert_eq!(count_notes(&pool, A).await.unwrap(), SEED[0].1);
+}
+
+#[tokio::test]
 async fn a_commit_cancelled_at_any_point_hands_on_no_session_state() {
     let fx = fixture().await;
     let pool = fx.pool(1).await;

@@ -7,7 +7,7 @@ use sqlx::{Connection, PgConnection};
 use tenant_core::{CollectionId, Ctx, Validated, WithAgent, WithConversation};
 use tenant_sqlx::memory::{self, ConversationMemory, Role};
 use tenant_sqlx::testing::{TestCluster, TestDatabase, APP_ROLE};
-use tenant_sqlx::{Settings, TenantPool};
+use tenant_sqlx::{SettingNames, TenantPool};
 
 type ConvCtx = Ctx<Validated<WithAgent, WithConversation>>;
 
@@ -24,7 +24,7 @@ async fn migrated() -> (TestDatabase, TenantPool) {
     let cluster = TestCluster::shared().await.expect("test cluster");
     let db = cluster.create_database().await.expect("test database");
     let mut owner = PgConnection::connect(db.owner_url()).await.unwrap();
-    let sql = memory::migration(&Settings::default(), APP_ROLE);
+    let sql = memory::migration(&SettingNames::default(), APP_ROLE);
     sqlx::raw_sql(&sql).execute(&mut owner).await.unwrap();
     // Idempotent: a second start runs it again without error.
     sqlx::raw_sql(&sql).execute(&mut owner).await.unwrap();

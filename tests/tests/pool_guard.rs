@@ -8,7 +8,7 @@ mod common;
 
 use common::{ctx, fixture, poll_at_most, Fixture, SEED};
 use tenant_core::{Ctx, Validated};
-use tenant_sqlx::{Error, Settings, TenantPool, TenantTx};
+use tenant_sqlx::{Error, SettingNames, TenantPool, TenantTx};
 
 fn ctx_with_agent(tenant: &str) -> Ctx<Validated> {
     Ctx::unvalidated()
@@ -328,7 +328,7 @@ async fn after_a_begin_that_fails_after_begin() {
     let mut fx = fixture().await;
     let pool = TenantPool::builder()
         .max_connections(1)
-        .settings(Settings::default().with_agent("plpgsql.current_agent"))
+        .setting_names(SettingNames::default().rename_agent("plpgsql.current_agent"))
         .connect(fx.db.app_url())
         .await
         .unwrap();

@@ -10,7 +10,7 @@ use sqlx::{Connection, PgConnection};
 use tenant_sqlx::audit;
 use tenant_sqlx::rls::{RlsPolicy, TableName};
 use tenant_sqlx::testing::{TestCluster, TestDatabase, APP_ROLE};
-use tenant_sqlx::Settings;
+use tenant_sqlx::SettingNames;
 
 async fn fresh_database() -> TestDatabase {
     TestCluster::shared()
@@ -236,7 +236,7 @@ async fn hostile_names_name_exactly_one_table_column_policy_and_role() {
     assert_eq!(count_as(&mut app, "globex", &target).await, 0);
 
     // The audit reads the same table back and finds it in order.
-    let report = audit::run(&mut app, &Settings::default(), column)
+    let report = audit::run(&mut app, &SettingNames::default(), column)
         .await
         .expect("audit");
     assert!(report.is_clean(), "{report}");

@@ -9,7 +9,7 @@ use sqlx::postgres::PgConnectOptions;
 use tenant_sqlx::guard::GuardSecret;
 use tenant_sqlx::memory;
 use tenant_sqlx::testing::{HarnessError, TestCluster, TestDatabase};
-use tenant_sqlx::{AdminPool, Settings, TenantPool};
+use tenant_sqlx::{AdminPool, SettingNames, TenantPool};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -287,7 +287,7 @@ async fn migrate(owner_url: &str, app_url: &str, hardened: bool) -> Result<(), S
     .fetch_one(&mut conn)
     .await
     .map_err(tenant_sqlx::Error::from)?;
-    let mut sql = memory::migration_for(&Settings::default(), app_role, hardened);
+    let mut sql = memory::migration_for(&SettingNames::default(), app_role, hardened);
     sql.push_str(&events::migration(app_role, hardened, worker_tables_exist));
     sqlx::raw_sql(&sql)
         .execute(&mut conn)

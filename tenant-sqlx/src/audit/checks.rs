@@ -11,7 +11,7 @@ use super::catalog::{
 use super::expr::{is_literal_true, Binding, Tenant};
 use super::{AuditOptions, DefinerRights, Finding, PolicyClause};
 use crate::guard::{Guard, GUARD_SCHEMA};
-use crate::Settings;
+use crate::SettingNames;
 
 /// Returns whether the role is itself a superuser.
 pub(super) async fn audit_roles(
@@ -134,7 +134,7 @@ pub(super) async fn audit_tables(
         .collect();
     let tenant = Tenant {
         column: options.tenant_column(),
-        setting: options.settings().tenant(),
+        setting: options.setting_names().tenant(),
         guard_schema: GUARD_SCHEMA,
     };
 
@@ -170,7 +170,7 @@ pub(super) async fn audit_tables(
         if !audit_policies(&table, &table_policies, &tenant, options, findings) {
             findings.push(Finding::NoTenantPolicy {
                 table,
-                setting: options.settings().tenant().to_owned(),
+                setting: options.setting_names().tenant().to_owned(),
             });
         }
     }
@@ -227,7 +227,7 @@ fn audit_policies(
                             table: table.to_owned(),
                             policy: policy.name.clone(),
                             clause,
-                            setting: options.settings().tenant().to_owned(),
+                            setting: options.setting_names().tenant().to_owned(),
                         });
                     }
                 }
@@ -407,7 +407,11 @@ pub(super) async fn audit_guard(
                     config,
                 });
             }
-            if body != Guard::new().settings(options.settings()).function_body() {
+            if body
+                != Guard::new()
+                    .setting_names(options.setting_names())
+                    .function_body()
+            {
                 findings.push(Finding::GuardBodyChanged {
                     function: function.clone(),
                 });
@@ -482,7 +486,7 @@ pub(super) async fn audit_guard(
 
 pub(super) async fn audit_settings(
     conn: &mut PgConnection,
-    settings: &Settings,
+    settings: &SettingNames,
     findings: &mut Vec<Finding>,
 ) -> Result<(), sqlx::Error> {
     let names: Vec<&str> = Field::ALL.iter().map(|f| settings.for_field(*f)).collect();

@@ -99,10 +99,10 @@
 //! ```no_run
 //! # async fn check() -> Result<(), Box<dyn std::error::Error>> {
 //! use sqlx::Connection;
-//! use tenant_sqlx::{audit, Settings};
+//! use tenant_sqlx::{audit, SettingNames};
 //!
 //! let mut conn = sqlx::PgConnection::connect("postgres://app@localhost/app").await?;
-//! let report = audit::run(&mut conn, &Settings::default(), "tenant_id").await?;
+//! let report = audit::run(&mut conn, &SettingNames::default(), "tenant_id").await?;
 //! if !report.is_clean() {
 //!     // One line per finding, each saying how to fix it.
 //!     eprintln!("{report}");
@@ -124,7 +124,7 @@ use sqlx::Connection;
 
 pub use findings::{DefinerRights, Finding};
 
-use crate::Settings;
+use crate::SettingNames;
 
 /// What the audit found. Empty means the database is configured safely, as
 /// far as the audit can tell.
@@ -208,16 +208,16 @@ impl fmt::Display for PolicyClause {
 ///
 /// ```
 /// use tenant_sqlx::audit::AuditOptions;
-/// use tenant_sqlx::Settings;
+/// use tenant_sqlx::SettingNames;
 ///
-/// let options = AuditOptions::new(Settings::default(), "tenant_id")
+/// let options = AuditOptions::new(SettingNames::default(), "tenant_id")
 ///     .hardened(true)
 ///     .allow_policy("notes_public_read");
 /// assert!(options.is_hardened());
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditOptions {
-    settings: Settings,
+    settings: SettingNames,
     tenant_column: String,
     hardened: bool,
     allowed_policies: Vec<String>,
@@ -226,7 +226,7 @@ pub struct AuditOptions {
 impl AuditOptions {
     /// The checks for a pool writing `settings`, on tables marked by
     /// `tenant_column`.
-    pub fn new(settings: Settings, tenant_column: impl Into<String>) -> Self {
+    pub fn new(settings: SettingNames, tenant_column: impl Into<String>) -> Self {
         AuditOptions {
             settings,
             tenant_column: tenant_column.into(),
@@ -252,7 +252,7 @@ impl AuditOptions {
     }
 
     /// The setting names.
-    pub fn settings(&self) -> &Settings {
+    pub fn setting_names(&self) -> &SettingNames {
         &self.settings
     }
 
@@ -285,7 +285,7 @@ impl AuditOptions {
 /// finds.
 pub async fn run(
     conn: &mut sqlx::PgConnection,
-    settings: &Settings,
+    settings: &SettingNames,
     tenant_column: &str,
 ) -> Result<AuditReport, sqlx::Error> {
     run_with(conn, &AuditOptions::new(settings.clone(), tenant_column)).await
@@ -318,7 +318,7 @@ pub async fn run_with(
     if options.is_hardened() {
         checks::audit_guard(&mut tx, options, &role, superuser, &mut findings).await?;
     }
-    checks::audit_settings(&mut tx, options.settings(), &mut findings).await?;
+    checks::audit_settings(&mut tx, options.setting_names(), &mut findings).await?;
     checks::audit_citus(&mut tx, &role, &mut findings).await?;
     let mut performance = Vec::new();
     checks::audit_indexes(&mut tx, options, &mut performance).await?;

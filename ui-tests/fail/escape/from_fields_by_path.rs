@@ -3,8 +3,11 @@
 //! is the only way to it.
 use std::sync::Arc;
 
-use tenant_core::ctx::ValidFields;
-use tenant_core::{Ctx, Validated};
+use tenant_core::{ContextState, Ctx, Validated};
+
+// The module that defines it is private; the type is still reachable as
+// the `Fields` of a validated state.
+type ValidFields = <Validated as ContextState>::Fields;
 
 fn forge(fields: Arc<ValidFields>) -> Ctx<Validated> {
     Ctx::<Validated>::from_fields(fields).unwrap()

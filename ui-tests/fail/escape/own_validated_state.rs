@@ -1,8 +1,11 @@
 //! Declaring an application-defined state that claims to be validated, so
 //! that a `Ctx<Trusted>` could open transactions. `ContextState` is sealed:
 //! only `Unvalidated` and `Validated<..>` are states.
-use tenant_core::ctx::ValidFields;
-use tenant_core::{ContextState, IsValidated};
+use tenant_core::{ContextState, IsValidated, Validated};
+
+// The module that defines it is private; the type is still reachable as
+// the `Fields` of a validated state.
+type ValidFields = <Validated as ContextState>::Fields;
 
 enum Trusted {}
 

@@ -5,24 +5,29 @@ use tenant_core::Field;
 /// The names of the PostgreSQL settings (GUCs) that carry the context inside
 /// a transaction, and that the RLS policies read.
 ///
+/// It holds names, not values: [`rename_tenant`](Self::rename_tenant)
+/// changes which setting carries the tenant, while the tenant itself comes
+/// from the context a transaction is opened with
+/// ([`Ctx::with_tenant`](tenant_core::Ctx::with_tenant) sets a value).
+///
 /// ```
-/// use tenant_sqlx::Settings;
-/// let s = Settings::default();
+/// use tenant_sqlx::SettingNames;
+/// let s = SettingNames::default();
 /// assert_eq!(s.tenant(), "app.current_tenant");
-/// let custom = Settings::default().with_tenant("myapp.tenant");
+/// let custom = SettingNames::default().rename_tenant("myapp.tenant");
 /// assert_eq!(custom.tenant(), "myapp.tenant");
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Settings {
+pub struct SettingNames {
     tenant: Cow<'static, str>,
     agent: Cow<'static, str>,
     conversation: Cow<'static, str>,
     collection: Cow<'static, str>,
 }
 
-impl Default for Settings {
+impl Default for SettingNames {
     fn default() -> Self {
-        Settings {
+        SettingNames {
             tenant: Cow::Borrowed("app.current_tenant"),
             agent: Cow::Borrowed("app.current_agent"),
             conversation: Cow::Borrowed("app.current_conversation"),
@@ -31,7 +36,7 @@ impl Default for Settings {
     }
 }
 
-impl Settings {
+impl SettingNames {
     /// The setting that carries the tenant (`app.current_tenant`).
     pub fn tenant(&self) -> &str {
         &self.tenant
@@ -59,22 +64,22 @@ impl Settings {
     }
     /// Renames the tenant setting. A custom setting needs a dot
     /// (`prefix.name`), as PostgreSQL requires of placeholder variables.
-    pub fn with_tenant(mut self, name: impl Into<Cow<'static, str>>) -> Self {
+    pub fn rename_tenant(mut self, name: impl Into<Cow<'static, str>>) -> Self {
         self.tenant = name.into();
         self
     }
     /// Renames the agent setting.
-    pub fn with_agent(mut self, name: impl Into<Cow<'static, str>>) -> Self {
+    pub fn rename_agent(mut self, name: impl Into<Cow<'static, str>>) -> Self {
         self.agent = name.into();
         self
     }
     /// Renames the conversation setting.
-    pub fn with_conversation(mut self, name: impl Into<Cow<'static, str>>) -> Self {
+    pub fn rename_conversation(mut self, name: impl Into<Cow<'static, str>>) -> Self {
         self.conversation = name.into();
         self
     }
     /// Renames the collection setting.
-    pub fn with_collection(mut self, name: impl Into<Cow<'static, str>>) -> Self {
+    pub fn rename_collection(mut self, name: impl Into<Cow<'static, str>>) -> Self {
         self.collection = name.into();
         self
     }
