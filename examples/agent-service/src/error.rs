@@ -1,8 +1,8 @@
 //! [`ApiError`], the one JSON error envelope of the service, and the
 //! extractors that answer with it instead of axum's plain-text rejections.
 
-use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{FromRequest, FromRequestParts, Query, Request};
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -195,4 +195,46 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for QueryParams<T>
                 )
             })
     }
+}
+
+/// `axum::extract::Path`, refused with the envelope: `400 PATH_INVALID`
+/// (a segment that is not valid percent-encoded UTF-8, say).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PathParam<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for PathParam<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Path(value)| PathParam(value))
+            .map_err(|rejection: PathRejection| {
+                ApiError::refused(
+                    StatusCode::BAD_REQUEST,
+                    "PATH_INVALID",
+                    rejection_text(rejection.body_text()),
+                )
+            })
+    }
+}
+
+/// What a request for a path the service does not have gets:
+/// `404 NOT_FOUND`, in the envelope.
+pub async fn not_found() -> ApiError {
+    ApiError::refused(
+        StatusCode::NOT_FOUND,
+        "NOT_FOUND",
+        "no such path; the API is under /api/agents/{agent_id}/",
+    )
+}
+
+/// What a request with a method the path does not serve gets:
+/// `405 METHOD_NOT_ALLOWED`, in the envelope.
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::refused(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "METHOD_NOT_ALLOWED",
+        "this path does not serve that method",
+    )
 }

@@ -48,7 +48,9 @@
 //!   `content` (PostgreSQL `text` cannot store it) is
 //!   `400 CONTENT_INVALID`; a body that is not the expected JSON is
 //!   `400`/`422 BODY_INVALID` or `415 BODY_NOT_JSON`; a bad query string is
-//!   `400 QUERY_INVALID`.
+//!   `400 QUERY_INVALID`, a path segment that is not UTF-8
+//!   `400 PATH_INVALID`; an unknown path `404 NOT_FOUND`, a method the path
+//!   does not serve `405 METHOD_NOT_ALLOWED`.
 //! * Sizes: a body over [`Limits::max_body_bytes`] (64 KiB) is
 //!   `413 BODY_TOO_LARGE`, content over [`Limits::max_content_bytes`]
 //!   (32 KiB) `413 CONTENT_TOO_LARGE`.
@@ -81,7 +83,7 @@ mod service;
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{middleware, Json, Router};
@@ -97,7 +99,7 @@ use tenant_sqlx::memory::{self, ConversationMemory, Role};
 use tenant_sqlx::TenantPool;
 
 pub use auth::{Auth, AUDIENCE, ISSUER, TOKEN_LIFETIME};
-pub use error::{ApiError, JsonBody, QueryParams};
+pub use error::{ApiError, JsonBody, PathParam, QueryParams};
 pub use events::{MessageCreated, MESSAGE_CREATED, SUMMARY_GROUP, SUMMARY_TABLE};
 pub use limits::Limits;
 pub use service::{start, start_with, Config, DatabaseConfig, Service, StartError};
@@ -180,7 +182,7 @@ fn check_content(content: &str, limits: &Limits) -> Result<(), ApiError> {
 #[with_context(tenant, agent = agent_id, conversation)]
 async fn post_message(
     State(app): State<AppState>,
-    Path(agent_id): Path<String>,
+    PathParam(agent_id): PathParam<String>,
     ctx: Ctx<Validated<WithAgent, WithConversation>>,
     JsonBody(body): JsonBody<NewMessage>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
@@ -214,7 +216,7 @@ async fn post_message(
 #[with_context(tenant, agent = agent_id, conversation)]
 async fn get_messages(
     State(app): State<AppState>,
-    Path(agent_id): Path<String>,
+    PathParam(agent_id): PathParam<String>,
     ctx: Ctx<Validated<WithAgent, WithConversation>>,
     QueryParams(q): QueryParams<HistoryQuery>,
 ) -> Result<Json<Value>, ApiError> {
@@ -287,7 +289,7 @@ async fn get_messages(
 #[with_context(tenant, agent = agent_id, conversation)]
 async fn get_summary(
     State(app): State<AppState>,
-    Path(agent_id): Path<String>,
+    PathParam(agent_id): PathParam<String>,
     ctx: Ctx<Validated<WithAgent, WithConversation>>,
 ) -> Result<Json<Value>, ApiError> {
     let mut tx = app.pool.begin(&ctx).await?;
@@ -322,7 +324,7 @@ async fn get_summary(
 #[with_context(tenant, agent = agent_id, conversation)]
 async fn delete_messages(
     State(app): State<AppState>,
-    Path(agent_id): Path<String>,
+    PathParam(agent_id): PathParam<String>,
     ctx: Ctx<Validated<WithAgent, WithConversation>>,
 ) -> Result<Json<Value>, ApiError> {
     let removed = ConversationMemory::new(&app.pool, &ctx).clear().await?;
@@ -335,7 +337,7 @@ async fn delete_messages(
 #[with_context(tenant, agent = agent_id, conversation)]
 async fn post_collection(
     State(app): State<AppState>,
-    Path(agent_id): Path<String>,
+    PathParam(agent_id): PathParam<String>,
     ctx: Ctx<Validated<WithAgent, WithConversation>>,
     JsonBody(body): JsonBody<NewCollection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
@@ -355,7 +357,7 @@ async fn post_collection(
 #[with_context(tenant, agent = agent_id, conversation)]
 async fn get_collections(
     State(app): State<AppState>,
-    Path(agent_id): Path<String>,
+    PathParam(agent_id): PathParam<String>,
     ctx: Ctx<Validated<WithAgent, WithConversation>>,
 ) -> Result<Json<Value>, ApiError> {
     let collections = ConversationMemory::new(&app.pool, &ctx)
@@ -396,6 +398,8 @@ pub fn router(pool: Arc<TenantPool>, limits: Limits, resolver: Resolver) -> Rout
         .route("/status", get(status))
         .layer(ContextLayer::new());
     api.merge(public)
+        .fallback(error::not_found)
+        .method_not_allowed_fallback(error::method_not_allowed)
         .layer(middleware::from_fn_with_state(limits, limits::edge))
         .with_state(AppState { pool, limits })
 }

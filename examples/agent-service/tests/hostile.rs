@@ -225,6 +225,26 @@ async fn malformed_bodies_and_queries_get_the_json_envelope() {
             assert_eq!(status, 400, "{query}: {json}");
             assert_eq!(error_code(&json), "QUERY_INVALID", "{query}");
         }
+
+        // Paths and methods the service does not have, and a path segment
+        // that is not percent-encoded UTF-8: the envelope too, not axum's
+        // empty or plain-text answers.
+        for (method, path, status, code) in [
+            ("GET", "/api/nothing-here", 404, "NOT_FOUND"),
+            ("GET", "/", 404, "NOT_FOUND"),
+            ("PUT", MESSAGES, 405, "METHOD_NOT_ALLOWED"),
+            ("PATCH", "/status", 405, "METHOD_NOT_ALLOWED"),
+            ("GET", "/api/agents/%FF%FE/messages", 400, "PATH_INVALID"),
+        ] {
+            let reply = request(addr, method, path, &headers, None).await;
+            assert_eq!(reply.status, status, "{method} {path}: {}", reply.body);
+            assert_eq!(
+                error_code(&reply.json()),
+                code,
+                "{method} {path}: {}",
+                reply.body
+            );
+        }
         service.stop().await.unwrap();
     })
     .await
