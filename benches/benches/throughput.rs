@@ -66,17 +66,19 @@ enum Variant {
     SqlxSetLocal,
     PlainSqlxAgain,
     TenantTxHardened,
+    TenantTxUnkept,
 }
 
 impl Variant {
     /// In discriminant order: `samples[variant as usize]`.
-    const ALL: [Variant; 6] = [
+    const ALL: [Variant; 7] = [
         Variant::PlainSqlx,
         Variant::TenantTx,
         Variant::Tenaxum,
         Variant::SqlxSetLocal,
         Variant::PlainSqlxAgain,
         Variant::TenantTxHardened,
+        Variant::TenantTxUnkept,
     ];
     fn name(self) -> &'static str {
         match self {
@@ -86,6 +88,7 @@ impl Variant {
             Variant::SqlxSetLocal => "sqlx_set_local",
             Variant::PlainSqlxAgain => "plain_sqlx_again",
             Variant::TenantTxHardened => "tenant_tx_hardened",
+            Variant::TenantTxUnkept => "tenant_tx_unkept",
         }
     }
 }
@@ -94,6 +97,7 @@ struct Setup {
     plain: PgPool,
     plain_again: PgPool,
     ours: TenantPool,
+    unkept: TenantPool,
     hardened: TenantPool,
     peer: PgPool,
     peer_tenancy: tenaxum::Tenancy,
@@ -168,6 +172,14 @@ async fn setup(cluster: &TestCluster) -> Result<Setup, Box<dyn std::error::Error
         .min_connections(POOL_SIZE)
         .connect(rls_db.app_url())
         .await?;
+    // The same as `ours` without the kept-connection hand-off: every
+    // connection goes back through sqlx's pool (and its release ping).
+    let unkept = TenantPool::builder()
+        .max_connections(POOL_SIZE)
+        .min_connections(POOL_SIZE)
+        .keep_connections(false)
+        .connect(rls_db.app_url())
+        .await?;
     let hardened = TenantPool::builder()
         .max_connections(POOL_SIZE)
         .min_connections(POOL_SIZE)
@@ -184,6 +196,7 @@ async fn setup(cluster: &TestCluster) -> Result<Setup, Box<dyn std::error::Error
         plain,
         plain_again,
         ours,
+        unkept,
         hardened,
         peer,
         peer_tenancy: tenaxum::Tenancy::new().guc("app.current_tenant"),
@@ -213,11 +226,11 @@ async fn one(s: &Setup, variant: Variant, t: usize, i: usize) {
             tx.commit().await.expect("plain commit");
             body
         }
-        Variant::TenantTx | Variant::TenantTxHardened => {
-            let pool = if variant == Variant::TenantTx {
-                &s.ours
-            } else {
-                &s.hardened
+        Variant::TenantTx | Variant::TenantTxHardened | Variant::TenantTxUnkept => {
+            let pool = match variant {
+                Variant::TenantTx => &s.ours,
+                Variant::TenantTxHardened => &s.hardened,
+                _ => &s.unkept,
             };
             let mut tx = pool.begin(&s.ctxs[t]).await.expect("tenant_tx begin");
             let body = sqlx::query_scalar(SELECT)
@@ -396,11 +409,18 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
             tasks,
             paired_ratio(&samples, Variant::TenantTxHardened, Variant::TenantTx),
         ));
+        ratios.push((
+            Variant::TenantTxUnkept,
+            Variant::TenantTx,
+            tasks,
+            paired_ratio(&samples, Variant::TenantTxUnkept, Variant::TenantTx),
+        ));
     }
     for (variant, base) in [
         (Variant::TenantTx, Variant::PlainSqlx),
         (Variant::TenantTx, Variant::Tenaxum),
         (Variant::TenantTxHardened, Variant::TenantTx),
+        (Variant::TenantTxUnkept, Variant::TenantTx),
     ] {
         for &(v, b, tasks, ratio) in &ratios {
             if (v, b) == (variant, base) {
@@ -417,6 +437,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     s.peer.close().await;
     s.ours.close().await;
     s.hardened.close().await;
+    s.unkept.close().await;
     drop(cluster);
     Ok(())
 }

@@ -288,6 +288,53 @@ impl RlsPolicy {
     }
 }
 
+impl RlsPolicy {
+    /// [`sql`](Self::sql) for a migration that may run more than once:
+    /// `ENABLE`, `FORCE` and `GRANT` are idempotent as they are, and the
+    /// `CREATE POLICY` runs only if the table has no policy of that name
+    /// yet. (`DROP POLICY IF EXISTS` first would widen access for an
+    /// instant, and print a notice on every first run.) An existing policy
+    /// of that name is left as it is, even if its condition differs: change
+    /// one with `ALTER POLICY`.
+    ///
+    /// ```
+    /// use tenant_sqlx::rls::RlsPolicy;
+    ///
+    /// let sql = RlsPolicy::new("public.messages", "tenant_id").idempotent_sql();
+    /// assert!(sql.contains("IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_policy"));
+    /// assert!(sql.contains(r#"polrelid = '"public"."messages"'::regclass"#));
+    /// ```
+    pub fn idempotent_sql(&self) -> String {
+        let table = quote_literal(&self.table.to_string());
+        let name = quote_literal(&self.policy_name);
+        let mut sql = String::new();
+        for statement in self.statements() {
+            if statement.starts_with("CREATE POLICY") {
+                // A dollar-quote tag that the statement does not contain
+                // (a hostile name could hold `$rls$`).
+                let mut tag = String::from("$rls$");
+                let mut n = 0;
+                while statement.contains(&tag[..tag.len() - 1]) {
+                    n += 1;
+                    tag = format!("$rls{n}$");
+                }
+                sql.push_str(&format!(
+                    "DO {tag} BEGIN\n\
+                     \x20   IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_policy\n\
+                     \x20       WHERE polrelid = {table}::regclass AND polname = {name}) THEN\n\
+                     \x20       {statement};\n\
+                     \x20   END IF;\n\
+                     END {tag};\n"
+                ));
+            } else {
+                sql.push_str(&statement);
+                sql.push_str(";\n");
+            }
+        }
+        sql
+    }
+}
+
 /// Writes the script, as [`RlsPolicy::sql`].
 impl fmt::Display for RlsPolicy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -400,6 +447,23 @@ mod tests {
             statements[3],
             r#"GRANT SELECT, INSERT, UPDATE, DELETE ON "evil""; DROP SCHEMA public; --"."t" TO "app""; ALTER ROLE app SUPERUSER; --""#
         );
+    }
+
+    #[test]
+    fn idempotent_script_guards_only_the_create_and_survives_hostile_names() {
+        let sql = RlsPolicy::new("t", "tenant_id")
+            .grant_to("app")
+            .idempotent_sql();
+        assert_eq!(sql.matches("DO $rls$").count(), 1);
+        assert!(sql.starts_with("ALTER TABLE \"t\" ENABLE ROW LEVEL SECURITY;\n"));
+        assert!(sql.ends_with("GRANT SELECT, INSERT, UPDATE, DELETE ON \"t\" TO \"app\";\n"));
+        // A name holding the dollar-quote tag gets another tag.
+        let sql = RlsPolicy::new("t", "tenant_id")
+            .policy_name("p$rls$x")
+            .idempotent_sql();
+        assert!(sql.contains("DO $rls1$ BEGIN"), "{sql}");
+        assert!(sql.contains("polname = 'p$rls$x'"), "{sql}");
+        assert!(sql.contains("END $rls1$;"), "{sql}");
     }
 
     #[test]

@@ -63,22 +63,11 @@ pub(crate) fn migration(app_role: &str, hardened: bool, worker_tables_exist: boo
          \x20   PRIMARY KEY (tenant_id, agent_id, conversation_id)\n\
          );\n"
     ));
-    let policy = RlsPolicy::new(SUMMARY_TABLE, "tenant_id").hardened(hardened);
-    for statement in policy.statements() {
-        if statement.starts_with("CREATE POLICY") {
-            sql.push_str(&format!(
-                "DO $migration$ BEGIN\n\
-                 \x20   IF NOT EXISTS (SELECT 1 FROM pg_policies WHERE schemaname = current_schema()\n\
-                 \x20       AND tablename = '{SUMMARY_TABLE}' AND policyname = '{DEFAULT_POLICY_NAME}') THEN\n\
-                 \x20       {statement};\n\
-                 \x20   END IF;\n\
-                 END $migration$;\n"
-            ));
-        } else {
-            sql.push_str(&statement);
-            sql.push_str(";\n");
-        }
-    }
+    sql.push_str(
+        &RlsPolicy::new(SUMMARY_TABLE, "tenant_id")
+            .hardened(hardened)
+            .idempotent_sql(),
+    );
     sql.push_str(&format!(
         "GRANT SELECT, INSERT, UPDATE ON {SUMMARY_TABLE} TO {app};\n"
     ));
