@@ -49,15 +49,16 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tenant_core::{CollectionId, Ctx, HasAgent, HasConversation, IsValidated};
 
-use crate::rls::{quote_ident, RlsPolicy};
+use crate::rls::{quote_ident, RlsPolicy, DEFAULT_POLICY_NAME};
 use crate::{Error, Settings, TenantPool, TenantTx};
 
 /// The table of messages.
 pub const MESSAGES_TABLE: &str = "tenant_memory_messages";
 /// The table of collections used in a conversation.
 pub const COLLECTIONS_TABLE: &str = "tenant_memory_collections";
-/// The name of the RLS policy on both tables.
-pub const POLICY_NAME: &str = "tenant_isolation";
+/// The name of the RLS policy on both tables: [`RlsPolicy`]'s default,
+/// [`DEFAULT_POLICY_NAME`].
+pub const POLICY_NAME: &str = DEFAULT_POLICY_NAME;
 
 /// The SQL that creates the memory tables, their indexes, their RLS policies
 /// (reading the tenant setting named in `settings`) and the grants for
