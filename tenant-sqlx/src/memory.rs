@@ -1,5 +1,6 @@
-//! Conversation memory: the seed's `ContextManager`, stored in PostgreSQL
-//! under Row-Level Security instead of a process-wide singleton.
+//! Conversation memory for chat agents: each conversation's messages and the
+//! collections it used, stored in PostgreSQL under Row-Level Security
+//! instead of in a process-wide context manager looked up by tenant id.
 //!
 //! A [`ConversationMemory`] is built from a context that guarantees the
 //! tenant, the agent and the conversation, so it always knows whose
