@@ -1,13 +1,15 @@
 //! Workers end to end: events per second from the producer's transaction to
-//! the effect committed by the consumer, ours against the seed's pattern.
+//! the effect committed by the consumer, ours against the common
+//! check-then-set pattern (a Redis key checked before the work, set after).
 //!
 //! * `worker` (ours): the producer writes a business row and publishes the
 //!   event through the outbox in the same `TenantTx`; the relay moves it to
 //!   the tenant's stream; the worker's handler opens the event's tenant
 //!   transaction with `Job::begin` (which records the event id in
 //!   `tenant_processed_messages`), writes the effect, commits; then `XACK`.
-//! * `seed_pattern` (seed 004 §3.2): the producer writes the business row,
-//!   commits, then `XADD`s the event itself (lost if it dies in between);
+//! * `check_then_set` (the usual deduplication with a Redis key): the
+//!   producer writes the business row, commits, then `XADD`s the event
+//!   itself (lost if it dies in between);
 //!   the handler checks `EXISTS processed:{id}` in Redis, writes the effect
 //!   in a tenant transaction, commits, then `SET processed:{id}` (applied
 //!   twice if it dies in between; see `tests/tests/worker_crash.rs`); then
@@ -18,7 +20,7 @@
 //! in flight, and times until the last effect is committed. Variants are
 //! interleaved over `BENCH_ROUNDS` rounds (default 5); each line reports the
 //! median, and each ratio is the median of per-round ratios:
-//! `RATIO worker/seed_pattern tasks=8: 0.91`.
+//! `RATIO worker/check_then_set tasks=8: 0.91`.
 //!
 //! Then fairness: the p99 wait (publish to handler start) of a quiet
 //! tenant's 40 events, alone and behind a flood of `BENCH_FLOOD` events
@@ -50,14 +52,14 @@ const TASKS: [usize; 2] = [1, 8];
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Variant {
     Ours,
-    Seed,
+    CheckThenSet,
 }
 
 impl Variant {
     fn name(self) -> &'static str {
         match self {
             Variant::Ours => "worker",
-            Variant::Seed => "seed_pattern",
+            Variant::CheckThenSet => "check_then_set",
         }
     }
 }
@@ -110,7 +112,7 @@ async fn produce(s: &Setup, variant: Variant, prefix: &str, events: usize) {
                         worker::publish(&mut tx, "effect", &effect).await.unwrap();
                         tx.commit().await.unwrap();
                     }
-                    Variant::Seed => {
+                    Variant::CheckThenSet => {
                         tx.commit().await.unwrap();
                         let id = next.fetch_add(1, Ordering::Relaxed);
                         let env = serde_json::to_string(&Envelope::new(&ctx, &effect)).unwrap();
@@ -183,10 +185,10 @@ async fn measure(
             },
             shutdown,
         )),
-        Variant::Seed => tokio::spawn(worker.run(
+        Variant::CheckThenSet => tokio::spawn(worker.run(
             move |job| {
                 let h = handlers.clone();
-                async move { h.seed_pattern(job).await }
+                async move { h.check_then_set(job).await }
             },
             shutdown,
         )),
@@ -380,7 +382,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         next_event: Arc::new(AtomicI64::new(1)),
     };
     let _ = &s.admin_url;
-    let variants = [Variant::Ours, Variant::Seed];
+    let variants = [Variant::Ours, Variant::CheckThenSet];
     let mut results: Vec<Vec<f64>> = vec![Vec::new(); variants.len() * TASKS.len()];
     let mut ratios: Vec<Vec<f64>> = vec![Vec::new(); TASKS.len()];
     for round in 0..rounds {
@@ -413,7 +415,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     for (ti, tasks) in TASKS.iter().enumerate() {
         println!(
-            "RATIO worker/seed_pattern tasks={tasks}: {:.2}",
+            "RATIO worker/check_then_set tasks={tasks}: {:.2}",
             median(&mut ratios[ti])
         );
     }

@@ -715,7 +715,7 @@ impl<S: IsValidated> Ctx<S> {
 }
 
 impl<S: IsValidated> fmt::Display for Ctx<S> {
-    /// The log prefix of the seeds: `[t:acme a:agent-7 c:conv-1 l:docs]`,
+    /// The log prefix: `[t:acme a:agent-7 c:conv-1 l:docs]`,
     /// listing the fields present.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let v = &*self.fields;

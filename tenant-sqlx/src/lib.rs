@@ -12,6 +12,11 @@
 //! * [`testing`] (feature `testing`) starts a throwaway PostgreSQL.
 //! * `registry` (feature `registry`): the `tenants` table, a cached
 //!   `Validator` on it, and typed per-tenant settings.
+//! * `worker` (feature `worker`): a transactional outbox, its relay to Redis
+//!   Streams, and a worker that records each event in the tenant
+//!   transaction of its effect.
+//! * `memory` (feature `memory`): conversation memory for chat agents
+//!   (`ConversationMemory`), stored under Row-Level Security.
 //!
 //! ```no_run
 //! use tenant_core::{Ctx, Validated};
@@ -37,6 +42,7 @@ mod admin;
 pub mod audit;
 mod error;
 pub mod guard;
+#[cfg(feature = "memory")]
 pub mod memory;
 mod pool;
 #[cfg(feature = "registry")]

@@ -1,5 +1,6 @@
-//! Conversation memory: the seed's `ContextManager`, stored in PostgreSQL
-//! under Row-Level Security instead of a process-wide singleton.
+//! Conversation memory for chat agents: each conversation's messages and the
+//! collections it used, stored in PostgreSQL under Row-Level Security
+//! instead of in a process-wide context manager looked up by tenant id.
 //!
 //! A [`ConversationMemory`] is built from a context that guarantees the
 //! tenant, the agent and the conversation, so it always knows whose
@@ -49,15 +50,16 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tenant_core::{CollectionId, Ctx, HasAgent, HasConversation, IsValidated};
 
-use crate::rls::{quote_ident, RlsPolicy};
+use crate::rls::{quote_ident, RlsPolicy, DEFAULT_POLICY_NAME};
 use crate::{Error, SettingNames, TenantPool, TenantTx};
 
 /// The table of messages.
 pub const MESSAGES_TABLE: &str = "tenant_memory_messages";
 /// The table of collections used in a conversation.
 pub const COLLECTIONS_TABLE: &str = "tenant_memory_collections";
-/// The name of the RLS policy on both tables.
-pub const POLICY_NAME: &str = "tenant_isolation";
+/// The name of the RLS policy on both tables: [`RlsPolicy`]'s default,
+/// [`DEFAULT_POLICY_NAME`].
+pub const POLICY_NAME: &str = DEFAULT_POLICY_NAME;
 
 /// The SQL that creates the memory tables, their indexes, their RLS policies
 /// (reading the tenant setting named in `settings`) and the grants for
@@ -105,24 +107,7 @@ pub fn migration_for(settings: &SettingNames, app_role: &str, hardened: bool) ->
             .setting_names(settings)
             .hardened(hardened)
             .policy_name(POLICY_NAME);
-        // ENABLE and FORCE are idempotent; CREATE POLICY is not, and
-        // `DROP POLICY IF EXISTS` first would widen access for an instant and
-        // print a notice on every first run.
-        for statement in policy.statements() {
-            if statement.starts_with("CREATE POLICY") {
-                sql.push_str(&format!(
-                    "DO $migration$ BEGIN\n\
-                     \x20   IF NOT EXISTS (SELECT 1 FROM pg_policies WHERE schemaname = current_schema()\n\
-                     \x20       AND tablename = '{table}' AND policyname = '{POLICY_NAME}') THEN\n\
-                     \x20       {statement};\n\
-                     \x20   END IF;\n\
-                     END $migration$;\n"
-                ));
-            } else {
-                sql.push_str(&statement);
-                sql.push_str(";\n");
-            }
-        }
+        sql.push_str(&policy.idempotent_sql());
     }
     // Messages are appended and cleared, never edited: no UPDATE grant.
     sql.push_str(&format!(

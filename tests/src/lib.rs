@@ -91,13 +91,13 @@ pub mod worker_fixture {
     /// Decides, per handled event, whether to crash and where.
     pub type CrashPlan = Arc<dyn Fn(u64) -> Option<CrashAt> + Send + Sync>;
 
-    /// Handler state: the pool (for the seed pattern), Redis (the seed's
-    /// dedup keys), the crash plan.
+    /// Handler state: the pool (for both patterns), Redis (the
+    /// check-then-set pattern's dedup keys), the crash plan.
     #[derive(Clone)]
     pub struct Handlers {
         /// The application pool.
         pub pool: TenantPool,
-        /// Redis, for the seed's `EXISTS`/`SET`.
+        /// Redis, for the check-then-set pattern's `EXISTS`/`SET`.
         pub redis: redis::aio::ConnectionManager,
         /// When to crash.
         pub crash: CrashPlan,
@@ -144,10 +144,11 @@ pub mod worker_fixture {
             Ok(())
         }
 
-        /// The seed's pattern (004 §3.2): `EXISTS processed:{id}`, the work,
-        /// then `SET processed:{id}`.
+        /// The common check-then-set pattern: `EXISTS processed:{id}`, the
+        /// work, then `SET processed:{id}` (applied twice if the process dies
+        /// between the work and the `SET`).
         #[with_context(tenant, agent)]
-        pub async fn seed_pattern(
+        pub async fn check_then_set(
             &self,
             job: Job<Effect>,
             ctx: Ctx<Validated<tenant_core::WithAgent>>,

@@ -1,6 +1,7 @@
 //! Worker processes killed with `kill -9`: every effect applied exactly
-//! once, in its own tenant; and the seed's check-then-set applying one
-//! twice under the same crash schedule.
+//! once, in its own tenant; and the common check-then-set pattern (a Redis
+//! key checked before the work, set after it) applying one twice under the
+//! same crash schedule.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -186,7 +187,7 @@ async fn kill_9_at_random_points_applies_every_effect_exactly_once() {
 }
 
 /// Runs one worker that crashes after committing the effect of the 5th
-/// event it handles (before the seed's `SET` / our `XACK`), then a clean
+/// event it handles (before check-then-set's `SET` / our `XACK`), then a clean
 /// one; returns the effect rows and the distinct events.
 async fn crash_after_commit_once(mode: &str) -> (i64, i64) {
     let mut e = env().await;
@@ -228,14 +229,14 @@ async fn crash_after_commit_once(mode: &str) -> (i64, i64) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_seed_check_then_set_applies_an_effect_twice_where_ours_does_not() {
-    let (seed_rows, seed_distinct) = crash_after_commit_once("seed").await;
+async fn check_then_set_applies_an_effect_twice_where_ours_does_not() {
+    let (cts_rows, cts_distinct) = crash_after_commit_once("check-then-set").await;
     let (our_rows, our_distinct) = crash_after_commit_once("ours").await;
-    println!("after one crash between commit and ack: seed pattern {seed_rows} effects for {seed_distinct} events, ours {our_rows} for {our_distinct}");
-    assert_eq!((seed_distinct, our_distinct), (40, 40));
+    println!("after one crash between commit and ack: check-then-set {cts_rows} effects for {cts_distinct} events, ours {our_rows} for {our_distinct}");
+    assert_eq!((cts_distinct, our_distinct), (40, 40));
     assert!(
-        seed_rows > 40,
-        "the seed's pattern applied the crashed event again"
+        cts_rows > 40,
+        "check-then-set applied the crashed event again"
     );
     assert_eq!(our_rows, 40, "ours applied every event once");
 }

@@ -1,5 +1,6 @@
-//! An agent-conversation service (seed 001 §10.3) on `tenant-core` and
-//! `tenant-sqlx`.
+//! An agent-conversation service on `tenant-core` and `tenant-sqlx`: each
+//! tenant's AI agents keep conversations (messages, the document collections
+//! they consult) behind an HTTP API, and no tenant can reach another's.
 //!
 //! Every handler is `#[with_context(...)]`; every query runs in a
 //! [`TenantTx`](tenant_sqlx::TenantTx) opened from the validated context, on
@@ -368,9 +369,9 @@ async fn get_collections(
     Ok(Json(out))
 }
 
-/// A public endpoint: no tenant and no token needed (seed 001 §10.2). It
-/// may echo the raw tenant header, which is not validated and opens
-/// nothing.
+/// A public status endpoint (for load balancers and uptime checks): no
+/// tenant and no token needed. It may echo the raw tenant header, which is
+/// not validated and opens nothing.
 #[with_context(tenant, validate_tenant = false)]
 async fn status(ctx: Ctx<Unvalidated>) -> Result<Json<Value>, ContextError> {
     Ok(Json(

@@ -14,11 +14,10 @@
 //!   database and role: many clients share few server sessions, which is
 //!   what an application behind PgBouncer must survive.
 //!
-//! It is stopped the way the cluster is: a `sh` watchdog holds a pipe from
-//! this process and stops PgBouncer (`SIGTERM`) and removes the directory
-//! on end-of-file, that is when the [`TestPgBouncer`] is dropped or the
-//! process ends. As root, PgBouncer runs as the `postgres` OS user
-//! (PgBouncer refuses root).
+//! It is stopped the way the cluster is (see "Stopping the server" in the
+//! [module documentation](super)), with `SIGTERM`, when the [`TestPgBouncer`]
+//! is dropped or the process ends. As root, PgBouncer runs as the `postgres`
+//! OS user (PgBouncer refuses root).
 //!
 //! ```no_run
 //! use tenant_sqlx::testing::{TestCluster, TestPgBouncer};
@@ -34,18 +33,19 @@
 //! # Ok(()) }
 //! ```
 
+use std::ffi::OsString;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, PgConnection};
 
+use super::user::{run_as_postgres, RunAs, SETPRIV};
+use super::watchdog::{Script, Watchdog};
 use super::{
-    run_as_postgres, tail, HarnessError, TestCluster, TestDatabase, APP_ROLE, EXTERNAL_PASSWORD,
-    OWNER_ROLE,
+    tail, HarnessError, TestCluster, TestDatabase, APP_ROLE, EXTERNAL_PASSWORD, OWNER_ROLE,
 };
 
 /// Where `pgbouncer` is looked for first (Debian's package).
@@ -57,15 +57,16 @@ const PORT: u16 = 6432;
 
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Starts and stops a throwaway PgBouncer; see the module documentation.
-const WATCHDOG: &str = r#"dir=$1; shift
-"$@" >"$dir/pgbouncer.log" 2>&1 &
+/// Starts PgBouncer in the background and, on end-of-file, stops it with
+/// `SIGTERM`.
+const WATCHDOG: Script = Script {
+    start: r#""$@" >"$dir/pgbouncer.log" 2>&1 &
 pid=$!
-cat >/dev/null
-kill -TERM "$pid" 2>/dev/null
+"#,
+    stop: r#"kill -TERM "$pid" 2>/dev/null
 wait "$pid" 2>/dev/null
-rm -rf "$dir"
-"#;
+"#,
+};
 
 /// Options for a [`TestPgBouncer`].
 #[derive(Debug, Clone)]
@@ -134,6 +135,9 @@ impl TestPgBouncerBuilder {
     }
 
     fn spawn(self, server_dir: &Path) -> Result<TestPgBouncer, HarnessError> {
+        if !cfg!(unix) {
+            return Err(HarnessError::Unsupported { what: "PgBouncer" });
+        }
         let binary = find_pgbouncer(self.binary.as_deref())?;
         let run_as = run_as_postgres()?;
         let dir = tempfile::Builder::new()
@@ -151,7 +155,7 @@ impl TestPgBouncerBuilder {
     fn spawn_in(
         &self,
         binary: &Path,
-        run_as: Option<&(u32, u32)>,
+        run_as: Option<&RunAs>,
         server_dir: &Path,
         dir: &Path,
     ) -> Result<TestPgBouncer, HarnessError> {
@@ -189,44 +193,25 @@ impl TestPgBouncerBuilder {
         );
         let config = dir.join("pgbouncer.ini");
         std::fs::write(&config, ini).map_err(HarnessError::io("write pgbouncer.ini"))?;
-        if let Some((uid, gid)) = run_as {
+        let mut command: Vec<OsString> = Vec::new();
+        if let Some(user) = run_as {
             for path in [dir.to_owned(), dir.join("userlist.txt"), config.clone()] {
-                std::os::unix::fs::chown(&path, Some(*uid), Some(*gid))
-                    .map_err(HarnessError::io("give PgBouncer's files to `postgres`"))?;
+                user.chown(&path, "give PgBouncer's files to `postgres`")?;
             }
+            command.extend(SETPRIV.map(OsString::from));
         }
-        let mut watchdog = Command::new("sh");
-        watchdog
-            .arg("-c")
-            .arg(WATCHDOG)
-            .arg("tenant-pgbouncer-watchdog")
-            .arg(dir);
-        if run_as.is_some() {
-            watchdog.args([
-                "setpriv",
-                "--reuid=postgres",
-                "--regid=postgres",
-                "--init-groups",
-                "--",
-            ]);
-        }
-        watchdog
-            .arg(binary)
-            .arg(&config)
-            .current_dir(dir)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        std::os::unix::process::CommandExt::process_group(&mut watchdog, 0);
-        let mut child = watchdog
-            .spawn()
-            .map_err(HarnessError::io("start the PgBouncer watchdog (sh)"))?;
-        let lifeline = child.stdin.take();
+        command.extend([binary.into(), config.into()]);
+        let watchdog = Watchdog::spawn(
+            "tenant-pgbouncer-watchdog",
+            &WATCHDOG,
+            dir,
+            command,
+            "start the PgBouncer watchdog (sh)",
+        )?;
         Ok(TestPgBouncer {
             dir: dir.to_owned(),
             pool_size: self.pool_size,
-            watchdog: child,
-            lifeline,
+            _watchdog: watchdog,
         })
     }
 }
@@ -236,9 +221,8 @@ impl TestPgBouncerBuilder {
 pub struct TestPgBouncer {
     dir: PathBuf,
     pool_size: u32,
-    watchdog: Child,
-    /// Closing this pipe is what tells the watchdog to stop PgBouncer.
-    lifeline: Option<ChildStdin>,
+    /// Stops PgBouncer and removes `dir` when dropped.
+    _watchdog: Watchdog,
 }
 
 impl fmt::Debug for TestPgBouncer {
@@ -247,13 +231,6 @@ impl fmt::Debug for TestPgBouncer {
             .field("dir", &self.dir)
             .field("pool_size", &self.pool_size)
             .finish()
-    }
-}
-
-impl Drop for TestPgBouncer {
-    fn drop(&mut self) {
-        drop(self.lifeline.take());
-        let _ = self.watchdog.wait();
     }
 }
 

@@ -9,10 +9,11 @@
 //!   network, no port races between test binaries;
 //! * it keeps an append-only file fsynced on every write, so a crash and a
 //!   [`restart`](TestRedis::restart) lose nothing that was acknowledged;
-//! * a small `sh` watchdog whose standard input is a pipe held by this
-//!   process restarts the server if it dies and, on end-of-file (the
-//!   `TestRedis` dropped, or this process ending in any way, `SIGKILL`
-//!   included), stops it and removes the directory.
+//! * the `sh` watchdog that supervises every throwaway server (see
+//!   "Stopping the server" in the [`testing`](super) documentation) also
+//!   restarts this one if it dies; on end-of-file (the `TestRedis` dropped,
+//!   or this process ending in any way, `SIGKILL` included) it stops it and
+//!   removes the directory.
 //!
 //! ```no_run
 //! use tenant_sqlx::testing::redis::TestRedis;
@@ -24,15 +25,15 @@
 //! # Ok(()) }
 //! ```
 
+use std::ffi::OsString;
 use std::fmt;
-use std::io::{self, Read, Write};
-use std::os::unix::net::UnixStream;
-use std::os::unix::process::CommandExt;
+use std::io;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::watchdog::{Script, Watchdog};
 use super::HarnessError;
 
 /// The server binary used unless `REDIS_SERVER` names another.
@@ -40,40 +41,33 @@ pub const DEFAULT_REDIS_SERVER: &str = "redis-server";
 
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Supervises the server: restarts it when it dies, and on end-of-file on
-/// stdin stops it and removes the directory.
-const WATCHDOG: &str = r#"dir=$1; shift
-(
+/// Runs the server in a loop that restarts it when it dies; on end-of-file,
+/// ends the loop and kills the server.
+const WATCHDOG: Script = Script {
+    start: r#"(
   while [ ! -e "$dir/stopping" ]; do
     "$@" >>"$dir/server.log" 2>&1
     sleep 0.05
   done
 ) &
 loop=$!
-cat >/dev/null
-touch "$dir/stopping"
+"#,
+    stop: r#"touch "$dir/stopping"
 [ -f "$dir/redis.pid" ] && kill -9 "$(cat "$dir/redis.pid")" 2>/dev/null
 wait "$loop" 2>/dev/null
-rm -rf "$dir"
-"#;
+"#,
+};
 
 /// A throwaway Redis server; see the [module documentation](self).
 pub struct TestRedis {
     dir: PathBuf,
-    watchdog: Child,
-    lifeline: Option<ChildStdin>,
+    /// Stops the server and removes `dir` when dropped.
+    _watchdog: Watchdog,
 }
 
 impl fmt::Debug for TestRedis {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TestRedis").field("dir", &self.dir).finish()
-    }
-}
-
-impl Drop for TestRedis {
-    fn drop(&mut self) {
-        drop(self.lifeline.take());
-        let _ = self.watchdog.wait();
     }
 }
 
@@ -151,6 +145,11 @@ impl TestRedis {
     }
 
     fn spawn() -> Result<TestRedis, HarnessError> {
+        if !cfg!(unix) {
+            return Err(HarnessError::Unsupported {
+                what: "Redis server",
+            });
+        }
         let server =
             std::env::var("REDIS_SERVER").unwrap_or_else(|_| DEFAULT_REDIS_SERVER.to_owned());
         let found = Command::new(&server)
@@ -173,23 +172,19 @@ impl TestRedis {
             .tempdir()
             .map_err(HarnessError::io("create a temporary directory"))?
             .keep();
-        let mut watchdog = Command::new("sh");
-        watchdog
-            .arg("-c")
-            .arg(WATCHDOG)
-            .arg("tenant-redis-watchdog")
-            .arg(&dir)
-            .arg(&server)
-            .arg("--port")
-            .arg("0")
-            .arg("--unixsocket")
-            .arg(dir.join("redis.sock"))
-            .args(["--unixsocketperm", "700"])
-            .arg("--dir")
-            .arg(&dir)
-            .arg("--pidfile")
-            .arg(dir.join("redis.pid"))
-            .args([
+        let mut command: Vec<OsString> = vec![server.into(), "--port".into(), "0".into()];
+        command.extend([
+            "--unixsocket".into(),
+            dir.join("redis.sock").into(),
+            "--unixsocketperm".into(),
+            "700".into(),
+            "--dir".into(),
+            dir.clone().into(),
+            "--pidfile".into(),
+            dir.join("redis.pid").into(),
+        ]);
+        command.extend(
+            [
                 "--daemonize",
                 "no",
                 "--save",
@@ -200,29 +195,35 @@ impl TestRedis {
                 "always",
                 "--loglevel",
                 "warning",
-            ])
-            .current_dir(&dir)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .process_group(0);
-        let mut child = match watchdog.spawn() {
-            Ok(c) => c,
+            ]
+            .map(OsString::from),
+        );
+        let watchdog = match Watchdog::spawn(
+            "tenant-redis-watchdog",
+            &WATCHDOG,
+            &dir,
+            command,
+            "start the Redis watchdog (sh)",
+        ) {
+            Ok(w) => w,
             Err(e) => {
                 let _ = std::fs::remove_dir_all(&dir);
-                return Err(HarnessError::io("start the Redis watchdog (sh)")(e));
+                return Err(e);
             }
         };
-        let lifeline = child.stdin.take();
         Ok(TestRedis {
             dir,
-            watchdog: child,
-            lifeline,
+            _watchdog: watchdog,
         })
     }
 }
 
+/// Whether a Redis server answers `PING` on `socket`.
+#[cfg(unix)]
 fn ping(socket: &Path) -> bool {
+    use std::io::{Read, Write};
+    use std::os::unix::net::UnixStream;
+
     let Ok(mut s) = UnixStream::connect(socket) else {
         return false;
     };
@@ -232,4 +233,10 @@ fn ping(socket: &Path) -> bool {
     }
     let mut buf = [0u8; 7];
     matches!(s.read(&mut buf), Ok(n) if buf[..n].starts_with(b"+PONG"))
+}
+
+/// No Unix sockets: never reached, [`TestRedis::start`] refuses first.
+#[cfg(not(unix))]
+fn ping(_socket: &Path) -> bool {
+    false
 }

@@ -32,7 +32,7 @@ fn main() {
 }
 
 async fn run() {
-    // APP_URL, ADMIN_URL, REDIS_URL: where; MODE: `ours` or `seed`;
+    // APP_URL, ADMIN_URL, REDIS_URL: where; MODE: `ours` or `check-then-set`;
     // CRASH_EVERY_NTH: crash on the nth handled event (0: never);
     // CRASH_AT: `before` or `after` commit for that one;
     // CRASH_P: probability of a crash per event, half before, half after;
@@ -126,12 +126,12 @@ async fn run() {
         let mut sink = Vec::new();
         let _ = tokio::io::stdin().read_to_end(&mut sink).await;
     };
-    let stats = if var("MODE") == "seed" {
+    let stats = if var("MODE") == "check-then-set" {
         worker
             .run(
                 move |job| {
                     let h = handlers.clone();
-                    async move { h.seed_pattern(job).await }
+                    async move { h.check_then_set(job).await }
                 },
                 shutdown,
             )
