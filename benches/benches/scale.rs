@@ -32,7 +32,10 @@
 //! Run: `cargo bench -p tenant-benches --bench scale`. Environment:
 //! `SCALE_SIZES` (comma-separated row counts, default
 //! `10000,100000,1000000`), `SCALE_ITERS` (samples per query, side and size,
-//! default 400).
+//! default 400), `SCALE_DIRECT=1` (a third database whose policies compare
+//! with `NULLIF(current_setting(…), '')` directly, without the sub-select:
+//! `RATIO rls_direct/explicit_where`, to weigh that form against the
+//! generated one).
 
 use std::time::{Duration, Instant};
 
@@ -289,6 +292,36 @@ async fn main() -> Result<(), BoxError> {
         .max_connections(2)
         .connect(rls_db.app_url())
         .await?;
+    let direct = if std::env::var("SCALE_DIRECT").is_ok_and(|v| v == "1") {
+        let db = cluster.create_database().await?;
+        let direct_condition =
+            "tenant_id = NULLIF(current_setting('app.current_tenant', true), '')";
+        exec(
+            db.owner_url(),
+            &format!(
+                "{}{}{}GRANT USAGE ON SEQUENCE items_id_seq TO {APP_ROLE};
+                 ALTER POLICY tenant_isolation ON items USING ({direct_condition}) WITH CHECK ({direct_condition});
+                 ALTER POLICY tenant_isolation ON {m} USING ({direct_condition}) WITH CHECK ({direct_condition});",
+                items_ddl(),
+                policy.sql(),
+                memory::migration(&SettingNames::default(), APP_ROLE),
+                m = memory::MESSAGES_TABLE,
+            ),
+        )
+        .await?;
+        let pool = TenantPool::builder()
+            .max_connections(2)
+            .allow_audit_findings(true)
+            .connect(db.app_url())
+            .await?;
+        eprintln!(
+            "rls_direct: the audit reports {} finding(s) on the direct form",
+            pool.audit_report().findings.len()
+        );
+        Some((db, pool))
+    } else {
+        None
+    };
     assert!(
         rls.audit_report().performance.is_empty(),
         "the recommended indexes are in place: {:?}",
@@ -307,17 +340,22 @@ async fn main() -> Result<(), BoxError> {
         "rows", "query", "rls p50", "rls p99", "expl p50", "expl p99"
     );
     let mut ratios = Vec::new();
+    let mut direct_ratios = Vec::new();
     for &rows in &sizes {
         let load_started = Instant::now();
         load(rls_db.admin_url(), rows).await?;
         load(plain_db.admin_url(), rows).await?;
+        if let Some((db, _)) = &direct {
+            load(db.admin_url(), rows).await?;
+        }
         eprintln!(
             "loaded {rows} rows (x2 tables x2 databases) in {:?}",
             load_started.elapsed()
         );
         let mut rng = SmallRng::seed_from_u64(rows);
         for query in Query::ALL {
-            let mut samples: [Vec<Duration>; 2] = [Vec::new(), Vec::new()];
+            // rls, explicit_where, rls_direct.
+            let mut samples: [Vec<Duration>; 3] = [Vec::new(), Vec::new(), Vec::new()];
             // A few unmeasured rounds warm the caches and plans.
             for k in 0..iters + 20 {
                 let i = match query {
@@ -332,22 +370,44 @@ async fn main() -> Result<(), BoxError> {
                 };
                 let tenant = tenant_of(i);
                 let ctx: Ctx<Validated> = Ctx::unvalidated().with_tenant(&tenant).validate()?;
-                let rls_first = rng.random_bool(0.5);
-                for explicit_side in [!rls_first, rls_first] {
-                    let pool = if explicit_side { &explicit } else { &rls };
+                let mut sides = vec![0usize, 1];
+                if direct.is_some() {
+                    sides.push(2);
+                }
+                // A random order each round, so a noisy neighbour slows
+                // every side alike.
+                for j in (1..sides.len()).rev() {
+                    sides.swap(j, rng.random_range(0..=j));
+                }
+                for side in sides {
+                    let pool = match side {
+                        0 => &rls,
+                        1 => &explicit,
+                        _ => &direct.as_ref().expect("direct side").1,
+                    };
                     let mut tx = pool.begin(&ctx).await?;
-                    let took = run(&mut tx, query, explicit_side, i, &tenant).await?;
+                    let took = run(&mut tx, query, side == 1, i, &tenant).await?;
                     tx.rollback().await?;
                     if k >= 20 {
-                        samples[usize::from(explicit_side)].push(took);
+                        samples[side].push(took);
                     }
                 }
             }
             for s in &mut samples {
                 s.sort();
             }
-            let [r, e] = &samples;
+            let [r, e, d] = &samples;
             let ratio = micros(percentile(e, 0.5)) / micros(percentile(r, 0.5));
+            if !d.is_empty() {
+                let direct_ratio = micros(percentile(e, 0.5)) / micros(percentile(d, 0.5));
+                println!(
+                    "{rows:>9} {:<20} direct p50 {:.0} p99 {:.0}",
+                    query.name(),
+                    micros(percentile(d, 0.5)),
+                    micros(percentile(d, 0.99)),
+                );
+                direct_ratios.push((rows, query, direct_ratio));
+            }
             println!(
                 "{rows:>9} {:<20} {:>10.0} {:>10.0} {:>10.0} {:>10.0}",
                 query.name(),
@@ -365,7 +425,16 @@ async fn main() -> Result<(), BoxError> {
             query.name()
         );
     }
+    for (rows, query, ratio) in direct_ratios {
+        println!(
+            "RATIO rls_direct/explicit_where {} rows={rows}: {ratio:.2}",
+            query.name()
+        );
+    }
     rls.close().await;
     explicit.close().await;
+    if let Some((_, pool)) = direct {
+        pool.close().await;
+    }
     Ok(())
 }
