@@ -6,7 +6,7 @@
 //! same rows:
 //!
 //! * `rls`: tables with `RlsPolicy`'s policy (ENABLE, FORCE, one
-//!   `USING`/`WITH CHECK` reading `(SELECT NULLIF(current_setting(…), ''))`),
+//!   `USING`/`WITH CHECK` reading `NULLIF(current_setting(…), '')`),
 //!   and the conversation-memory schema from `memory::migration`;
 //! * `explicit_where`: identical tables without row-level security, every
 //!   query carrying `tenant_id = $n` by hand.
@@ -32,10 +32,10 @@
 //! Run: `cargo bench -p tenant-benches --bench scale`. Environment:
 //! `SCALE_SIZES` (comma-separated row counts, default
 //! `10000,100000,1000000`), `SCALE_ITERS` (samples per query, side and size,
-//! default 400), `SCALE_DIRECT=1` (a third database whose policies compare
-//! with `NULLIF(current_setting(…), '')` directly, without the sub-select:
-//! `RATIO rls_direct/explicit_where`, to weigh that form against the
-//! generated one).
+//! default 400), `SCALE_SUBSELECT=1` (a third database whose policies read
+//! the setting in a sub-select, `(SELECT NULLIF(current_setting(…), ''))`,
+//! the form `RlsPolicy` wrote before 2026-12-02: `RATIO
+//! rls_subselect/explicit_where`, to weigh the two forms side by side).
 
 use std::time::{Duration, Instant};
 
@@ -292,16 +292,16 @@ async fn main() -> Result<(), BoxError> {
         .max_connections(2)
         .connect(rls_db.app_url())
         .await?;
-    let direct = if std::env::var("SCALE_DIRECT").is_ok_and(|v| v == "1") {
+    let subselect = if std::env::var("SCALE_SUBSELECT").is_ok_and(|v| v == "1") {
         let db = cluster.create_database().await?;
-        let direct_condition =
-            "tenant_id = NULLIF(current_setting('app.current_tenant', true), '')";
+        let subselect_condition =
+            "tenant_id = (SELECT NULLIF(current_setting('app.current_tenant', true), ''))";
         exec(
             db.owner_url(),
             &format!(
                 "{}{}{}GRANT USAGE ON SEQUENCE items_id_seq TO {APP_ROLE};
-                 ALTER POLICY tenant_isolation ON items USING ({direct_condition}) WITH CHECK ({direct_condition});
-                 ALTER POLICY tenant_isolation ON {m} USING ({direct_condition}) WITH CHECK ({direct_condition});",
+                 ALTER POLICY tenant_isolation ON items USING ({subselect_condition}) WITH CHECK ({subselect_condition});
+                 ALTER POLICY tenant_isolation ON {m} USING ({subselect_condition}) WITH CHECK ({subselect_condition});",
                 items_ddl(),
                 policy.sql(),
                 memory::migration(&SettingNames::default(), APP_ROLE),
@@ -315,7 +315,7 @@ async fn main() -> Result<(), BoxError> {
             .connect(db.app_url())
             .await?;
         eprintln!(
-            "rls_direct: the audit reports {} finding(s) on the direct form",
+            "rls_subselect: the audit reports {} finding(s) on the sub-select form",
             pool.audit_report().findings.len()
         );
         Some((db, pool))
@@ -340,12 +340,12 @@ async fn main() -> Result<(), BoxError> {
         "rows", "query", "rls p50", "rls p99", "expl p50", "expl p99"
     );
     let mut ratios = Vec::new();
-    let mut direct_ratios = Vec::new();
+    let mut subselect_ratios = Vec::new();
     for &rows in &sizes {
         let load_started = Instant::now();
         load(rls_db.admin_url(), rows).await?;
         load(plain_db.admin_url(), rows).await?;
-        if let Some((db, _)) = &direct {
+        if let Some((db, _)) = &subselect {
             load(db.admin_url(), rows).await?;
         }
         eprintln!(
@@ -354,7 +354,7 @@ async fn main() -> Result<(), BoxError> {
         );
         let mut rng = SmallRng::seed_from_u64(rows);
         for query in Query::ALL {
-            // rls, explicit_where, rls_direct.
+            // rls, explicit_where, rls_subselect.
             let mut samples: [Vec<Duration>; 3] = [Vec::new(), Vec::new(), Vec::new()];
             // A few unmeasured rounds warm the caches and plans.
             for k in 0..iters + 20 {
@@ -371,7 +371,7 @@ async fn main() -> Result<(), BoxError> {
                 let tenant = tenant_of(i);
                 let ctx: Ctx<Validated> = Ctx::unvalidated().with_tenant(&tenant).validate()?;
                 let mut sides = vec![0usize, 1];
-                if direct.is_some() {
+                if subselect.is_some() {
                     sides.push(2);
                 }
                 // A random order each round, so a noisy neighbour slows
@@ -383,7 +383,7 @@ async fn main() -> Result<(), BoxError> {
                     let pool = match side {
                         0 => &rls,
                         1 => &explicit,
-                        _ => &direct.as_ref().expect("direct side").1,
+                        _ => &subselect.as_ref().expect("sub-select side").1,
                     };
                     let mut tx = pool.begin(&ctx).await?;
                     let took = run(&mut tx, query, side == 1, i, &tenant).await?;
@@ -399,14 +399,14 @@ async fn main() -> Result<(), BoxError> {
             let [r, e, d] = &samples;
             let ratio = micros(percentile(e, 0.5)) / micros(percentile(r, 0.5));
             if !d.is_empty() {
-                let direct_ratio = micros(percentile(e, 0.5)) / micros(percentile(d, 0.5));
+                let subselect_ratio = micros(percentile(e, 0.5)) / micros(percentile(d, 0.5));
                 println!(
-                    "{rows:>9} {:<20} direct p50 {:.0} p99 {:.0}",
+                    "{rows:>9} {:<20} subselect p50 {:.0} p99 {:.0}",
                     query.name(),
                     micros(percentile(d, 0.5)),
                     micros(percentile(d, 0.99)),
                 );
-                direct_ratios.push((rows, query, direct_ratio));
+                subselect_ratios.push((rows, query, subselect_ratio));
             }
             println!(
                 "{rows:>9} {:<20} {:>10.0} {:>10.0} {:>10.0} {:>10.0}",
@@ -425,15 +425,15 @@ async fn main() -> Result<(), BoxError> {
             query.name()
         );
     }
-    for (rows, query, ratio) in direct_ratios {
+    for (rows, query, ratio) in subselect_ratios {
         println!(
-            "RATIO rls_direct/explicit_where {} rows={rows}: {ratio:.2}",
+            "RATIO rls_subselect/explicit_where {} rows={rows}: {ratio:.2}",
             query.name()
         );
     }
     rls.close().await;
     explicit.close().await;
-    if let Some((_, pool)) = direct {
+    if let Some((_, pool)) = subselect {
         pool.close().await;
     }
     Ok(())

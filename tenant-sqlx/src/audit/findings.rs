@@ -162,8 +162,8 @@ pub enum Finding {
     #[error(
         "the tenant table {table} has no policy for this role that compares its tenant column with \
          the setting `{setting}`: create one with `tenant_sqlx::rls::RlsPolicy`, i.e. `CREATE POLICY \
-         tenant_isolation ON {table} FOR ALL USING (<col> = (SELECT NULLIF(current_setting('{setting}', \
-         true), ''))) WITH CHECK (<same>)`"
+         tenant_isolation ON {table} FOR ALL USING (<col> = NULLIF(current_setting('{setting}', \
+         true), '')) WITH CHECK (<same>)`"
     )]
     NoTenantPolicy {
         /// The table.
@@ -184,7 +184,7 @@ pub enum Finding {
     #[error(
         "the policy {policy} on {table} is a permissive {command} policy without WITH CHECK, so \
          which rows may be written is left implicit: recreate it with \
-         `WITH CHECK (<col> = (SELECT NULLIF(current_setting('<tenant setting>', true), '')))`"
+         `WITH CHECK (<col> = NULLIF(current_setting('<tenant setting>', true), ''))`"
     )]
     WritePolicyWithoutCheck {
         /// The table.
@@ -310,7 +310,7 @@ pub enum Finding {
         "the permissive policy {policy} on {table} has `{clause} ({expression})`, which is not \
          bound to the tenant (no AND-ed term `<tenant column> = <tenant setting>`), and permissive \
          policies are combined with OR, so it lets other tenants' rows through: recreate it with \
-         `… AND <tenant column> = (SELECT NULLIF(current_setting('<tenant setting>', true), ''))`, \
+         `… AND <tenant column> = NULLIF(current_setting('<tenant setting>', true), '')`, \
          or declare it on purpose with the pool builder's `allow_policy`"
     )]
     PolicyNotTenantBound {

@@ -34,8 +34,8 @@
 //! to the tenant* in its `USING` and its `WITH CHECK`: the expression, as
 //! PostgreSQL prints it, is a conjunction one of whose terms is exactly
 //! `<tenant column> = <tenant>`, where `<tenant>` is a fail-closed form of
-//! the tenant setting (`(SELECT NULLIF(current_setting('…', true), ''))`
-//! as [`RlsPolicy`] writes it, `NULLIF(…)` without the sub-select,
+//! the tenant setting (`NULLIF(current_setting('…', true), '')` as
+//! [`RlsPolicy`] writes it, the same in a sub-select,
 //! `current_setting('…')`, `current_setting('…', true)`, each optionally
 //! cast to a plain type) or hardened mode's `(SELECT
 //! tenant_guard.current_tenant())`. Other terms AND-ed to it only narrow
