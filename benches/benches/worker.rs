@@ -42,7 +42,7 @@ use tenant_sqlx::testing::redis::TestRedis;
 use tenant_sqlx::testing::{TestCluster, APP_ROLE};
 use tenant_sqlx::worker::{self, Job, Relay, Worker, WorkerError};
 use tenant_sqlx::{AdminPool, TenantPool};
-use tenant_tests::worker_fixture::{install, tenant, Effect, Handlers};
+use tenant_tests::worker_fixture::{self, install, tenant, Effect, Handlers};
 use tokio::sync::oneshot;
 
 const TENANTS: usize = 20;
@@ -172,26 +172,16 @@ async fn measure(
         .start(s.pool.clone(), &s.client)
         .await
         .unwrap();
-    let (stop, stopped) = oneshot::channel::<()>();
-    let shutdown = async move {
-        let _ = stopped.await;
-    };
     let started = Instant::now();
     let running = match variant {
-        Variant::Ours => tokio::spawn(worker.run(
-            move |job| {
-                let h = handlers.clone();
-                async move { h.exactly_once(job).await }
-            },
-            shutdown,
-        )),
-        Variant::CheckThenSet => tokio::spawn(worker.run(
-            move |job| {
-                let h = handlers.clone();
-                async move { h.check_then_set(job).await }
-            },
-            shutdown,
-        )),
+        Variant::Ours => worker_fixture::spawn(worker, move |job| {
+            let h = handlers.clone();
+            async move { h.exactly_once(job).await }
+        }),
+        Variant::CheckThenSet => worker_fixture::spawn(worker, move |job| {
+            let h = handlers.clone();
+            async move { h.check_then_set(job).await }
+        }),
     };
     let (relay_stop, relay_stopped) = oneshot::channel::<()>();
     let relay = if variant == Variant::Ours {
@@ -219,8 +209,7 @@ async fn measure(
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     let elapsed = started.elapsed();
-    let _ = stop.send(());
-    running.await.unwrap().unwrap();
+    running.stop().await.unwrap();
     let _ = relay_stop.send(());
     if let Some(r) = relay {
         r.await.unwrap();
@@ -300,17 +289,11 @@ async fn quiet_p99(s: &Setup, flood: usize, run: usize) -> Duration {
         .start(s.pool.clone(), &s.client)
         .await
         .unwrap();
-    let (stop, stopped) = oneshot::channel::<()>();
     let p = probe.clone();
-    let running = tokio::spawn(worker.run(
-        move |job| {
-            let p = p.clone();
-            async move { p.handle(job).await }
-        },
-        async move {
-            let _ = stopped.await;
-        },
-    ));
+    let running = worker_fixture::spawn(worker, move |job| {
+        let p = p.clone();
+        async move { p.handle(job).await }
+    });
     tokio::time::sleep(Duration::from_millis(300)).await;
     let mut published = HashMap::new();
     for seq in 0..40usize {
@@ -330,8 +313,7 @@ async fn quiet_p99(s: &Setup, flood: usize, run: usize) -> Duration {
     while probe.seen.lock().unwrap().len() < 40 {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    let _ = stop.send(());
-    running.await.unwrap().unwrap();
+    running.stop().await.unwrap();
     redis::cmd("DEL")
         .arg(format!("{prefix}:t:{noisy}"))
         .query_async::<()>(&mut conn)

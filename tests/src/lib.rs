@@ -17,8 +17,10 @@ pub mod worker_fixture {
     use tenant_core::{with_context, Ctx, Validated};
     use tenant_sqlx::rls::RlsPolicy;
     use tenant_sqlx::testing::{TestDatabase, APP_ROLE};
-    use tenant_sqlx::worker::{self, Job, WorkerError};
+    use tenant_sqlx::worker::{self, Job, Worker, WorkerError, WorkerStats};
     use tenant_sqlx::TenantPool;
+    use tokio::sync::oneshot;
+    use tokio::task::JoinHandle;
 
     /// The consumer group of the tests.
     pub const GROUP: &str = "effects";
@@ -223,5 +225,34 @@ pub mod worker_fixture {
         .fetch_one(admin)
         .await
         .unwrap()
+    }
+
+    /// A worker running on a task of its own until [`Running::stop`].
+    #[derive(Debug)]
+    pub struct Running {
+        stop: oneshot::Sender<()>,
+        task: JoinHandle<Result<WorkerStats, WorkerError>>,
+    }
+
+    /// Runs `worker` with `handler` on a spawned task.
+    pub fn spawn<T, H, Fut>(worker: Worker, handler: H) -> Running
+    where
+        T: serde::de::DeserializeOwned + Send + 'static,
+        H: Fn(Job<T>) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<(), WorkerError>> + Send + 'static,
+    {
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(worker.run(handler, async move {
+            let _ = stopped.await;
+        }));
+        Running { stop, task }
+    }
+
+    impl Running {
+        /// Shuts the worker down gracefully and gives its statistics.
+        pub async fn stop(self) -> Result<WorkerStats, WorkerError> {
+            let _ = self.stop.send(());
+            self.task.await.expect("the worker task panicked")
+        }
     }
 }

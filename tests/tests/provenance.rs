@@ -7,7 +7,7 @@ mod common;
 
 use std::sync::{Arc, Mutex};
 
-use common::{ctx, fixture, Fixture};
+use common::{ctx, fixture, AppError, Fixture};
 use tenant_core::envelope::Envelope;
 use tenant_core::{
     current, with_context, ContextError, Ctx, Incoming, Provenance, Validated, Validator, WithAgent,
@@ -186,30 +186,6 @@ async fn a_context_a_validator_kept_is_not_authorized() {
     // What the validator was handed was checked, not yet accepted.
     let stolen = kept.lock().unwrap().take().unwrap();
     assert!(refused(notes(&pool, &stolen).await));
-}
-
-#[derive(Debug)]
-enum AppError {
-    Context(ContextError),
-    Db(Error),
-}
-impl From<ContextError> for AppError {
-    fn from(e: ContextError) -> Self {
-        AppError::Context(e)
-    }
-}
-impl From<Error> for AppError {
-    fn from(e: Error) -> Self {
-        AppError::Db(e)
-    }
-}
-impl AppError {
-    fn code(&self) -> &'static str {
-        match self {
-            AppError::Context(e) => e.code(),
-            AppError::Db(e) => e.code(),
-        }
-    }
 }
 
 #[with_context(tenant)]

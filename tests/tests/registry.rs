@@ -11,10 +11,9 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::State;
-use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use common::{ctx, fixture_with, Fixture};
+use common::{ctx, fixture_with, AppError, Fixture};
 use http::{Request, StatusCode};
 use serde::Deserialize;
 use sqlx::{Connection, PgConnection};
@@ -277,34 +276,6 @@ async fn typed_settings_are_read_under_rls_and_cached() {
     pool.close().await;
     assert_eq!(limits.get(&a).await.unwrap().max_agents, 9);
     assert_eq!(limits.lookups(), 3);
-}
-
-#[derive(Debug)]
-enum AppError {
-    Context(ContextError),
-    Db(Error),
-}
-impl From<ContextError> for AppError {
-    fn from(e: ContextError) -> Self {
-        AppError::Context(e)
-    }
-}
-impl From<Error> for AppError {
-    fn from(e: Error) -> Self {
-        AppError::Db(e)
-    }
-}
-impl IntoResponse for AppError {
-    fn into_response(self) -> Response {
-        match self {
-            AppError::Context(e) => e.into_response(),
-            AppError::Db(e) => (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!(r#"{{"error":{{"code":"{}"}}}}"#, e.code()),
-            )
-                .into_response(),
-        }
-    }
 }
 
 #[with_context(tenant)]

@@ -257,7 +257,9 @@ async fn the_policy_is_an_index_condition_on_a_tenant_leading_index() {
              INSERT INTO items SELECT i, 't-' || (i % 500), 0 FROM generate_series(1, 50000) i;
              ANALYZE items;
              {}",
-            RlsPolicy::new("items", "tenant_id").grant_to(APP_ROLE).sql()
+            RlsPolicy::new("items", "tenant_id")
+                .grant_to(APP_ROLE)
+                .sql()
         ),
     )
     .await;

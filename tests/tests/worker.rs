@@ -15,8 +15,9 @@ use tenant_sqlx::testing::redis::TestRedis;
 use tenant_sqlx::testing::{TestCluster, TestDatabase};
 use tenant_sqlx::worker::{Job, Relay, Worker, WorkerError, WorkerStats};
 use tenant_sqlx::{AdminPool, TenantPool};
-use tenant_tests::worker_fixture::{audit_effects, install, produce, Effect, Handlers, GROUP};
-use tokio::sync::oneshot;
+use tenant_tests::worker_fixture::{
+    self, audit_effects, install, produce, Effect, Handlers, GROUP,
+};
 
 struct Setup {
     db: TestDatabase,
@@ -145,10 +146,7 @@ where
     F: Fn(Job<Effect>) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = Result<(), WorkerError>> + Send + 'static,
 {
-    let (stop, stopped) = oneshot::channel::<()>();
-    let running = tokio::spawn(worker.run(handler, async move {
-        let _ = stopped.await;
-    }));
+    let running = worker_fixture::spawn(worker, handler);
     let deadline = Instant::now() + Duration::from_secs(60);
     while !done().await {
         assert!(
@@ -157,8 +155,7 @@ where
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let _ = stop.send(());
-    running.await.unwrap().unwrap()
+    running.stop().await.unwrap()
 }
 
 fn envelope(tenant: Option<&str>, agent: Option<&str>, payload: &str) -> String {
@@ -491,17 +488,11 @@ async fn quiet_waits(flood: usize) -> (Duration, u64) {
         .start(s.pool.clone(), &s.client)
         .await
         .unwrap();
-    let (stop, stopped) = oneshot::channel::<()>();
     let p = probe.clone();
-    let running = tokio::spawn(worker.run(
-        move |job| {
-            let p = p.clone();
-            async move { p.handle(job).await }
-        },
-        async move {
-            let _ = stopped.await;
-        },
-    ));
+    let running = worker_fixture::spawn(worker, move |job| {
+        let p = p.clone();
+        async move { p.handle(job).await }
+    });
     tokio::time::sleep(Duration::from_millis(200)).await;
     let mut published = HashMap::new();
     for seq in 0..40i64 {
@@ -520,8 +511,7 @@ async fn quiet_waits(flood: usize) -> (Duration, u64) {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let flood_done = probe.flood_done.load(Ordering::SeqCst);
-    let _ = stop.send(());
-    running.await.unwrap().unwrap();
+    running.stop().await.unwrap();
     let seen = probe.seen.lock().unwrap();
     let mut waits: Vec<Duration> = published
         .iter()

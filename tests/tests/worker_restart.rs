@@ -16,7 +16,7 @@ use tenant_sqlx::testing::redis::TestRedis;
 use tenant_sqlx::testing::TestCluster;
 use tenant_sqlx::worker::{self, Relay, Worker, WorkerError};
 use tenant_sqlx::{AdminPool, TenantPool};
-use tenant_tests::worker_fixture::{audit_effects, install, tenant, Effect, Handlers, GROUP};
+use tenant_tests::worker_fixture::{self, audit_effects, install, tenant, Effect, Handlers, GROUP};
 use tokio::sync::oneshot;
 
 /// Kills the cluster's postmaster with `SIGQUIT` (an immediate shutdown:
@@ -143,16 +143,10 @@ async fn redis_and_postgres_restart_mid_run_lose_nothing_and_double_nothing() {
         .start(pool.clone(), &client)
         .await
         .unwrap();
-    let (stop, stopped) = oneshot::channel::<()>();
-    let running = tokio::spawn(worker.run(
-        move |job| {
-            let h = handlers.clone();
-            async move { h.exactly_once(job).await }
-        },
-        async move {
-            let _ = stopped.await;
-        },
-    ));
+    let running = worker_fixture::spawn(worker, move |job| {
+        let h = handlers.clone();
+        async move { h.exactly_once(job).await }
+    });
 
     let mut restarted_pg = None;
     let mut failed_publishes = 0;
@@ -199,8 +193,7 @@ async fn redis_and_postgres_restart_mid_run_lose_nothing_and_double_nothing() {
     };
     // Give redeliveries of acknowledgements lost in the restarts their turn.
     tokio::time::sleep(Duration::from_millis(1200)).await;
-    let _ = stop.send(());
-    let stats = running.await.unwrap().unwrap();
+    let stats = running.stop().await.unwrap();
     let _ = relay_stop.send(());
     relay.await.unwrap();
     println!("restarts: {failed_publishes} failed publishes retried; worker {stats:?}");

@@ -202,3 +202,46 @@ pub async fn refused(fx: &Fixture) -> tenant_sqlx::audit::AuditReport {
     assert!(matches!(err, tenant_sqlx::Error::AuditFailed(_)), "{err}");
     err.audit_report().expect("a report").clone()
 }
+
+/// A handler's error in the tests' routers and handlers: a context error
+/// (answered as `tenant-core` answers it) or a database error (500, with
+/// its code).
+#[derive(Debug)]
+pub enum AppError {
+    Context(tenant_core::ContextError),
+    Db(tenant_sqlx::Error),
+}
+
+impl From<tenant_core::ContextError> for AppError {
+    fn from(e: tenant_core::ContextError) -> Self {
+        AppError::Context(e)
+    }
+}
+
+impl From<tenant_sqlx::Error> for AppError {
+    fn from(e: tenant_sqlx::Error) -> Self {
+        AppError::Db(e)
+    }
+}
+
+impl AppError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            AppError::Context(e) => e.code(),
+            AppError::Db(e) => e.code(),
+        }
+    }
+}
+
+impl axum::response::IntoResponse for AppError {
+    fn into_response(self) -> axum::response::Response {
+        match self {
+            AppError::Context(e) => e.into_response(),
+            AppError::Db(e) => (
+                http::StatusCode::INTERNAL_SERVER_ERROR,
+                format!(r#"{{"error":{{"code":"{}"}}}}"#, e.code()),
+            )
+                .into_response(),
+        }
+    }
+}
