@@ -135,6 +135,18 @@ async fn session_state_made_by_hand_never_reaches_the_next_transaction() {
     assert_eq!(backend_pid(&pool).await, pid, "still one server session");
 }
 
+/// Tenant A inserts a note and drops its transaction while open.
+async fn a_inserts_then_drops_its_transaction(pool: &TenantPool) {
+    let a = ctx(A);
+    let mut tx = pool.begin(&a).await.unwrap();
+    sqlx::query("INSERT INTO notes (tenant_id, slug, body) VALUES ($1, 'dropped', 'dropped')")
+        .bind(A)
+        .execute(&mut tx)
+        .await
+        .unwrap();
+    drop(tx);
+}
+
 #[tokio::test]
 async fn without_kept_connections_nothing_is_handed_on_either() {
     // `keep_connections(false)`: every connection goes back through sqlx's
@@ -157,14 +169,7 @@ async fn without_kept_connections_nothing_is_handed_on_either() {
 
     // A transaction dropped while open is not kept for a ROLLBACK in front
     // of the next begin: its connection is closed, and its insert is gone.
-    let a = ctx(A);
-    let mut tx = pool.begin(&a).await.unwrap();
-    sqlx::query("INSERT INTO notes (tenant_id, slug, body) VALUES ($1, 'dropped', 'dropped')")
-        .bind(A)
-        .execute(&mut tx)
-        .await
-        .unwrap();
-    drop(tx);
+    a_inserts_then_drops_its_transaction(&pool).await;
     assert_ne!(
         backend_pid(&pool).await,
         pid,
@@ -181,14 +186,7 @@ async fn a_transaction_dropped_while_open_is_rolled_back_on_its_kept_connection(
     let fx = fixture().await;
     let pool = fx.pool(1).await;
     let pid = backend_pid(&pool).await;
-    let a = ctx(A);
-    let mut tx = pool.begin(&a).await.unwrap();
-    sqlx::query("INSERT INTO notes (tenant_id, slug, body) VALUES ($1, 'dropped', 'dropped')")
-        .bind(A)
-        .execute(&mut tx)
-        .await
-        .unwrap();
-    drop(tx);
+    a_inserts_then_drops_its_transaction(&pool).await;
     assert_eq!(backend_pid(&pool).await, pid, "the connection was not kept");
     assert_eq!(count_notes(&pool, A).await.unwrap(), SEED[0].1);
 }
