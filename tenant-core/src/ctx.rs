@@ -1,30 +1,5 @@
-//! [`Ctx<S>`]: the context as a type-state.
-//!
-//! * [`Ctx<Unvalidated>`] holds what arrived (optional raw strings from
-//!   headers, a message envelope or a test). Anyone can build one.
-//! * [`Ctx<Validated<A, C, L>>`](Validated) is what validation produces. It
-//!   always carries a [`TenantId`], and carries an agent, conversation or
-//!   collection where the markers say so ([`WithAgent`], [`WithConversation`],
-//!   [`WithCollection`]). The only way to one is [`Ctx::validate`] (or
-//!   [`Ctx::validate_with`], or `#[with_context]`, which calls them).
-//!
-//! ```
-//! use tenant_core::{Ctx, Validated, WithAgent};
-//!
-//! let raw = Ctx::unvalidated().with_tenant("acme").with_agent("agent-7");
-//! let ctx: Ctx<Validated<WithAgent>> = raw.validate()?;
-//! assert_eq!(ctx.tenant_id().as_str(), "acme");
-//! assert_eq!(ctx.agent_id().as_str(), "agent-7"); // guaranteed: no Option
-//! # Ok::<(), tenant_core::ContextError>(())
-//! ```
-//!
-//! Asking a context for a field it does not guarantee does not compile:
-//!
-//! ```compile_fail
-//! use tenant_core::{Ctx, Validated};
-//! let ctx: Ctx<Validated> = Ctx::unvalidated().with_tenant("acme").validate().unwrap();
-//! ctx.agent_id(); // error: this context does not guarantee an agent
-//! ```
+//! [`Ctx<S>`]: the context as a type-state (re-exported at the crate root,
+//! where its states are documented on [`Ctx`]).
 
 use std::fmt;
 use std::marker::PhantomData;
@@ -305,7 +280,31 @@ impl ValidFields {
 /// A tenant context in state `S` ([`Validated`] by default). Cheap to clone:
 /// one reference count.
 ///
-/// See the [module documentation](crate::ctx) for the states.
+/// * [`Ctx<Unvalidated>`] holds what arrived (optional raw strings from
+///   headers, a message envelope or a test). Anyone can build one.
+/// * [`Ctx<Validated<A, C, L>>`](Validated) is what validation produces. It
+///   always carries a [`TenantId`], and carries an agent, conversation or
+///   collection where the markers say so ([`WithAgent`], [`WithConversation`],
+///   [`WithCollection`]). The only way to one is [`Ctx::validate`] (or
+///   [`Ctx::validate_with`], or `#[with_context]`, which calls them).
+///
+/// ```
+/// use tenant_core::{Ctx, Validated, WithAgent};
+///
+/// let raw = Ctx::unvalidated().with_tenant("acme").with_agent("agent-7");
+/// let ctx: Ctx<Validated<WithAgent>> = raw.validate()?;
+/// assert_eq!(ctx.tenant_id().as_str(), "acme");
+/// assert_eq!(ctx.agent_id().as_str(), "agent-7"); // guaranteed: no Option
+/// # Ok::<(), tenant_core::ContextError>(())
+/// ```
+///
+/// Asking a context for a field it does not guarantee does not compile:
+///
+/// ```compile_fail
+/// use tenant_core::{Ctx, Validated};
+/// let ctx: Ctx<Validated> = Ctx::unvalidated().with_tenant("acme").validate().unwrap();
+/// ctx.agent_id(); // error: this context does not guarantee an agent
+/// ```
 pub struct Ctx<S: ContextState = Validated> {
     fields: Arc<S::Fields>,
 }
