@@ -294,3 +294,53 @@ async fn the_policy_is_an_index_condition_on_a_tenant_leading_index() {
     assert_eq!(n, 100);
     tx.rollback().await.unwrap();
 }
+
+/// `per_statement(true)` writes the sub-select form: the setting is an
+/// init-plan, read once per statement even in a sequential scan. It
+/// isolates the same way and passes the audit.
+#[tokio::test]
+async fn the_per_statement_form_reads_the_setting_once_and_isolates_the_same() {
+    let db = fresh_database().await;
+    exec(
+        db.owner_url(),
+        &format!(
+            "CREATE TABLE events (id bigint PRIMARY KEY, tenant_id text NOT NULL, body text NOT NULL);
+             INSERT INTO events SELECT i, 't-' || (i % 2), 'x' FROM generate_series(1, 10000) i;
+             ANALYZE events;
+             {}",
+            RlsPolicy::new("events", "tenant_id")
+                .per_statement(true)
+                .grant_to(APP_ROLE)
+                .sql()
+        ),
+    )
+    .await;
+    let mut conn = PgConnection::connect(db.app_url()).await.unwrap();
+    let report = audit::run(&mut conn, &SettingNames::default(), "tenant_id")
+        .await
+        .unwrap();
+    assert!(report.is_clean(), "{report}");
+    let plan: Vec<String> =
+        sqlx::query_scalar("EXPLAIN SELECT count(*) FROM events WHERE body <> ''")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+    let plan = plan.join("\n");
+    assert!(plan.contains("InitPlan"), "{plan}");
+    assert_eq!(count_as(&mut conn, "t-1", "events").await, 5000);
+    assert_eq!(count_as(&mut conn, "t-9", "events").await, 0);
+    assert_eq!(
+        as_tenant(
+            &mut conn,
+            "t-1",
+            "INSERT INTO events VALUES (20000, 't-0', 'foreign')"
+        )
+        .await
+        .unwrap_err()
+        .as_database_error()
+        .and_then(|e| e.code())
+        .as_deref(),
+        Some("42501"),
+        "WITH CHECK refuses another tenant's row"
+    );
+}
