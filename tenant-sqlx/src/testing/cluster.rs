@@ -7,7 +7,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, PgConnection};
@@ -15,7 +15,9 @@ use tokio::sync::OnceCell;
 
 use super::local::LocalServer;
 use super::url::UrlParts;
-use super::{tail, HarnessError, APP_ROLE, EXTERNAL_PASSWORD, GUARD_ROLE, OWNER_ROLE};
+use super::{
+    tail, wait_connectable, HarnessError, APP_ROLE, EXTERNAL_PASSWORD, GUARD_ROLE, OWNER_ROLE,
+};
 
 /// How long a fresh server may take to accept connections.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -224,23 +226,10 @@ impl TestCluster {
             return Ok(());
         };
         let opts: PgConnectOptions = self.admin_url().parse()?;
-        let started = Instant::now();
-        loop {
-            match PgConnection::connect_with(&opts).await {
-                Ok(conn) => {
-                    conn.close().await?;
-                    return Ok(());
-                }
-                Err(_) if started.elapsed() < READY_TIMEOUT => {
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-                Err(_) => {
-                    return Err(HarnessError::NotReady {
-                        log: tail(&local.dir.join("server.log")),
-                    })
-                }
-            }
-        }
+        wait_connectable(&opts, READY_TIMEOUT, Duration::from_millis(50), || {
+            tail(&local.dir.join("server.log"))
+        })
+        .await
     }
 
     async fn create_roles(&self) -> Result<(), HarnessError> {

@@ -103,6 +103,29 @@ pub const EXTERNAL_PASSWORD: &str = "tenant-test-only";
 /// Where the PostgreSQL 15 server binaries are looked for first.
 pub const DEFAULT_BIN_DIR: &str = "/usr/lib/postgresql/15/bin";
 
+/// Connects with `opts` until a connection succeeds (then closes it), every
+/// `poll`, for at most `timeout`; then fails with `HarnessError::NotReady`
+/// carrying what `log` gives (the server's log).
+async fn wait_connectable(
+    opts: &sqlx::postgres::PgConnectOptions,
+    timeout: std::time::Duration,
+    poll: std::time::Duration,
+    log: impl FnOnce() -> String,
+) -> Result<(), HarnessError> {
+    use sqlx::Connection;
+    let started = std::time::Instant::now();
+    loop {
+        match sqlx::PgConnection::connect_with(opts).await {
+            Ok(conn) => {
+                conn.close().await?;
+                return Ok(());
+            }
+            Err(_) if started.elapsed() < timeout => tokio::time::sleep(poll).await,
+            Err(_) => return Err(HarnessError::NotReady { log: log() }),
+        }
+    }
+}
+
 /// The end of a log file (its last 4000 bytes or so), for error messages.
 fn tail(path: &Path) -> String {
     let mut text = String::new();

@@ -37,15 +37,15 @@ use std::ffi::OsString;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use sqlx::postgres::PgConnectOptions;
-use sqlx::{Connection, PgConnection};
 
 use super::user::{run_as_postgres, RunAs, SETPRIV};
 use super::watchdog::{Script, Watchdog};
 use super::{
-    tail, HarnessError, TestCluster, TestDatabase, APP_ROLE, EXTERNAL_PASSWORD, OWNER_ROLE,
+    tail, wait_connectable, HarnessError, TestCluster, TestDatabase, APP_ROLE, EXTERNAL_PASSWORD,
+    OWNER_ROLE,
 };
 
 /// Where `pgbouncer` is looked for first (Debian's package).
@@ -282,19 +282,10 @@ impl TestPgBouncer {
         // PgBouncer refuses sqlx's `extra_float_digits` unless told to
         // ignore it; readiness is about the socket, not that.
         let opts = opts.extra_float_digits(None);
-        let started = Instant::now();
-        loop {
-            match PgConnection::connect_with(&opts).await {
-                Ok(conn) => {
-                    conn.close().await?;
-                    return Ok(());
-                }
-                Err(_) if started.elapsed() < READY_TIMEOUT => {
-                    tokio::time::sleep(Duration::from_millis(25)).await;
-                }
-                Err(_) => return Err(HarnessError::NotReady { log: self.log() }),
-            }
-        }
+        wait_connectable(&opts, READY_TIMEOUT, Duration::from_millis(25), || {
+            self.log()
+        })
+        .await
     }
 }
 
