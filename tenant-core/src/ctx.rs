@@ -223,7 +223,12 @@ impl Eq for ValidFields {}
 ///     if ctx.tenant_id().as_str() == "acme" { Ok(()) }
 ///     else { Err(tenant_core::ContextError::TenantUnknown) }
 /// };
-/// let ctx = ctx.authorize(&allow_acme).await.unwrap();
+/// // Authorized for the caller in scope (here: a trusted acme job).
+/// let job = ctx.trust("test: an acme job");
+/// let ctx = tenant_core::Incoming::on_behalf_of(&job)
+///     .scope(ctx.authorize(&allow_acme))
+///     .await
+///     .unwrap();
 /// assert_eq!(ctx.provenance(), Provenance::Authorized);
 /// assert!(ctx.is_authorized());
 /// // Back to raw values and validated again: the mark is gone.
@@ -237,9 +242,11 @@ pub enum Provenance {
     /// Only the identifier rules were checked ([`Ctx::validate`]): the
     /// tenant is whatever the string said.
     Unchecked,
-    /// The application's [`Validator`] accepted this context
-    /// ([`Ctx::validate_with`], [`Ctx::authorize`], [`Incoming::validate`](crate::Incoming::validate),
-    /// `#[with_context]` under a layer with a validator).
+    /// The context is the authenticated caller's ([`Principal`](crate::Principal)) and the
+    /// application's [`Validator`] accepted it ([`Ctx::validate_with`],
+    /// [`Ctx::authorize`], [`Incoming::validate`](crate::Incoming::validate),
+    /// `#[with_context]` under a layer with an authenticated source and a
+    /// validator).
     Authorized,
     /// Code declared it trusted with [`Ctx::trust`], giving this reason
     /// (logged at `INFO`).
@@ -445,29 +452,49 @@ impl Ctx<Unvalidated> {
     }
 
     /// [`validate`](Self::validate), then the application's own asynchronous
-    /// check (tenant exists and is active, matches an authenticated claim...).
-    /// The result is marked [`Provenance::Authorized`].
+    /// check (tenant exists and is active...), for the caller in scope. The
+    /// result is marked [`Provenance::Authorized`].
+    ///
+    /// Authorizing needs an authenticated caller, the [`Principal`](crate::Principal) of the
+    /// [`Incoming`](crate::Incoming) context in scope: the context must be
+    /// the principal's (else [`ContextError::TenantMismatch`] or
+    /// [`ContextError::AgentMismatch`]), and with no principal in scope it
+    /// is [`ContextError::PrincipalRequired`]. A validator that only says a
+    /// tenant exists cannot, by itself, authorize a tenant nobody
+    /// authenticated for.
     ///
     /// ```
-    /// use tenant_core::{ContextError, Ctx, Validated};
+    /// use tenant_core::{ContextError, Ctx, Incoming, Validated};
     ///
     /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
     /// let only_acme = |ctx: Ctx<Validated>| async move {
     ///     if ctx.tenant_id().as_str() == "acme" { Ok(()) }
     ///     else { Err(ContextError::forbidden("unknown tenant")) }
     /// };
-    /// let raw = Ctx::unvalidated().with_tenant("globex");
+    /// let raw = Ctx::unvalidated().with_tenant("acme");
+    /// // Nobody authenticated: nothing to authorize for.
     /// let err = raw.validate_with::<Validated>(&only_acme).await.unwrap_err();
-    /// assert_eq!(err.code(), "TENANT_FORBIDDEN");
-    /// # });
+    /// assert_eq!(err.code(), "PRINCIPAL_REQUIRED");
+    ///
+    /// // Work done for a trusted acme job: acme is authorized, globex is not.
+    /// let job: Ctx = raw.validate()?.trust("job enqueued by an authorized request");
+    /// Incoming::on_behalf_of(&job).scope(async {
+    ///     let ctx: Ctx = raw.validate_with(&only_acme).await?;
+    ///     assert!(ctx.is_authorized());
+    ///     let globex = Ctx::unvalidated().with_tenant("globex");
+    ///     let err = globex.validate_with::<Validated>(&only_acme).await.unwrap_err();
+    ///     assert_eq!(err.code(), "TENANT_MISMATCH");
+    ///     Ok::<(), ContextError>(())
+    /// }).await?;
+    /// # Ok::<(), ContextError>(())
+    /// # }).unwrap();
     /// ```
     pub async fn validate_with<S: IsValidated>(
         &self,
         validator: &dyn Validator,
     ) -> Result<Ctx<S>, ContextError> {
         let ctx = self.validate::<S>()?;
-        validator.check(ctx.erase()).await?;
-        Ok(ctx.marked(Provenance::Authorized))
+        ctx.authorize(validator).await
     }
 }
 
@@ -618,23 +645,33 @@ impl<S: ContextState> Ctx<S> {
     }
 
     /// Runs the application's `validator` on this context and, if it
-    /// accepts, gives the same context marked [`Provenance::Authorized`].
+    /// accepts and the context is the [`Principal`](crate::Principal)'s in scope, gives the
+    /// same context marked [`Provenance::Authorized`]. See
+    /// [`validate_with`](Ctx::validate_with) for the rules.
     ///
     /// ```
-    /// use tenant_core::{ContextError, Ctx, Validated};
+    /// use tenant_core::{ContextError, Ctx, Incoming, Validated};
     ///
     /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-    /// let only_acme = |ctx: Ctx<Validated>| async move {
-    ///     if ctx.tenant_id().as_str() == "acme" { Ok(()) } else { Err(ContextError::TenantUnknown) }
-    /// };
-    /// let globex: Ctx<Validated> = Ctx::unvalidated().with_tenant("globex").validate().unwrap();
-    /// assert_eq!(globex.authorize(&only_acme).await.unwrap_err().code(), "TENANT_UNKNOWN");
+    /// let any = |_: Ctx<Validated>| async { Ok(()) };
+    /// let acme: Ctx = Ctx::unvalidated().with_tenant("acme").validate().unwrap();
+    /// let globex: Ctx = Ctx::unvalidated().with_tenant("globex").validate().unwrap();
+    /// let request = acme.trust("test: acme authenticated");
+    /// Incoming::on_behalf_of(&request).scope(async {
+    ///     assert!(acme.authorize(&any).await.unwrap().is_authorized());
+    ///     // A validator that accepts every tenant still cannot authorize
+    ///     // a tenant the caller did not authenticate for.
+    ///     assert_eq!(globex.authorize(&any).await.unwrap_err().code(), "TENANT_MISMATCH");
+    /// }).await;
     /// # });
     /// ```
     pub async fn authorize(&self, validator: &dyn Validator) -> Result<Ctx<S>, ContextError>
     where
         S: IsValidated,
     {
+        let principal =
+            crate::scope::Incoming::current_principal().ok_or(ContextError::PrincipalRequired)?;
+        principal.admits(self)?;
         validator.check(self.erase()).await?;
         Ok(self.clone().marked(Provenance::Authorized))
     }

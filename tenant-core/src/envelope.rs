@@ -169,7 +169,12 @@ impl<T> Envelope<T> {
         Ok((ctx, self.payload))
     }
 
-    /// [`open`](Self::open), then the application's [`Validator`].
+    /// [`open`](Self::open), then the application's [`Validator`], which may
+    /// refuse the context. The context is
+    /// [authorized](crate::Provenance::Authorized) only for the
+    /// [`Principal`](crate::Principal) in scope (see
+    /// [`Ctx::authorize`]); an envelope alone proves nothing about who sent
+    /// it, so outside such a scope it stays unchecked.
     ///
     /// ```
     /// use tenant_core::{envelope::Envelope, ContextError, Ctx, Validated};
@@ -184,11 +189,14 @@ impl<T> Envelope<T> {
         self,
         validator: &dyn Validator,
     ) -> Result<(Ctx<S>, T), ContextError> {
-        let ctx = self
-            .context
-            .to_unvalidated()
-            .validate_with::<S>(validator)
-            .await?;
+        let ctx = self.context.to_unvalidated().validate::<S>()?;
+        let ctx = match crate::Incoming::current().and_then(|i| i.principal().cloned()) {
+            Some(_) => ctx.authorize(validator).await?,
+            None => {
+                validator.check(ctx.erase()).await?;
+                ctx
+            }
+        };
         Ok((ctx, self.payload))
     }
 

@@ -90,6 +90,20 @@ pub enum ContextError {
         /// The second source, such as `the bearer token`.
         second: Cow<'static, str>,
     },
+    /// Two sources named different agents for one request: a value bound
+    /// in code (a path, a `#[with_context]` binding) and the agent the
+    /// caller authenticated as.
+    #[error("the agent named by {first} differs from the agent in {second}")]
+    AgentMismatch {
+        /// Where the refused value came from.
+        first: Cow<'static, str>,
+        /// The source that fixed the agent, such as `the bearer token`.
+        second: Cow<'static, str>,
+    },
+    /// Code asked to authorize a context where no authenticated caller is
+    /// in scope, so nothing says the caller may act for the tenant.
+    #[error("no authenticated caller is in scope to authorize this context: resolve the request with an authenticated source (`ContextLayer::resolver` with a bearer token, a trusted gateway header or a host), run the work inside `Incoming::on_behalf_of(&authorized_ctx)`, or mark the context with `ctx.trust(reason)`")]
+    PrincipalRequired,
     /// The handler requires an agent and none was sent.
     #[error("an agent is required: send the `X-Agent-ID` header")]
     AgentRequired,
@@ -159,6 +173,8 @@ impl ContextError {
             ContextError::TenantUnknown => "TENANT_UNKNOWN",
             ContextError::TenantSuspended => "TENANT_SUSPENDED",
             ContextError::TenantMismatch { .. } => "TENANT_MISMATCH",
+            ContextError::AgentMismatch { .. } => "AGENT_MISMATCH",
+            ContextError::PrincipalRequired => "PRINCIPAL_REQUIRED",
             ContextError::AgentRequired => "AGENT_REQUIRED",
             ContextError::AgentInvalid(_) => "AGENT_INVALID",
             ContextError::ConversationRequired => "CONVERSATION_REQUIRED",
@@ -180,8 +196,9 @@ impl ContextError {
             ContextError::TenantForbidden { .. }
             | ContextError::TenantUnknown
             | ContextError::TenantSuspended
-            | ContextError::TenantMismatch { .. } => 403,
-            ContextError::Unauthenticated { .. } => 401,
+            | ContextError::TenantMismatch { .. }
+            | ContextError::AgentMismatch { .. } => 403,
+            ContextError::Unauthenticated { .. } | ContextError::PrincipalRequired => 401,
             ContextError::NoContext => 500,
             _ => 400,
         }
@@ -204,6 +221,22 @@ impl ContextError {
             Field::Agent => ContextError::AgentInvalid(error),
             Field::Conversation => ContextError::ConversationInvalid(error),
             Field::Collection => ContextError::CollectionInvalid(error),
+        }
+    }
+
+    /// [`TenantMismatch`](Self::TenantMismatch) for the tenant,
+    /// [`AgentMismatch`](Self::AgentMismatch) for any other field (a
+    /// principal fixes the tenant and the agent only).
+    pub(crate) fn mismatch(field: Field, first: &'static str, second: &'static str) -> Self {
+        match field {
+            Field::Tenant => ContextError::TenantMismatch {
+                first: first.into(),
+                second: second.into(),
+            },
+            _ => ContextError::AgentMismatch {
+                first: first.into(),
+                second: second.into(),
+            },
         }
     }
 

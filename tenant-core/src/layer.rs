@@ -240,14 +240,16 @@ pub struct ContextService<S> {
 impl<S> ContextService<S> {
     /// The incoming context of `req`, and the bearer token to forward.
     fn incoming<B>(&self, req: &mut Request<B>) -> Result<(Incoming, Option<Arc<str>>), Rejection> {
-        let (raw, bearer) = match self.resolve(req)? {
+        let (incoming, bearer) = match self.resolve(req)? {
             Some(resolved) => resolved,
-            None => (self.config.names.extract(req.headers())?, None),
+            None => (
+                Incoming::new(self.config.names.extract(req.headers())?),
+                None,
+            ),
         };
         if self.config.require_tenant {
-            raw.validate::<Validated>()?;
+            incoming.raw().validate::<Validated>()?;
         }
-        let incoming = Incoming::new(raw);
         let incoming = match &self.config.validator {
             Some(v) => incoming.with_validator(Arc::clone(v)),
             None => incoming,
@@ -260,7 +262,7 @@ impl<S> ContextService<S> {
     fn resolve<B>(
         &self,
         req: &mut Request<B>,
-    ) -> Result<Option<(crate::Ctx<crate::Unvalidated>, Option<Arc<str>>)>, Rejection> {
+    ) -> Result<Option<(Incoming, Option<Arc<str>>)>, Rejection> {
         let Some(resolver) = &self.config.resolver else {
             return Ok(None);
         };
@@ -270,7 +272,7 @@ impl<S> ContextService<S> {
         if let Some(token) = resolved.token() {
             req.extensions_mut().insert(token.clone());
         }
-        Ok(Some((resolved.into_raw(), bearer)))
+        Ok(Some((resolved.into_incoming(), bearer)))
     }
 
     #[cfg(not(feature = "edge"))]
@@ -278,7 +280,7 @@ impl<S> ContextService<S> {
     fn resolve<B>(
         &self,
         _req: &mut Request<B>,
-    ) -> Result<Option<(crate::Ctx<crate::Unvalidated>, Option<Arc<str>>)>, Rejection> {
+    ) -> Result<Option<(Incoming, Option<Arc<str>>)>, Rejection> {
         Ok(None)
     }
 }

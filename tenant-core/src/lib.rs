@@ -50,6 +50,7 @@ mod error;
 mod id;
 mod key;
 mod log;
+mod principal;
 mod resolve;
 mod scope;
 mod validator;
@@ -85,6 +86,7 @@ pub use forward::incoming_bearer;
 pub use id::{AgentId, CollectionId, ConversationId, IdError, TenantId, MAX_ID_LEN, RESERVED_IDS};
 pub use key::TenantKey;
 pub use log::{log_prefix, NO_CONTEXT_PREFIX};
+pub use principal::{Principal, PrincipalSource};
 pub use resolve::{resolve, resolve_unvalidated};
 #[cfg(any(feature = "tower", feature = "axum"))]
 pub use response::JSON_CONTENT_TYPE;

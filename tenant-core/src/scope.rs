@@ -19,8 +19,9 @@ use std::sync::Arc;
 use tokio::task::futures::TaskLocalFuture;
 use tokio::task::JoinHandle;
 
-use crate::ctx::{Ctx, IsValidated, Unvalidated, Validated};
+use crate::ctx::{Ctx, IsValidated, Provenance, Unvalidated, Validated};
 use crate::error::ContextError;
+use crate::principal::Principal;
 use crate::validator::Validator;
 
 /// The future of [`Ctx::scope`]: `fut` with a validated context in scope.
@@ -142,7 +143,8 @@ impl<S: IsValidated> Ctx<S> {
     }
 }
 
-/// The raw context that arrived with a request or a message, and the
+/// The raw context that arrived with a request or a message, who sent it
+/// (the [`Principal`], when an authenticated source said), and the
 /// application's [`Validator`], for `#[with_context]` to validate.
 ///
 /// An HTTP layer or a worker puts it in scope; handlers never read it
@@ -164,27 +166,73 @@ impl<S: IsValidated> Ctx<S> {
 pub struct Incoming {
     raw: Ctx<Unvalidated>,
     validator: Option<Arc<dyn Validator>>,
+    principal: Option<Principal>,
 }
 
 impl fmt::Debug for Incoming {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Incoming")
             .field("raw", &self.raw)
+            .field("principal", &self.principal)
             .field("validator", &self.validator.is_some())
             .finish()
     }
 }
 
 impl Incoming {
-    /// What arrived, with no application check.
+    /// What arrived, with no authenticated caller and no application check.
+    /// Contexts validated from it are [`Provenance::Unchecked`].
     pub fn new(raw: Ctx<Unvalidated>) -> Self {
         Incoming {
             raw,
             validator: None,
+            principal: None,
         }
     }
 
-    /// Adds the application's check, run when a handler validates this.
+    /// Work done on behalf of `ctx`: its values are the raw context and, if
+    /// it is authorized or [trusted](Ctx::trust), it is the [`Principal`]
+    /// (an unchecked context gives none). This is how a worker runs a
+    /// `#[with_context]` handler for an event it has verified, or how code
+    /// makes an in-process call for a context it holds.
+    ///
+    /// ```
+    /// use tenant_core::{Ctx, Incoming, Provenance, Validated};
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let job: Ctx<Validated> = Ctx::unvalidated().with_tenant("acme").validate().unwrap();
+    /// let job = job.trust("event read from acme's outbox");
+    /// let allow = |_: Ctx<Validated>| async { Ok(()) };
+    /// let ctx: Ctx<Validated> = Incoming::on_behalf_of(&job)
+    ///     .with_validator(std::sync::Arc::new(allow))
+    ///     .scope(tenant_core::resolve(&[]))
+    ///     .await
+    ///     .unwrap();
+    /// assert_eq!(ctx.provenance(), Provenance::Authorized);
+    /// # });
+    /// ```
+    pub fn on_behalf_of<S: IsValidated>(ctx: &Ctx<S>) -> Self {
+        Incoming {
+            raw: ctx.to_unvalidated(),
+            validator: None,
+            principal: Principal::of(ctx),
+        }
+    }
+
+    /// What an authenticated source resolved: the raw context and who the
+    /// caller is.
+    #[cfg_attr(not(feature = "edge"), allow(dead_code))]
+    pub(crate) fn authenticated(raw: Ctx<Unvalidated>, principal: Option<Principal>) -> Self {
+        Incoming {
+            raw,
+            validator: None,
+            principal,
+        }
+    }
+
+    /// Adds the application's check, run when a handler validates this. The
+    /// check can refuse a context; it authorizes one only for the
+    /// [`Principal`].
     pub fn with_validator(mut self, validator: Arc<dyn Validator>) -> Self {
         self.validator = Some(validator);
         self
@@ -195,9 +243,16 @@ impl Incoming {
         &self.raw
     }
 
-    /// The application's check, if any.
-    pub fn validator(&self) -> Option<&Arc<dyn Validator>> {
-        self.validator.as_ref()
+    /// Who the caller is, if an authenticated source said.
+    pub fn principal(&self) -> Option<&Principal> {
+        self.principal.as_ref()
+    }
+
+    /// Whether the application gave a check. The check itself is not
+    /// reachable from here: handler code cannot borrow it to authorize a
+    /// context of its own making.
+    pub fn has_validator(&self) -> bool {
+        self.validator.is_some()
     }
 
     /// Runs `fut` with this as the incoming context. This is a request (or
@@ -226,12 +281,42 @@ impl Incoming {
         INCOMING.try_with(Incoming::clone).ok()
     }
 
+    /// The principal in scope, if any.
+    pub(crate) fn current_principal() -> Option<Principal> {
+        INCOMING.try_with(|i| i.principal.clone()).ok().flatten()
+    }
+
     /// Validates the raw context into state `S`, running the validator if
-    /// there is one.
+    /// there is one. The result is [`Provenance::Authorized`] when the
+    /// validator accepted it and it is the [`Principal`]'s.
     pub async fn validate<S: IsValidated>(&self) -> Result<Ctx<S>, ContextError> {
+        let ctx = self.raw.validate::<S>()?;
+        self.judge(ctx).await
+    }
+
+    /// The provenance rule, in one place: a context that is not the
+    /// principal's is refused; the validator may refuse any context; only
+    /// the principal's context, accepted by the validator, is authorized.
+    pub(crate) async fn judge<S: IsValidated>(&self, ctx: Ctx<S>) -> Result<Ctx<S>, ContextError> {
+        if let Some(principal) = &self.principal {
+            principal.admits(&ctx)?;
+        }
+        let Some(validator) = &self.validator else {
+            return Ok(ctx);
+        };
+        validator.check(ctx.erase()).await?;
+        Ok(match self.principal {
+            Some(_) => ctx.marked(Provenance::Authorized),
+            None => ctx,
+        })
+    }
+
+    /// Runs the validator to refuse, never to authorize: for a context whose
+    /// provenance is already decided.
+    pub(crate) async fn recheck<S: IsValidated>(&self, ctx: &Ctx<S>) -> Result<(), ContextError> {
         match &self.validator {
-            Some(v) => self.raw.validate_with(&**v).await,
-            None => self.raw.validate(),
+            Some(validator) => validator.check(ctx.erase()).await,
+            None => Ok(()),
         }
     }
 }

@@ -19,7 +19,7 @@ fn describe(incoming: Option<Incoming>) -> String {
             "tenant={:?} agent={:?} validator={}",
             inc.raw().raw_tenant(),
             inc.raw().raw_agent(),
-            inc.validator().is_some()
+            inc.has_validator()
         ),
     }
 }
@@ -175,7 +175,7 @@ async fn the_layer_validator_is_visible_to_the_inner_service_and_runs_there() {
     // What `#[with_context]` does: validate the incoming context with its validator.
     let svc = layer.layer(service_fn(|_req: Request<()>| async {
         let incoming = Incoming::current().expect("set by the layer");
-        assert!(incoming.validator().is_some());
+        assert!(incoming.has_validator());
         let body = match incoming.validate::<Validated>().await {
             Ok(ctx) => ctx.to_string(),
             Err(e) => e.code().to_owned(),

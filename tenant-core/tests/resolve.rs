@@ -9,23 +9,30 @@ async fn allow_all(_: Ctx<Validated>) -> Result<(), tenant_core::ContextError> {
 }
 
 async fn authorized(tenant: &str) -> Ctx<Validated> {
-    Ctx::unvalidated()
-        .with_tenant(tenant)
-        .validate_with(&allow_all)
+    let raw = Ctx::unvalidated().with_tenant(tenant);
+    let caller: Ctx = raw
+        .validate()
+        .unwrap()
+        .trust("test: the caller authenticated");
+    Incoming::on_behalf_of(&caller)
+        .scope(raw.validate_with(&allow_all))
         .await
         .unwrap()
 }
 
 #[tokio::test]
-async fn binding_another_tenant_inside_an_authorized_scope_is_not_authorized() {
+async fn binding_another_tenant_inside_an_authorized_scope_is_refused() {
     let a = authorized("tenant-a").await;
     assert!(a.is_authorized());
-    let b: Ctx<Validated> = a
-        .scope(tenant_core::resolve(&[(Field::Tenant, "tenant-b")]))
+    let err = a
+        .scope(tenant_core::resolve::<Validated>(&[(
+            Field::Tenant,
+            "tenant-b",
+        )]))
         .await
-        .unwrap();
-    assert_eq!(b.tenant_id().as_str(), "tenant-b");
-    assert_eq!(b.provenance(), Provenance::Unchecked);
+        .unwrap_err();
+    assert_eq!(err.code(), "TENANT_MISMATCH");
+    assert_eq!(err.http_status(), 403);
 }
 
 #[tokio::test]

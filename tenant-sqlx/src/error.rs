@@ -93,12 +93,17 @@ pub enum Error {
     AdminReasonRequired,
     /// The pool requires authorized contexts
     /// ([`require_authorized`](crate::TenantPoolBuilder::require_authorized))
-    /// and this one only passed the identifier rules: no validator ran on
-    /// it and no code declared it trusted. Refused before anything is sent.
+    /// and this one only passed the identifier rules: it is not the
+    /// authenticated caller's context accepted by the application's
+    /// validator, and no code declared it trusted. Refused before anything
+    /// is sent.
     #[error(
         "refusing a transaction for tenant `{tenant}`: the context was not authorized; \
-         validate it with the application's validator (`validate_with`, `authorize`, \
-         `#[with_context]` under a layer with a validator) or mark it with `trust(reason)`"
+         a context is authorized when an authenticated source (`ContextLayer::resolver` \
+         with a bearer token, a trusted gateway header or a host) names its tenant and \
+         the application's validator accepts it (`#[with_context]`, `validate_with`, \
+         `authorize`); a `ContextLayer` without a resolver authenticates nobody; \
+         code with no caller marks a context with `trust(reason)`"
     )]
     ContextNotAuthorized {
         /// The tenant the context names.

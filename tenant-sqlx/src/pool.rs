@@ -193,6 +193,20 @@ impl TenantPool {
         self.begin_unchecked(ctx)
     }
 
+    /// The checks [`begin`](Self::begin) makes before it takes a connection
+    /// (the context's provenance, on a pool that requires authorization,
+    /// and the scope it runs in), for what answers from a cache in the
+    /// context's name: a cached answer must be refused exactly when a
+    /// transaction would be.
+    pub(crate) fn admits<S: IsValidated>(&self, ctx: &Ctx<S>) -> Result<(), Error> {
+        if self.shared.require_authorized && !ctx.is_authorized() {
+            return Err(Error::ContextNotAuthorized {
+                tenant: ctx.tenant_id().clone(),
+            });
+        }
+        check_scope(ctx.tenant_id())
+    }
+
     /// [`begin`](Self::begin) without the provenance check: for this
     /// crate's own registry lookup, which is what authorizes a context.
     pub(crate) fn begin_unchecked<'c, S: IsValidated>(&self, ctx: &'c Ctx<S>) -> Begin<'c> {

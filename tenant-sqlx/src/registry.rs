@@ -7,7 +7,10 @@
 //!   that tenant's own row and nothing else. The application role may only
 //!   read it; tenants are created, suspended and configured by an admin
 //!   role.
-//! * [`TenantRegistry`] is a ready [`Validator`]: an unknown tenant is
+//! * [`TenantRegistry`] is a ready [`Validator`]. It says whether a tenant
+//!   exists and is active, never who the caller is: it authorizes a context
+//!   only together with an authenticated [`Principal`](tenant_core::Principal)
+//!   for the same tenant. An unknown tenant is
 //!   refused with [`ContextError::TenantUnknown`] (`403 TENANT_UNKNOWN`), a
 //!   suspended one with [`ContextError::TenantSuspended`]
 //!   (`403 TENANT_SUSPENDED`). Answers are kept in a bounded cache with a
@@ -34,7 +37,7 @@
 //!
 //! ```no_run
 //! use std::sync::Arc;
-//! use tenant_core::{Ctx, Validated, Validator};
+//! use tenant_core::{Ctx, Incoming, Validated, Validator};
 //! use tenant_sqlx::registry::TenantRegistry;
 //! use tenant_sqlx::TenantPool;
 //!
@@ -44,11 +47,16 @@
 //!     .connect("postgres://app@localhost/app")
 //!     .await?;
 //! let registry = TenantRegistry::new(pool.clone());
-//! // Give it to the HTTP layer (`Incoming::with_validator`), or use it directly:
+//! // Give it to the HTTP layer (`ContextLayer::with_validator`, beside a
+//! // resolver that authenticates the caller), or use it directly where an
+//! // authenticated caller is in scope (here: a job trusted by its producer).
 //! let validator: Arc<dyn Validator> = Arc::new(registry.clone());
 //! let raw = Ctx::unvalidated().with_tenant("acme");
-//! let ctx: Ctx<Validated> = raw.validate_with(&*validator).await?;
-//! let tx = pool.begin(&ctx).await?; // authorized: the registry accepted it
+//! let job: Ctx = raw.validate()?.trust("export job, enqueued by an authorized request");
+//! let ctx: Ctx<Validated> = Incoming::on_behalf_of(&job)
+//!     .scope(raw.validate_with(&*validator))
+//!     .await?;
+//! let tx = pool.begin(&ctx).await?; // authorized: acme's caller, and the registry accepted it
 //! # drop(tx);
 //! # Ok(()) }
 //! ```
@@ -335,8 +343,13 @@ impl TenantRegistry {
     }
 
     /// The tenant's status, or `None` if it is not registered: from the
-    /// cache, else one transaction for that tenant.
+    /// cache, else one transaction for that tenant. Refused with
+    /// [`Error::TenantScopeMismatch`] inside another tenant's scope, hit or
+    /// miss.
     pub async fn status(&self, tenant: &TenantId) -> Result<Option<TenantStatus>, Error> {
+        // Another tenant's scope learns nothing about this tenant, cached
+        // or not.
+        crate::tx::check_scope(tenant)?;
         if let Some(hit) = self.inner.cache.get(tenant).await {
             return Ok(hit);
         }
@@ -486,10 +499,15 @@ impl<T: DeserializeOwned + Send + Sync + 'static> TenantSettings<T> {
     }
 
     /// The settings of `ctx`'s tenant: from the cache, else one transaction
-    /// for that tenant. [`Error::TenantUnknown`] if the registry has no row
+    /// for that tenant. A hit is refused exactly when the transaction would
+    /// be: [`Error::ContextNotAuthorized`] for a context that is not
+    /// authorized on a pool that requires it, [`Error::TenantScopeMismatch`]
+    /// inside another tenant's scope. [`Error::TenantUnknown`] if the registry has no row
     /// for it, [`Error::TenantSettingsInvalid`] if its settings are not a
     /// `T` (neither is cached).
     pub async fn get<S: IsValidated>(&self, ctx: &Ctx<S>) -> Result<Arc<T>, Error> {
+        // The same checks as `begin`, before the cache can answer.
+        self.inner.pool.admits(ctx)?;
         let tenant = ctx.tenant_id();
         if let Some(hit) = self.inner.cache.get(tenant).await {
             return Ok(hit);

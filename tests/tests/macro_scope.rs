@@ -14,21 +14,27 @@ use tracing::Subscriber;
 use tracing_subscriber::layer::{Context, SubscriberExt};
 use tracing_subscriber::Layer;
 
-/// Runs as the tenant it is given (a binding), so that its scope differs
+/// Runs as the agent it is given (a binding), so that its scope differs
 /// from the caller's and restoring the caller's is observable.
-#[with_context(tenant = tenant)]
-async fn as_tenant(tenant: &str, fail: bool) -> Result<String, ContextError> {
-    let inside = current()?.tenant_id().to_string();
+#[with_context(tenant, agent = agent)]
+async fn as_agent_of(agent: &str, fail: bool) -> Result<String, ContextError> {
+    let inside = current()?.to_string();
     if fail {
         return Err(ContextError::forbidden("the body failed"));
     }
     Ok(inside)
 }
 
-#[with_context(tenant = tenant)]
-async fn panics_as(tenant: &str) -> Result<(), ContextError> {
+#[with_context(tenant, agent = agent)]
+async fn panics_as(agent: &str) -> Result<(), ContextError> {
     let _ = current()?;
     panic!("the body panicked");
+}
+
+/// Binds the tenant: only the tenant already in force is accepted.
+#[with_context(tenant = tenant)]
+async fn as_tenant(tenant: &str) -> Result<String, ContextError> {
+    Ok(current()?.tenant_id().to_string())
 }
 
 fn outer_ctx(tenant: &str) -> Ctx {
@@ -40,8 +46,8 @@ async fn outer_context_is_restored_after_the_call() {
     let outer = outer_ctx("acme");
     outer
         .scope(async {
-            assert_eq!(as_tenant("globex", false).await.unwrap(), "globex");
-            assert_eq!(current().unwrap().tenant_id().as_str(), "acme");
+            assert_eq!(as_agent_of("a1", false).await.unwrap(), "[t:acme a:a1]");
+            assert_eq!(current().unwrap().to_string(), "[t:acme]");
         })
         .await;
     assert_eq!(current().unwrap_err(), ContextError::NoContext);
@@ -52,13 +58,13 @@ async fn outer_context_is_restored_when_the_body_fails() {
     let outer = outer_ctx("acme");
     outer
         .scope(async {
-            let err = as_tenant("globex", true).await.unwrap_err();
+            let err = as_agent_of("a1", true).await.unwrap_err();
             assert_eq!(err.code(), "TENANT_FORBIDDEN");
-            assert_eq!(current().unwrap().tenant_id().as_str(), "acme");
+            assert_eq!(current().unwrap().to_string(), "[t:acme]");
             // A validation failure never enters a scope at all.
-            let err = as_tenant("default", false).await.unwrap_err();
-            assert_eq!(err.code(), "TENANT_INVALID");
-            assert_eq!(current().unwrap().tenant_id().as_str(), "acme");
+            let err = as_agent_of("default", false).await.unwrap_err();
+            assert_eq!(err.code(), "AGENT_INVALID");
+            assert_eq!(current().unwrap().to_string(), "[t:acme]");
         })
         .await;
 }
@@ -68,12 +74,25 @@ async fn outer_context_is_restored_when_the_body_panics() {
     let outer = outer_ctx("acme");
     outer
         .scope(async {
-            let caught = AssertUnwindSafe(panics_as("globex")).catch_unwind().await;
+            let caught = AssertUnwindSafe(panics_as("a1")).catch_unwind().await;
             assert!(caught.is_err(), "the body's panic reaches the caller");
-            assert_eq!(current().unwrap().tenant_id().as_str(), "acme");
+            assert_eq!(current().unwrap().to_string(), "[t:acme]");
         })
         .await;
     assert!(current().is_err());
+}
+
+#[tokio::test]
+async fn a_bound_tenant_must_be_the_enclosing_one() {
+    let outer = outer_ctx("acme");
+    outer
+        .scope(async {
+            assert_eq!(as_tenant("acme").await.unwrap(), "acme");
+            let err = as_tenant("globex").await.unwrap_err();
+            assert_eq!(err.code(), "TENANT_MISMATCH");
+            assert_eq!(current().unwrap().tenant_id().as_str(), "acme");
+        })
+        .await;
 }
 
 #[tokio::test]

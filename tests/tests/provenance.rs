@@ -7,7 +7,7 @@ mod common;
 
 use std::sync::{Arc, Mutex};
 
-use common::{ctx, fixture, AppError, Fixture};
+use common::{as_caller, ctx, fixture, AppError, Fixture};
 use tenant_core::envelope::Envelope;
 use tenant_core::{
     current, with_context, ContextError, Ctx, Incoming, Provenance, Validated, Validator, WithAgent,
@@ -69,14 +69,26 @@ async fn validate_with_and_authorize_open_transactions() {
     let pool = strict_pool(&fx).await;
     let v = seeded_tenants();
     let raw = Ctx::unvalidated().with_tenant("tenant-b");
-    let by_validate_with: Ctx = raw.validate_with(&*v).await.unwrap();
+    let by_validate_with: Ctx = as_caller("tenant-b", raw.validate_with(&*v)).await.unwrap();
     assert_eq!(by_validate_with.provenance(), Provenance::Authorized);
     assert_eq!(notes(&pool, &by_validate_with).await.unwrap(), 5);
-    let by_authorize = ctx("tenant-a").authorize(&*v).await.unwrap();
+    let by_authorize = as_caller("tenant-a", ctx("tenant-a").authorize(&*v))
+        .await
+        .unwrap();
     assert_eq!(notes(&pool, &by_authorize).await.unwrap(), 3);
     // The validator's refusal gives no context at all.
-    let err = ctx("tenant-c").authorize(&*v).await.unwrap_err();
+    let err = as_caller("tenant-c", ctx("tenant-c").authorize(&*v))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), "TENANT_UNKNOWN");
+    // Nor does a caller authenticated for another tenant, whatever the
+    // validator says, nor no caller at all.
+    let err = as_caller("tenant-a", ctx("tenant-b").authorize(&*v))
+        .await
+        .unwrap_err();
+    assert_eq!((err.code(), err.http_status()), ("TENANT_MISMATCH", 403));
+    let err = ctx("tenant-a").authorize(&*v).await.unwrap_err();
+    assert_eq!((err.code(), err.http_status()), ("PRINCIPAL_REQUIRED", 401));
 }
 
 #[tokio::test]
@@ -94,7 +106,8 @@ async fn erase_require_and_clone_keep_the_mark_and_cannot_add_one() {
     let raw = Ctx::unvalidated()
         .with_tenant("tenant-a")
         .with_agent("agent-1");
-    let authorized: Ctx<Validated<WithAgent>> = raw.validate_with(&*v).await.unwrap();
+    let authorized: Ctx<Validated<WithAgent>> =
+        as_caller("tenant-a", raw.validate_with(&*v)).await.unwrap();
     assert_eq!(notes(&pool, &authorized.erase()).await.unwrap(), 3);
     assert_eq!(notes(&pool, &authorized.clone()).await.unwrap(), 3);
     let narrowed: Ctx<Validated<WithAgent>> = authorized.erase().require().unwrap();
@@ -115,16 +128,21 @@ async fn erase_require_and_clone_keep_the_mark_and_cannot_add_one() {
 async fn raw_values_lose_the_mark() {
     let fx = fixture().await;
     let pool = strict_pool(&fx).await;
-    let authorized = ctx("tenant-a").authorize(&*seeded_tenants()).await.unwrap();
+    let authorized = as_caller("tenant-a", ctx("tenant-a").authorize(&*seeded_tenants()))
+        .await
+        .unwrap();
     let again: Ctx = authorized.to_unvalidated().validate().unwrap();
     assert_eq!(again.provenance(), Provenance::Unchecked);
     assert!(refused(notes(&pool, &again).await));
     // Re-validated with the validator, it is authorized again.
-    let again: Ctx = authorized
-        .to_unvalidated()
-        .validate_with(&*seeded_tenants())
-        .await
-        .unwrap();
+    let again: Ctx = as_caller(
+        "tenant-a",
+        authorized
+            .to_unvalidated()
+            .validate_with(&*seeded_tenants()),
+    )
+    .await
+    .unwrap();
     assert_eq!(notes(&pool, &again).await.unwrap(), 3);
 }
 
@@ -132,16 +150,35 @@ async fn raw_values_lose_the_mark() {
 async fn an_envelope_round_trip_needs_a_validator_or_trust() {
     let fx = fixture().await;
     let pool = strict_pool(&fx).await;
-    let authorized = ctx("tenant-b").authorize(&*seeded_tenants()).await.unwrap();
+    let authorized = as_caller("tenant-b", ctx("tenant-b").authorize(&*seeded_tenants()))
+        .await
+        .unwrap();
     let wire = serde_json::to_string(&Envelope::new(&authorized, "job")).unwrap();
 
     let envelope: Envelope<String> = serde_json::from_str(&wire).unwrap();
     let (opened, _): (Ctx, String) = envelope.open().unwrap();
     assert!(refused(notes(&pool, &opened).await));
 
+    // The validator alone vouches for no sender: outside a caller's scope
+    // the opened context stays unchecked...
     let envelope: Envelope<String> = serde_json::from_str(&wire).unwrap();
     let (opened, _): (Ctx, String) = envelope.open_with(&*seeded_tenants()).await.unwrap();
+    assert!(refused(notes(&pool, &opened).await));
+    // ...inside the scope of the tenant's own caller it is authorized...
+    let envelope: Envelope<String> = serde_json::from_str(&wire).unwrap();
+    let (opened, _): (Ctx, String) = as_caller("tenant-b", envelope.open_with(&*seeded_tenants()))
+        .await
+        .unwrap();
     assert_eq!(notes(&pool, &opened).await.unwrap(), 5);
+    // ...and inside another tenant's caller it is refused.
+    let envelope: Envelope<String> = serde_json::from_str(&wire).unwrap();
+    let err = as_caller(
+        "tenant-a",
+        envelope.open_with::<Validated>(&*seeded_tenants()),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), "TENANT_MISMATCH");
 
     let envelope: Envelope<String> = serde_json::from_str(&wire).unwrap();
     let (opened, _): (Ctx, String) = envelope.open().unwrap();
@@ -153,7 +190,9 @@ async fn an_envelope_round_trip_needs_a_validator_or_trust() {
 async fn scope_and_current_carry_the_mark_and_nothing_more() {
     let fx = fixture().await;
     let pool = strict_pool(&fx).await;
-    let authorized = ctx("tenant-a").authorize(&*seeded_tenants()).await.unwrap();
+    let authorized = as_caller("tenant-a", ctx("tenant-a").authorize(&*seeded_tenants()))
+        .await
+        .unwrap();
     let seen = authorized
         .scope(async { notes(&pool, &current().unwrap()).await })
         .await;
@@ -177,11 +216,14 @@ async fn a_context_a_validator_kept_is_not_authorized() {
             async { Ok(()) }
         }
     };
-    let authorized: Ctx = Ctx::unvalidated()
-        .with_tenant("tenant-a")
-        .validate_with(&keeper)
-        .await
-        .unwrap();
+    let authorized: Ctx = as_caller(
+        "tenant-a",
+        Ctx::unvalidated()
+            .with_tenant("tenant-a")
+            .validate_with(&keeper),
+    )
+    .await
+    .unwrap();
     assert_eq!(notes(&pool, &authorized).await.unwrap(), 3);
     // What the validator was handed was checked, not yet accepted.
     let stolen = kept.lock().unwrap().take().unwrap();
@@ -203,25 +245,36 @@ async fn agent_handler(
     Ok(notes(pool, &ctx).await?)
 }
 
+/// What an authenticated request for `tenant` puts in scope: the caller
+/// and the application's validator.
+fn request_for(tenant: &str) -> Incoming {
+    let caller = ctx(tenant).trust("test: the caller authenticated for this tenant");
+    Incoming::on_behalf_of(&caller).with_validator(seeded_tenants())
+}
+
 #[tokio::test]
-async fn the_macro_authorizes_only_with_a_validator() {
+async fn the_macro_authorizes_only_the_callers_tenant_with_a_validator() {
     let fx = fixture().await;
     let pool = strict_pool(&fx).await;
-    let raw = Ctx::unvalidated().with_tenant("tenant-b");
-    let with_validator = Incoming::new(raw.clone()).with_validator(seeded_tenants());
-    let n = with_validator.scope(handler(&pool)).await.unwrap();
+    let n = request_for("tenant-b").scope(handler(&pool)).await.unwrap();
     assert_eq!(n, 5);
+    // Raw values without an authenticated caller: the validator may accept
+    // them, but that authorizes nothing.
+    let raw = Ctx::unvalidated().with_tenant("tenant-b");
+    let unauthenticated = Incoming::new(raw.clone()).with_validator(seeded_tenants());
+    let err = unauthenticated.scope(handler(&pool)).await.unwrap_err();
+    assert_eq!(err.code(), "CONTEXT_NOT_AUTHORIZED");
     let without = Incoming::new(raw.clone());
     let err = without.scope(handler(&pool)).await.unwrap_err();
     assert_eq!(err.code(), "CONTEXT_NOT_AUTHORIZED");
     // The validator's refusal reaches the caller as its own code.
-    let unknown =
-        Incoming::new(Ctx::unvalidated().with_tenant("tenant-c")).with_validator(seeded_tenants());
-    let err = unknown.scope(handler(&pool)).await.unwrap_err();
+    let err = request_for("tenant-c")
+        .scope(handler(&pool))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), "TENANT_UNKNOWN");
     // A handler that binds a field validates with the same validator.
-    let n = Incoming::new(raw.clone())
-        .with_validator(seeded_tenants())
+    let n = request_for("tenant-b")
         .scope(agent_handler(&pool, "agent-9"))
         .await
         .unwrap();
@@ -248,7 +301,7 @@ async fn a_nested_handler_keeps_the_enclosing_mark_and_cannot_forge_one() {
         .unwrap_err();
     assert_eq!(err.code(), "CONTEXT_NOT_AUTHORIZED");
     // A trusted context in scope does not vouch for a tenant bound by a
-    // handler's parameter: that is a new tenant, validated afresh.
+    // handler's parameter: another tenant is refused outright.
     #[with_context(tenant = tenant)]
     async fn as_tenant(pool: &TenantPool, tenant: &str, ctx: Ctx) -> Result<i64, AppError> {
         let _ = tenant;
@@ -256,6 +309,20 @@ async fn a_nested_handler_keeps_the_enclosing_mark_and_cannot_forge_one() {
     }
     let err = trusted
         .scope(as_tenant(&pool, "tenant-b"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "TENANT_MISMATCH");
+    // A bare context in scope under an authenticated request with a
+    // validator: the nested handler keeps it bare, the validator does not
+    // upgrade it.
+    let forged = ctx("tenant-b");
+    let err = request_for("tenant-a")
+        .scope(forged.scope(agent_handler(&pool, "agent-1")))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "CONTEXT_NOT_AUTHORIZED");
+    let err = request_for("tenant-b")
+        .scope(forged.scope(agent_handler(&pool, "agent-1")))
         .await
         .unwrap_err();
     assert_eq!(err.code(), "CONTEXT_NOT_AUTHORIZED");

@@ -13,10 +13,11 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::routing::get;
 use axum::Router;
-use common::{ctx, fixture_with, AppError, Fixture};
+use common::{as_caller, ctx, fixture_with, AppError, Fixture};
 use http::{Request, StatusCode};
 use serde::Deserialize;
 use sqlx::{Connection, PgConnection};
+use tenant_core::edge::Resolver;
 use tenant_core::layer::ContextLayer;
 use tenant_core::{with_context, ContextError, Ctx, Provenance, Validator};
 use tenant_sqlx::guard::GuardSecret;
@@ -67,11 +68,11 @@ async fn set_status(fx: &mut Fixture, tenant: &str, status: &str) {
         .unwrap();
 }
 
+/// The registry's verdict on `tenant`, asked where a caller authenticated
+/// for that tenant is in scope (as inside its own request).
 async fn check(registry: &TenantRegistry, tenant: &str) -> Result<Ctx, ContextError> {
-    Ctx::unvalidated()
-        .with_tenant(tenant)
-        .validate_with(registry)
-        .await
+    let raw = Ctx::unvalidated().with_tenant(tenant);
+    as_caller(tenant, raw.validate_with(registry)).await
 }
 
 fn code(r: Result<Ctx, ContextError>) -> &'static str {
@@ -314,7 +315,11 @@ async fn through_an_axum_router_on_a_strict_pool() {
             .with_state(pool.clone())
             .layer(layer)
     };
-    let with_registry = || app(ContextLayer::new().with_validator_arc(Arc::clone(&registry)));
+    let with_registry = || {
+        app(ContextLayer::new()
+            .resolver(Resolver::new().trusted_header())
+            .with_validator_arc(Arc::clone(&registry)))
+    };
     assert_eq!(
         call(with_registry(), "tenant-a").await,
         (StatusCode::OK, "3".to_owned())
@@ -330,6 +335,12 @@ async fn through_an_axum_router_on_a_strict_pool() {
     // The same router without the registry: the header alone does not open
     // a transaction on this pool.
     let (status, body) = call(app(ContextLayer::new()), "tenant-a").await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(body.contains("CONTEXT_NOT_AUTHORIZED"), "{body}");
+    // Nor does the registry behind a layer that authenticates nobody (no
+    // resolver): it says a tenant exists, not who the caller is.
+    let header_mode = app(ContextLayer::new().with_validator_arc(Arc::clone(&registry)));
+    let (status, body) = call(header_mode, "tenant-a").await;
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
     assert!(body.contains("CONTEXT_NOT_AUTHORIZED"), "{body}");
 }

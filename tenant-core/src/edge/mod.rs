@@ -55,6 +55,7 @@ use ::http::{Extensions, HeaderMap, Request};
 use crate::ctx::{Ctx, Unvalidated};
 use crate::error::{ContextError, Field};
 use crate::http::HeaderNames;
+use crate::principal::{Principal, PrincipalSource};
 
 pub use error::{EdgeError, TokenError};
 pub use host::{HostSource, ProxyNet, ProxyNetError};
@@ -132,6 +133,7 @@ pub struct Resolver {
 #[derive(Debug, Clone)]
 pub struct Resolved {
     raw: Ctx<Unvalidated>,
+    principal: Option<Principal>,
     #[cfg(feature = "jwt")]
     token: Option<VerifiedToken>,
 }
@@ -159,6 +161,26 @@ impl Resolved {
     /// ```
     pub fn into_raw(self) -> Ctx<Unvalidated> {
         self.raw
+    }
+
+    /// Who the caller is: the tenant (and agent) an authenticated source
+    /// fixed, or `None` when no source named a tenant.
+    ///
+    /// ```
+    /// use tenant_core::PrincipalSource;
+    /// let req = http::Request::builder().header("x-tenant-id", "acme").body(()).unwrap();
+    /// let resolved = tenant_core::edge::Resolver::new().trusted_header().resolve(&req)?;
+    /// let principal = resolved.principal().unwrap();
+    /// assert_eq!((principal.tenant(), principal.source()), ("acme", PrincipalSource::TrustedHeader));
+    /// # Ok::<(), tenant_core::edge::EdgeError>(())
+    /// ```
+    pub fn principal(&self) -> Option<&Principal> {
+        self.principal.as_ref()
+    }
+
+    /// The incoming context of the request: raw values and principal.
+    pub(crate) fn into_incoming(self) -> crate::Incoming {
+        crate::Incoming::authenticated(self.raw, self.principal)
     }
 
     /// The verified bearer token, if a bearer source found one.
@@ -278,31 +300,39 @@ impl Resolver {
     ) -> Result<Resolved, EdgeError> {
         let mut raw = self.names.extract(headers)?;
         let header_tenant = raw.raw_tenant().map(str::to_owned);
-        let mut tenant: Option<(String, &'static str)> = None;
+        let mut tenant: Option<(String, &'static str, PrincipalSource)> = None;
         #[cfg(feature = "jwt")]
         let mut token: Option<VerifiedToken> = None;
         let mut header_trusted = false;
         for source in &self.sources {
-            let (found, label) = match source {
+            let (found, label, kind) = match source {
                 Source::TrustedHeader => {
                     header_trusted = true;
-                    (header_tenant.clone(), "the tenant header")
+                    (
+                        header_tenant.clone(),
+                        "the tenant header",
+                        PrincipalSource::TrustedHeader,
+                    )
                 }
-                Source::Host(host) => (host.tenant(headers, extensions)?, "the host"),
+                Source::Host(host) => (
+                    host.tenant(headers, extensions)?,
+                    "the host",
+                    PrincipalSource::Host,
+                ),
                 #[cfg(feature = "jwt")]
                 Source::Bearer(bearer) => match bearer.verify(headers)? {
                     Some(verified) => {
                         let t = verified.tenant().as_str().to_owned();
                         token = Some(verified);
-                        (Some(t), "the bearer token")
+                        (Some(t), "the bearer token", PrincipalSource::BearerToken)
                     }
-                    None => (None, "the bearer token"),
+                    None => (None, "the bearer token", PrincipalSource::BearerToken),
                 },
             };
             let Some(found) = found else { continue };
             match &tenant {
-                None => tenant = Some((found, label)),
-                Some((first, first_label)) if *first != found => {
+                None => tenant = Some((found, label, kind)),
+                Some((first, first_label, _)) if *first != found => {
                     return Err(ContextError::TenantMismatch {
                         first: (*first_label).into(),
                         second: label.into(),
@@ -315,7 +345,7 @@ impl Resolver {
         if let (Some(sent), false) = (&header_tenant, header_trusted) {
             match &tenant {
                 None => return Err(EdgeError::TenantHeaderUntrusted),
-                Some((resolved, label)) if resolved != sent => {
+                Some((resolved, label, _)) if resolved != sent => {
                     return Err(ContextError::TenantMismatch {
                         first: "the tenant header".into(),
                         second: (*label).into(),
@@ -325,16 +355,30 @@ impl Resolver {
                 Some(_) => {}
             }
         }
-        raw = raw.with_field(Field::Tenant, tenant.map(|(t, _)| t));
+        #[allow(unused_mut)]
+        let mut principal_agent: Option<String> = None;
         #[cfg(feature = "jwt")]
         if let Some(agent) = token.as_ref().and_then(VerifiedToken::agent) {
             match raw.raw_agent() {
                 Some(sent) if sent != agent.as_str() => return Err(EdgeError::AgentMismatch),
-                _ => raw = raw.with_field(Field::Agent, Some(agent.as_str().to_owned())),
+                _ => {
+                    raw = raw.with_field(Field::Agent, Some(agent.as_str().to_owned()));
+                    principal_agent = Some(agent.as_str().to_owned());
+                }
             }
         }
+        // A gateway that is trusted for the tenant header sets the agent
+        // header too; no other source vouches for `X-Agent-ID`.
+        if principal_agent.is_none() && header_trusted {
+            principal_agent = raw.raw_agent().map(str::to_owned);
+        }
+        let principal = tenant
+            .as_ref()
+            .map(|(t, _, kind)| Principal::authenticated(t, principal_agent.as_deref(), *kind));
+        raw = raw.with_field(Field::Tenant, tenant.map(|(t, _, _)| t));
         Ok(Resolved {
             raw,
+            principal,
             #[cfg(feature = "jwt")]
             token,
         })

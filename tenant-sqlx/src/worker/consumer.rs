@@ -642,11 +642,7 @@ where
         Err(e) => return Outcome::Dead(DeadLetterReason::EnvelopeInvalid, e.to_string()),
     };
     let context = envelope.context().to_unvalidated();
-    let checked = match &cfg.validator {
-        Some(v) => context.validate_with::<Validated>(&**v).await,
-        None => context.validate::<Validated>(),
-    };
-    let ctx = match checked {
+    let ctx = match context.validate::<Validated>() {
         Ok(ctx) => ctx,
         Err(e) => return Outcome::Dead(DeadLetterReason::Context(e.code()), e.to_string()),
     };
@@ -658,6 +654,16 @@ where
                 ctx.tenant_id()
             ),
         );
+    }
+    // The caller of a handler is the tenant whose stream the event came
+    // from: only the relay writes there, from that tenant's outbox.
+    let principal = ctx.trust("event read from the tenant's own stream");
+    let mut incoming = Incoming::on_behalf_of(&principal);
+    if let Some(v) = &cfg.validator {
+        incoming = incoming.with_validator(v.clone());
+        if let Err(e) = incoming.validate::<Validated>().await {
+            return Outcome::Dead(DeadLetterReason::Context(e.code()), e.to_string());
+        }
     }
     let topic = text(entry, field::TOPIC).unwrap_or_default();
     let (_, payload) = envelope.into_incoming();
@@ -678,11 +684,7 @@ where
             pool: pool.clone(),
             group: shared.group.clone(),
         };
-        let mut incoming = Incoming::new(context.clone());
-        if let Some(v) = &cfg.validator {
-            incoming = incoming.with_validator(v.clone());
-        }
-        let result = AssertUnwindSafe(incoming.scope(handler(job)))
+        let result = AssertUnwindSafe(incoming.clone().scope(handler(job)))
             .catch_unwind()
             .await
             .unwrap_or_else(|_| Err(WorkerError::handler("the handler panicked")));

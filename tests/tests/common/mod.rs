@@ -144,6 +144,16 @@ pub fn ctx(tenant: &str) -> Ctx<Validated> {
         .expect("valid tenant")
 }
 
+/// Runs `fut` where an authenticated caller for `tenant` is in scope (a
+/// context trusted as a job's would be), as inside a request resolved by a
+/// verified token: only there can a validator authorize a context.
+pub async fn as_caller<F: Future>(tenant: &str, fut: F) -> F::Output {
+    let caller = ctx(tenant).trust("test: the caller authenticated for this tenant");
+    tenant_core::Incoming::on_behalf_of(&caller)
+        .scope(fut)
+        .await
+}
+
 /// Polls `fut` at most `polls` times (each poll after a real wake-up), then
 /// drops it. `Some` if it finished first.
 pub async fn poll_at_most<F: Future>(fut: F, polls: usize) -> Option<F::Output> {
