@@ -8,16 +8,25 @@
 //! mode the policies read `(SELECT tenant_guard.current_tenant())` instead,
 //! a `SECURITY DEFINER` function that returns the tenant only when the
 //! transaction also carries a proof, `app.tenant_proof`, equal to
-//! `hex(hmac_sha256(secret, tenant))` for one of the secrets in
-//! `tenant_guard.secrets`. The [`TenantPool`](crate::TenantPool) holds the
+//! `<not_after>.<hex(hmac_sha256(secret, "<not_after>.<tenant>"))>` for one
+//! of the secrets in `tenant_guard.secrets`, where `not_after` (a Unix
+//! time) has not passed when the transaction starts. The [`TenantPool`](crate::TenantPool) holds the
 //! secret (from configuration, outside the database) and adds the proof to
 //! its begin message; the application role can neither read the secrets
 //! table nor replace the function, so a forged setting reads no rows.
 //!
-//! * **Replay.** A proof is per tenant, so it must never be visible to
-//!   another session of the role: the audit requires `track_activities =
-//!   off` for the role (no begin message in `pg_stat_activity`) and refuses
-//!   `pg_stat_statements` recording utility statements.
+//! * **Replay.** A proof opens one tenant for a short time only
+//!   ([`DEFAULT_PROOF_TTL`], ten seconds, set with
+//!   [`TenantPoolBuilder::proof_ttl`](crate::TenantPoolBuilder::proof_ttl);
+//!   the function refuses more than [`MAX_PROOF_TTL`]), so one copied out
+//!   of a log or a crash dump is worthless soon after. It is also kept out
+//!   of sight: a hardened pool turns off sqlx's statement logging (whose
+//!   slow-statement warning prints the full text of the begin message), the
+//!   audit requires `track_activities = off` for the role (no begin message
+//!   in `pg_stat_activity`) and refuses `pg_stat_statements` recording
+//!   utility statements, and no public function computes a proof. The
+//!   expiry is checked against the server's clock: the pool's clock may be
+//!   behind it by less than the time to live.
 //! * **Rotation.** Every secret in the table is valid: add the new one
 //!   ([`Guard::add_secret_sql`]), move the pools to it, then remove the old
 //!   one ([`Guard::remove_secret_sql`]). No downtime.
@@ -40,6 +49,7 @@
 //! ```
 
 use std::fmt;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -58,6 +68,15 @@ pub const GUARD_FUNCTION: &str = "tenant_guard.current_tenant()";
 
 /// The shortest secret a pool accepts.
 pub const MIN_SECRET_LEN: usize = 32;
+
+/// How long a proof made for one transaction stays valid, by default:
+/// a proof copied out of a log or a crash dump opens nothing after this.
+/// Set with [`TenantPoolBuilder::proof_ttl`](crate::TenantPoolBuilder::proof_ttl).
+pub const DEFAULT_PROOF_TTL: Duration = Duration::from_secs(10);
+
+/// The longest validity the guard function accepts, whatever the pool
+/// asks for.
+pub const MAX_PROOF_TTL: Duration = Duration::from_secs(300);
 
 /// The SQL that installs the guard: schema, secrets table, function and
 /// grants. Run by the role that owns the tables (or a superuser), once.
@@ -116,26 +135,38 @@ impl Guard {
         format!(
             "
 DECLARE
-    tenant text := pg_catalog.current_setting({tenant}, true);
-    proof text := pg_catalog.current_setting({proof}, true);
+    tenant pg_catalog.text := pg_catalog.current_setting({tenant}, true);
+    proof pg_catalog.text := pg_catalog.current_setting({proof}, true);
+    not_after pg_catalog.text;
+    now pg_catalog.float8;
 BEGIN
     IF tenant IS NULL OR proof IS NULL OR tenant OPERATOR(pg_catalog.=) '' THEN
         RETURN NULL;
     END IF;
-    IF EXISTS (
+    not_after := pg_catalog.split_part(proof, '.', 1);
+    IF NOT EXISTS (
         SELECT 1 FROM {schema}.secrets s
         WHERE pg_catalog.encode(
-                  {schema}.hmac(pg_catalog.convert_to(tenant, 'UTF8'), s.secret, 'sha256'),
-                  'hex') OPERATOR(pg_catalog.=) proof
+                  {schema}.hmac(
+                      pg_catalog.convert_to(pg_catalog.concat(not_after, '.', tenant), 'UTF8'),
+                      s.secret, 'sha256'),
+                  'hex') OPERATOR(pg_catalog.=) pg_catalog.split_part(proof, '.', 2)
     ) THEN
-        RETURN tenant;
+        RETURN NULL;
     END IF;
-    RETURN NULL;
+    now := pg_catalog.date_part('epoch', pg_catalog.transaction_timestamp());
+    IF (CAST(not_after AS pg_catalog.float8) OPERATOR(pg_catalog.<) now)
+       OR (CAST(not_after AS pg_catalog.float8)
+           OPERATOR(pg_catalog.>) (now OPERATOR(pg_catalog.+) {max_ttl})) THEN
+        RETURN NULL;
+    END IF;
+    RETURN tenant;
 END
 ",
             tenant = quote_literal(&self.tenant_setting),
             proof = quote_literal(PROOF_SETTING),
             schema = quote_ident(GUARD_SCHEMA),
+            max_ttl = MAX_PROOF_TTL.as_secs(),
         )
     }
 
@@ -245,11 +276,26 @@ impl GuardSecret {
         Ok(GuardSecret { mac })
     }
 
-    /// `hex(hmac_sha256(secret, tenant))`, what the guard function checks.
-    pub fn proof(&self, tenant: &str) -> String {
+    /// The proof for one transaction of `tenant`: `<not_after>.<hmac>`,
+    /// where `not_after` is a Unix time `ttl` from now and `hmac` is
+    /// `hex(hmac_sha256(secret, "<not_after>.<tenant>"))`. The guard function
+    /// accepts it only until `not_after` (by the server's clock, at the
+    /// start of the transaction), so a proof seen once is worthless soon
+    /// after. Not public: no code outside the pool computes a proof.
+    pub(crate) fn proof(&self, tenant: &str, ttl: Duration) -> String {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        self.proof_until((now + ttl).as_secs(), tenant)
+    }
+
+    fn proof_until(&self, not_after: u64, tenant: &str) -> String {
+        let not_after = not_after.to_string();
         let mut mac = self.mac.clone();
+        mac.update(not_after.as_bytes());
+        mac.update(b".");
         mac.update(tenant.as_bytes());
-        hex(&mac.finalize().into_bytes())
+        format!("{not_after}.{}", hex(&mac.finalize().into_bytes()))
     }
 }
 
@@ -258,17 +304,26 @@ mod tests {
     use super::*;
 
     #[test]
-    fn proof_is_hmac_sha256_in_hex() {
+    fn proof_is_its_expiry_and_an_hmac_sha256_over_expiry_and_tenant() {
         // Computed independently:
-        // echo -n acme | openssl dgst -sha256 -mac HMAC -macopt hexkey:0b0b…0b
+        // python3: hmac.new(bytes([0x0b] * 32), b"1800000000.acme", hashlib.sha256).hexdigest()
         let secret = GuardSecret::new(&[0x0b; 32]).unwrap();
-        let proof = secret.proof("acme");
+        let proof = secret.proof_until(1_800_000_000, "acme");
         assert_eq!(
             proof,
-            "455cb1159cb6c55e13309aad6cc979b45ab03cac5392960921cacb15832fee77"
+            "1800000000.72a6a1695bf5ea0ff351d54f1ebae3e453a2b81387bbf99d9740b1cff6300760"
         );
-        assert_ne!(proof, secret.proof("acme2"));
-        assert_eq!(proof, secret.proof("acme"));
+        assert_ne!(proof, secret.proof_until(1_800_000_000, "acme2"));
+        assert_ne!(proof, secret.proof_until(1_800_000_001, "acme"));
+        assert_eq!(proof, secret.proof_until(1_800_000_000, "acme"));
+        let fresh = secret.proof("acme", DEFAULT_PROOF_TTL);
+        let (until, _) = fresh.split_once('.').unwrap();
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let until: u64 = until.parse().unwrap();
+        assert!((now + 9..=now + 11).contains(&until), "{fresh}");
         assert!(GuardSecret::new(b"short").is_err());
         assert_eq!(format!("{secret:?}"), "GuardSecret(..)");
     }

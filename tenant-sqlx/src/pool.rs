@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::PgPool;
+use sqlx::{ConnectOptions, PgPool};
 use tenant_core::{Ctx, Field, IsValidated};
 
 use crate::audit::{self, AuditOptions, AuditReport};
@@ -129,6 +129,8 @@ struct Shared {
     prefixes: [String; 4],
     /// Hardened mode: the secret that signs each transaction's tenant.
     guard: Option<GuardSecret>,
+    /// How long each transaction's proof stays valid.
+    proof_ttl: Duration,
     report: AuditReport,
     /// Refuse contexts that no validator authorized (see
     /// [`TenantPoolBuilder::require_authorized`]).
@@ -352,6 +354,7 @@ impl Shared {
             clean_begin,
             prefixes,
             guard,
+            proof_ttl: crate::guard::DEFAULT_PROOF_TTL,
             report,
             require_authorized: false,
         })
@@ -375,9 +378,9 @@ impl Shared {
             push_literal(&mut sql, self.settings.for_field(field), value)?;
         }
         if let Some(guard) = &self.guard {
-            // Hex digits only: nothing to quote.
+            // Digits, a dot and hex digits only: nothing to quote.
             sql.push_str("; SET LOCAL \"app\".\"tenant_proof\" = '");
-            sql.push_str(&guard.proof(ctx.tenant_id().as_str()));
+            sql.push_str(&guard.proof(ctx.tenant_id().as_str(), self.proof_ttl));
             sql.push('\'');
         }
         Ok(sql)
@@ -442,6 +445,7 @@ pub struct TenantPoolBuilder {
     tenant_column: String,
     allow_audit_findings: bool,
     guard: Option<GuardSecret>,
+    proof_ttl: Duration,
     allowed_policies: Vec<String>,
     require_authorized: bool,
     transaction_pooler: bool,
@@ -457,6 +461,7 @@ impl Default for TenantPoolBuilder {
             tenant_column: "tenant_id".to_owned(),
             allow_audit_findings: false,
             guard: None,
+            proof_ttl: crate::guard::DEFAULT_PROOF_TTL,
             allowed_policies: Vec::new(),
             require_authorized: false,
             transaction_pooler: false,
@@ -574,8 +579,30 @@ impl TenantPoolBuilder {
     /// [`RlsPolicy::hardened`](crate::rls::RlsPolicy::hardened)) and a
     /// guard the application role cannot read or change. SQL run by the
     /// application that sets the tenant by hand then reads nothing.
+    ///
+    /// Each transaction's proof is valid for a short time only (see
+    /// [`proof_ttl`](Self::proof_ttl)), and the pool turns off sqlx's
+    /// statement logging, whose slow-statement warning would print the
+    /// begin message with its proof.
     pub fn hardened(mut self, secret: GuardSecret) -> Self {
         self.guard = Some(secret);
+        self
+    }
+
+    /// How long a hardened transaction's proof stays valid after `begin`
+    /// (default [`DEFAULT_PROOF_TTL`](crate::guard::DEFAULT_PROOF_TTL), at
+    /// most [`MAX_PROOF_TTL`](crate::guard::MAX_PROOF_TTL)): the guard
+    /// function checks it against the server's clock when the transaction
+    /// starts, so it must cover the pool's clock running behind the
+    /// server's, and a proof seen in a log opens nothing once it has passed.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let builder = tenant_sqlx::TenantPool::builder().proof_ttl(Duration::from_secs(5));
+    /// # let _ = builder;
+    /// ```
+    pub fn proof_ttl(mut self, ttl: Duration) -> Self {
+        self.proof_ttl = ttl.min(crate::guard::MAX_PROOF_TTL);
         self
     }
 
@@ -675,6 +702,15 @@ impl TenantPoolBuilder {
         } else {
             options
         };
+        // sqlx logs a slow statement's full text at WARN: for a hardened
+        // pool that would put a begin message, proof and all, in the logs.
+        let options = if self.guard.is_some() {
+            options
+                .log_statements(log::LevelFilter::Off)
+                .log_slow_statements(log::LevelFilter::Off, Duration::MAX)
+        } else {
+            options
+        };
         let pool = self
             .options
             // `begin` checks liveness itself, without a ping's round trip.
@@ -741,6 +777,7 @@ impl TenantPoolBuilder {
             self.transaction_pooler,
         )?;
         shared.require_authorized = self.require_authorized;
+        shared.proof_ttl = self.proof_ttl;
         Ok(TenantPool {
             pool,
             stash,

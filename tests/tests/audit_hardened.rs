@@ -12,7 +12,7 @@
 
 mod common;
 
-use common::{ctx, exec, Fixture, SEED};
+use common::{ctx, exec, fresh_proof, Fixture, SEED};
 use sqlx::{Connection, PgConnection};
 use tenant_sqlx::audit::{self, AuditOptions, AuditReport, Finding, PolicyClause};
 use tenant_sqlx::guard::{Guard, GuardSecret};
@@ -239,7 +239,7 @@ async fn a_guard_in_sql_is_not_the_guard() {
 async fn a_set_clause_on_the_guard_can_fix_the_proof() {
     let fx = guarded_fixture(true).await;
     // The body is untouched, but the proof it checks is now always B's.
-    let proof_b = secret().proof(B);
+    let proof_b = fresh_proof(SECRET, B);
     exec(
         fx.db.admin_url(),
         &format!("ALTER FUNCTION {FUNCTION} SET app.tenant_proof = '{proof_b}'"),
@@ -315,9 +315,11 @@ async fn secrets_readable_by_the_application_role_forge_any_proof() {
     // The application computes B's proof from the secret, in SQL.
     let pool = leaky_pool(&fx).await;
     let forge = "SELECT set_config('app.current_tenant', 'tenant-b', true), \
-                        set_config('app.tenant_proof', encode(tenant_guard.hmac(\
-                            convert_to('tenant-b', 'UTF8'), secret, 'sha256'), 'hex'), true) \
-                 FROM tenant_guard.secrets LIMIT 1";
+                        set_config('app.tenant_proof', until || '.' || encode(tenant_guard.hmac(\
+                            convert_to(until || '.tenant-b', 'UTF8'), secret, 'sha256'), 'hex'), true) \
+                 FROM tenant_guard.secrets, \
+                      (SELECT (extract(epoch FROM now())::bigint + 60)::text AS until) u \
+                 LIMIT 1";
     assert_eq!(b_rows_after(&pool, forge).await.expect("forged"), SEED[1].1);
 
     let report = refused(&fx).await;
@@ -364,7 +366,7 @@ async fn a_writable_guard_schema_lets_the_application_plant_a_secret() {
     let pool = leaky_pool(&fx).await;
     let forge = format!(
         "{FORGE_B}; SELECT set_config('app.tenant_proof', '{}', true)",
-        GuardSecret::new(planted).expect("planted").proof(B)
+        fresh_proof(planted, B)
     );
     assert_eq!(
         b_rows_after(&pool, &forge).await.expect("forged"),

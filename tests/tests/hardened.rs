@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{ctx, Fixture, SEED};
+use common::{ctx, fresh_proof, Fixture, SEED};
 use tenant_sqlx::guard::{Guard, GuardSecret};
 use tenant_sqlx::TenantPool;
 
@@ -199,7 +199,7 @@ async fn another_session_cannot_replay_a_proof_it_never_sees() {
     // role can read (`track_activities = off`, required by the audit).
     let mut fx = hardened_fixture().await;
     let pool = hardened_pool(&fx, SECRET).await;
-    let proof_b = GuardSecret::new(SECRET).unwrap().proof(B);
+    let proof_b = fresh_proof(SECRET, B);
     let b = ctx(B);
     let tx_b = pool.begin(&b).await.unwrap();
     let spy_pool = hardened_pool(&fx, SECRET).await;
@@ -274,4 +274,122 @@ async fn a_pool_without_the_secret_reads_nothing_on_hardened_tables() {
         .unwrap();
     assert_eq!(visible(&pool, A).await, (0, 0));
     assert!(GuardSecret::new(b"too short").is_err());
+}
+
+/// Counts `B`'s notes from a transaction of `A` that sets B's tenant and
+/// `proof` by hand, as SQL that copied a proof out of a log would.
+async fn replay(pool: &TenantPool, proof: &str) -> i64 {
+    let a = ctx(A);
+    let mut tx = pool.begin(&a).await.unwrap();
+    sqlx::query(
+        "SELECT set_config('app.current_tenant', $1, true), \
+                set_config('app.tenant_proof', $2, true)",
+    )
+    .bind(B)
+    .bind(proof)
+    .execute(&mut tx)
+    .await
+    .unwrap();
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM notes WHERE tenant_id = $1")
+        .bind(B)
+        .fetch_one(&mut tx)
+        .await
+        .unwrap();
+    tx.rollback().await.unwrap();
+    n
+}
+
+#[tokio::test]
+async fn a_proof_copied_out_of_a_transaction_expires() {
+    let mut fx = hardened_fixture().await;
+    let pool = TenantPool::builder()
+        .max_connections(1)
+        .hardened(GuardSecret::new(SECRET).unwrap())
+        .proof_ttl(std::time::Duration::from_secs(1))
+        .connect(fx.db.app_url())
+        .await
+        .unwrap();
+    // B's proof, as a log line or a crash dump would show it.
+    let b = ctx(B);
+    let mut tx = pool.begin(&b).await.unwrap();
+    let seen: String = sqlx::query_scalar("SELECT current_setting('app.tenant_proof')")
+        .fetch_one(&mut tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    // Once its time has passed (by the server's clock, at the start of the
+    // replaying transaction), it opens nothing, on the same backend too.
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    assert_eq!(replay(&pool, &seen).await, 0, "an expired proof opened B");
+    // A proof whose expiry was edited fails its signature.
+    let (until, mac) = seen.split_once('.').unwrap();
+    let later: u64 = until.parse::<u64>().unwrap() + 3600;
+    assert_eq!(replay(&pool, &format!("{later}.{mac}")).await, 0);
+    // The secret's holder cannot make one that lives longer than the
+    // guard's limit either...
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let forever = common::proof_with(SECRET, B, now + 3600);
+    assert_eq!(replay(&pool, &forever).await, 0);
+    // ...while a fresh one of its own is accepted: the check is the
+    // expiry, not the replaying session.
+    assert_eq!(replay(&pool, &fresh_proof(SECRET, B)).await, SEED[1].1);
+    assert_next_borrower_is_clean(&mut fx, &pool, "expired proof").await;
+}
+
+/// Every event's target and text, at every level.
+#[derive(Clone, Default)]
+struct AllEvents(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for AllEvents {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        struct Text(String);
+        impl tracing::field::Visit for Text {
+            fn record_debug(&mut self, f: &tracing::field::Field, v: &dyn std::fmt::Debug) {
+                self.0.push_str(&format!(" {}={v:?}", f.name()));
+            }
+        }
+        let mut text = Text(event.metadata().target().to_owned());
+        event.record(&mut text);
+        self.0.lock().unwrap().push(text.0);
+    }
+}
+
+#[tokio::test]
+async fn no_log_line_carries_a_proof() {
+    use tracing_subscriber::layer::SubscriberExt;
+    let fx = hardened_fixture().await;
+    let events = AllEvents::default();
+    let subscriber = tracing_subscriber::registry()
+        .with(events.clone())
+        .with(tracing_subscriber::filter::LevelFilter::TRACE);
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let pool = hardened_pool(&fx, SECRET).await;
+    // An ordinary pool logs its statements (sqlx's default): the capture
+    // works.
+    let plain = TenantPool::builder()
+        .max_connections(1)
+        .allow_audit_findings(true)
+        .connect(fx.db.app_url())
+        .await
+        .unwrap();
+    let a = ctx(A);
+    plain.begin(&a).await.unwrap().commit().await.unwrap();
+    let logged = events.0.lock().unwrap().clone();
+    assert!(
+        logged
+            .iter()
+            .any(|e| e.contains("app") && e.contains("current_tenant")),
+        "the plain pool's begin message was not captured: {logged:?}"
+    );
+    events.0.lock().unwrap().clear();
+    for tenant in [A, B] {
+        visible(&pool, tenant).await;
+    }
+    let logged = events.0.lock().unwrap().clone();
+    for event in &logged {
+        assert!(!event.contains("tenant_proof"), "{event}");
+    }
 }

@@ -144,6 +144,31 @@ pub fn ctx(tenant: &str) -> Ctx<Validated> {
         .expect("valid tenant")
 }
 
+/// A hardened-mode proof for `tenant`, valid until the Unix time
+/// `not_after`, signed with `secret`: what only a holder of the secret can
+/// make (the pool makes its own privately).
+pub fn proof_with(secret: &[u8], tenant: &str, not_after: u64) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret).expect("any key length");
+    mac.update(format!("{not_after}.{tenant}").as_bytes());
+    let hex: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("{not_after}.{hex}")
+}
+
+/// [`proof_with`], valid for a minute from now.
+pub fn fresh_proof(secret: &[u8], tenant: &str) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs();
+    proof_with(secret, tenant, now + 60)
+}
+
 /// Runs `fut` where an authenticated caller for `tenant` is in scope (a
 /// context trusted as a job's would be), as inside a request resolved by a
 /// verified token: only there can a validator authorize a context.
