@@ -61,9 +61,12 @@ use crate::validator::Validator;
 ///   malformed agent...) is refused with `400` as well. The application's
 ///   [`Validator`] is not run here: `#[with_context]` runs it when it
 ///   validates, with the fields the handler requires.
-/// * Otherwise the inner service runs inside
-///   [`Incoming::new(raw).with_validator(..).scope(..)`](Incoming::scope),
-///   and its `call` too.
+/// * Otherwise the inner service runs inside the request's [`Incoming`]
+///   scope (raw values, the caller's [`Principal`](crate::Principal) when a
+///   [`resolver`](Self::resolver) authenticated one, and the validator),
+///   and its `call` too. Without a resolver the layer reads the context
+///   headers as sent and authenticates nobody: contexts made from them are
+///   never authorized, so a pool that requires authorization refuses them.
 ///
 /// ```
 /// use tenant_core::{layer::ContextLayer, ContextError, Ctx, Validated};
@@ -121,8 +124,11 @@ impl ContextLayer {
         self.edit(|c| c.require_tenant = true)
     }
 
-    /// The application's check, handed to handlers through
-    /// [`Incoming::validator`].
+    /// The application's check, run when `#[with_context]` validates a
+    /// request's context. It may refuse any context; it authorizes one only
+    /// for the caller's [`Principal`](crate::Principal), which only a
+    /// [`resolver`](Self::resolver) with an authenticated source fixes: a
+    /// layer without one reads `X-Tenant-ID` as sent and authorizes nothing.
     ///
     /// ```
     /// use tenant_core::{layer::ContextLayer, Ctx, Validated};

@@ -259,6 +259,40 @@ async fn attack(State(app): State<App>, Path(name): Path<String>) -> Result<Stri
             let status = mine.scope(app.registry.status(forged.tenant_id())).await?;
             return Ok(format!("{status:?}"));
         }
+        // An envelope for the other tenant, run as a new incoming message
+        // from inside this request.
+        "envelope_into_incoming" => {
+            let wire = serde_json::to_string(&Envelope::new(&forged, 1u8)).unwrap();
+            let envelope: Envelope<u8> = serde_json::from_str(&wire).unwrap();
+            let (incoming, _) = envelope.into_incoming();
+            incoming
+                .with_validator(Arc::new(app.registry.clone()))
+                .scope(nested_helper(pool, "agent-1"))
+                .await?
+        }
+        // The other tenant's settings through an explicitly trusted
+        // context, inside this request's own scope.
+        "settings_trusted_in_my_scope" => {
+            let mine: Ctx = resolve(&[]).await?;
+            let trusted_b = forged.trust("test: a hostile handler's trust");
+            let limits = mine.scope(app.settings.get(&trusted_b)).await?;
+            return Ok(limits.plan.clone());
+        }
+        // The request's incoming context, validated by hand: only its own
+        // tenant comes out, whatever the handler wanted.
+        "incoming_validate" => {
+            let ctx: Ctx = Incoming::current()
+                .expect("in a request")
+                .validate()
+                .await?;
+            assert_eq!(ctx.tenant_id().as_str(), "tenant-a");
+            notes(pool, &ctx).await?
+        }
+        // resolve() by hand, naming another agent than the token's.
+        "resolve_agent" => {
+            let ctx: Ctx<Validated<WithAgent>> = resolve(&[(Field::Agent, "agent-7")]).await?;
+            notes(pool, &ctx).await?
+        }
         other => panic!("unknown attack {other}"),
     };
     Ok(n.to_string())
@@ -480,6 +514,61 @@ async fn the_tokens_agent_claim_is_not_overridden() {
 }
 
 // ---- more attempts of our own ----
+
+#[tokio::test]
+async fn more_doors_around_the_principal() {
+    let (_fx, app) = setup().await;
+    refused(
+        as_a(&app, "/attack/envelope_into_incoming").await,
+        500,
+        "CONTEXT_NOT_AUTHORIZED",
+    );
+    refused(
+        as_a(&app, "/attack/settings_trusted_in_my_scope").await,
+        500,
+        "TENANT_SCOPE_MISMATCH",
+    );
+    // The request's own incoming context gives its own tenant, authorized.
+    assert_eq!(
+        as_a(&app, "/attack/incoming_validate").await,
+        (StatusCode::OK, "3".into())
+    );
+    // An agent claim holds against `resolve` by hand, and against an
+    // `X-Agent-ID` header.
+    let auth = format!("Bearer {}", token_with_agent("tenant-a", "agent-1"));
+    refused(
+        get_with(
+            bearer_router(&app),
+            "/attack/resolve_agent",
+            &[("authorization", &auth)],
+        )
+        .await,
+        403,
+        "AGENT_MISMATCH",
+    );
+    refused(
+        get_with(
+            bearer_router(&app),
+            "/notes",
+            &[("authorization", &auth), ("x-agent-id", "agent-7")],
+        )
+        .await,
+        403,
+        "AGENT_MISMATCH",
+    );
+    // A gateway trusted for the headers fixes the agent it sends.
+    let gateway = router(app.clone(), Resolver::new().trusted_header());
+    refused(
+        get_with(
+            gateway,
+            "/agents/agent-7/notes",
+            &[("x-tenant-id", "tenant-a"), ("x-agent-id", "agent-1")],
+        )
+        .await,
+        403,
+        "AGENT_MISMATCH",
+    );
+}
 
 #[tokio::test]
 async fn an_untrusted_header_or_host_cannot_name_another_tenant() {

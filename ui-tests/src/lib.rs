@@ -1,1 +1,3 @@
 //! The trybuild suite; see `tests/ui.rs`.
+
+pub mod prototype;
