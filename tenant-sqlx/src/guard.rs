@@ -337,6 +337,7 @@ mod tests {
         assert!(
             sql.contains("GRANT EXECUTE ON FUNCTION \"tenant_guard\".current_tenant() TO \"app\"")
         );
-        assert!(sql.contains("OPERATOR(pg_catalog.=) proof"));
+        assert!(sql.contains("OPERATOR(pg_catalog.=) pg_catalog.split_part(proof"));
+        assert!(sql.contains("pg_catalog.transaction_timestamp()"));
     }
 }
