@@ -2,7 +2,8 @@
 //! throwaway PostgreSQL: two tenants, each with the bearer token the
 //! service prints at start-up, using the same agent and conversation ids,
 //! each read only their own messages; no token is 401 `TOKEN_MISSING`, a
-//! tenant header that differs from the token 403 `TENANT_MISMATCH`. The
+//! tenant header that differs from the token 403 `TENANT_MISMATCH`, a token
+//! scoped to one agent 403 `AGENT_MISMATCH` on another agent's path. The
 //! gateway mode (`Auth::TrustedHeader`) keeps today's header behaviour.
 
 mod common;
@@ -127,6 +128,30 @@ async fn two_tenants_same_ids_each_see_only_their_own() {
     let (status, body) = call(addr, "GET", "/status", &[], None).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["status"], "online");
+
+    // A token scoped to one agent reads and writes that agent only: the
+    // agent in the path must agree with the token's claim.
+    let agent_1 = format!(
+        "Bearer {}",
+        service.token("acme", Some("agent-1")).expect("a token")
+    );
+    let (status, body) = call(addr, "GET", path, &conversation(&agent_1), None).await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["error"]["code"], "AGENT_MISMATCH");
+    let (status, body) = call(
+        addr,
+        "POST",
+        path,
+        &conversation(&agent_1),
+        Some(r#"{"content":"written as agent-1"}"#),
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["error"]["code"], "AGENT_MISMATCH");
+    let own = "/api/agents/agent-1/messages";
+    let (status, body) = call(addr, "GET", own, &conversation(&agent_1), None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(contents(&body), Vec::<String>::new());
 
     // After all that, acme still sees exactly its one message.
     let (_, body) = call(addr, "GET", path, &acme_h, None).await;
