@@ -124,6 +124,20 @@ pub enum Error {
         /// What the decoder said.
         reason: String,
     },
+    /// The tenant waited longer than the pool's bound for its share of the
+    /// connections ([`FairShares`](crate::FairShares)): other tenants were
+    /// served meanwhile. An HTTP service answers `429 Too Many Requests`
+    /// with `Retry-After` ([`retry_after`](Error::retry_after)).
+    #[error(
+        "tenant `{tenant}` is using its whole share of the connection pool; retry in {} s",
+        retry_after.as_secs()
+    )]
+    TenantBusy {
+        /// The tenant.
+        tenant: tenant_core::TenantId,
+        /// When to try again.
+        retry_after: std::time::Duration,
+    },
     /// The pool reaches PostgreSQL through a transaction pooler (PgBouncer
     /// in transaction mode) but was not built with
     /// [`transaction_pooler(true)`](crate::TenantPoolBuilder::transaction_pooler):
@@ -161,6 +175,25 @@ impl Error {
             Error::TenantUnknown { .. } => "TENANT_UNKNOWN",
             Error::TenantSettingsInvalid { .. } => "TENANT_SETTINGS_INVALID",
             Error::TransactionPoolerNotConfigured { .. } => "TRANSACTION_POOLER_NOT_CONFIGURED",
+            Error::TenantBusy { .. } => "TENANT_BUSY",
+        }
+    }
+
+    /// For [`Error::TenantBusy`]: how long the caller should wait before
+    /// trying again (an HTTP `Retry-After`).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let err = tenant_sqlx::Error::TenantBusy {
+    ///     tenant: tenant_core::TenantId::parse("acme").unwrap(),
+    ///     retry_after: Duration::from_secs(2),
+    /// };
+    /// assert_eq!((err.code(), err.retry_after()), ("TENANT_BUSY", Some(Duration::from_secs(2))));
+    /// ```
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            Error::TenantBusy { retry_after, .. } => Some(*retry_after),
+            _ => None,
         }
     }
 

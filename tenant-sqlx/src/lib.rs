@@ -41,6 +41,7 @@ mod executor;
 mod admin;
 pub mod audit;
 mod error;
+mod fair;
 pub mod guard;
 #[cfg(feature = "memory")]
 pub mod memory;
@@ -64,6 +65,7 @@ mod server_tests;
 
 pub use admin::{AdminConn, AdminPool};
 pub use error::Error;
+pub use fair::{FairShares, TenantFigures};
 pub use pool::{Begin, TenantPool, TenantPoolBuilder};
 pub use setting_names::SettingNames;
 pub use tx::{Savepoint, TenantTx};

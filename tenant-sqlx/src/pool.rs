@@ -13,6 +13,7 @@ use sqlx::{ConnectOptions, PgPool};
 use tenant_core::{Ctx, Field, IsValidated};
 
 use crate::audit::{self, AuditOptions, AuditReport};
+use crate::fair::{Fair, FairShares, TenantFigures};
 use crate::guard::GuardSecret;
 use crate::sql::{push_identifier, push_literal, quote_setting_name};
 use crate::stash::Stash;
@@ -114,6 +115,8 @@ const SLOW_BEGIN: Duration = Duration::from_secs(2);
 #[derive(Clone)]
 pub struct TenantPool {
     pool: PgPool,
+    /// Fair shares of the connections between tenants (see `fair`).
+    fair: Option<Arc<Fair>>,
     pub(crate) stash: Arc<Stash>,
     shared: Arc<Shared>,
 }
@@ -219,6 +222,7 @@ impl TenantPool {
         let ctx = ctx.erase();
         let pool = self.pool.clone();
         let stash = self.stash.clone();
+        let fair = self.fair.clone();
         let retry_dead = self.shared.test_before_acquire;
         // Each retry closes one dead or foreign connection; after at most
         // this many the pool has opened a fresh one (or failed to connect,
@@ -230,10 +234,17 @@ impl TenantPool {
                 // is known.
                 check_scope(ctx.tenant_id())?;
                 let statement = statement?;
+                // The tenant's turn first (see `fair`): held by this future
+                // until the transaction holds it too.
+                let permit = match &fair {
+                    Some(fair) => Some(fair.admit(ctx.tenant_id()).await?),
+                    None => None,
+                };
                 let mut attempt = 0;
                 let mut with_rollback = String::new();
                 loop {
-                    let held = stash.checkout(&pool).await?;
+                    let mut held = stash.checkout(&pool).await?;
+                    held.permit = permit.clone();
                     let message = if held.rollback_first {
                         // The previous transaction on this connection was
                         // dropped while open: its ROLLBACK travels in front.
@@ -299,6 +310,19 @@ impl TenantPool {
     /// Connections currently open (idle or in use).
     pub fn size(&self) -> u32 {
         self.pool.size()
+    }
+
+    /// Each tenant's share of the pool now, for the tenants seen recently:
+    /// connections held, `begin`s waiting for their turn, refusals
+    /// (`TENANT_BUSY`) and time spent waiting. Empty without
+    /// [fair shares](TenantPoolBuilder::fair_shares).
+    pub fn tenant_figures(&self) -> Vec<(tenant_core::TenantId, TenantFigures)> {
+        self.fair.as_ref().map(|f| f.figures()).unwrap_or_default()
+    }
+
+    /// [`tenant_figures`](Self::tenant_figures) of one tenant.
+    pub fn figures_of(&self, tenant: &tenant_core::TenantId) -> Option<TenantFigures> {
+        self.fair.as_ref().and_then(|f| f.figures_of(tenant))
     }
 
     /// Idle connections.
@@ -450,6 +474,7 @@ pub struct TenantPoolBuilder {
     require_authorized: bool,
     transaction_pooler: bool,
     keep_connections: bool,
+    fair_shares: Option<FairShares>,
 }
 
 impl Default for TenantPoolBuilder {
@@ -466,6 +491,7 @@ impl Default for TenantPoolBuilder {
             require_authorized: false,
             transaction_pooler: false,
             keep_connections: true,
+            fair_shares: Some(FairShares::new()),
         }
     }
 }
@@ -528,6 +554,31 @@ impl TenantPoolBuilder {
     /// ```
     pub fn keep_connections(mut self, keep: bool) -> Self {
         self.keep_connections = keep;
+        self
+    }
+
+    /// How the pool shares its connections between tenants (on by
+    /// default, with [`FairShares::new`]'s limits): a tenant holds at most
+    /// its cap while others may need a connection, bursts above it only
+    /// while a reserve stays free, waiting tenants are served in turn, and
+    /// a `begin` that waits past the bound fails with
+    /// [`Error::TenantBusy`] (`TENANT_BUSY`). `None` hands connections out
+    /// first come, first served, whatever the tenant. See
+    /// [`TenantPool::tenant_figures`] for what it measures.
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use tenant_sqlx::{FairShares, TenantPool};
+    /// # async fn demo() -> Result<(), tenant_sqlx::Error> {
+    /// let pool = TenantPool::builder()
+    ///     .max_connections(16)
+    ///     .fair_shares(Some(FairShares::new().per_tenant(4).wait(Duration::from_secs(2))))
+    ///     .connect("postgres://app@localhost/app")
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn fair_shares(mut self, shares: Option<FairShares>) -> Self {
+        self.fair_shares = shares;
         self
     }
 
@@ -778,8 +829,16 @@ impl TenantPoolBuilder {
         )?;
         shared.require_authorized = self.require_authorized;
         shared.proof_ttl = self.proof_ttl;
+        let fair = self.fair_shares.map(|shares| {
+            let options = pool.options();
+            shares.build(
+                options.get_max_connections(),
+                options.get_acquire_timeout(),
+            )
+        });
         Ok(TenantPool {
             pool,
+            fair,
             stash,
             shared: Arc::new(shared),
         })

@@ -78,6 +78,7 @@ async fn inject(pool: &TenantPool, foreign: &PgPool) {
         conn,
         since: Instant::now(),
         rollback_first: false,
+        permit: None,
     });
     assert_eq!(
         pool.stash.len(),

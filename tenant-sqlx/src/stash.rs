@@ -67,6 +67,9 @@ pub(crate) struct Held {
     /// `ROLLBACK`. Such a connection is never released to sqlx (whose pool
     /// does not know the server's transaction state): it is closed instead.
     pub(crate) rollback_first: bool,
+    /// The tenant's admission ([`crate::fair`]) while a transaction uses
+    /// the connection; given back when the connection is.
+    pub(crate) permit: Option<Arc<crate::fair::Permit>>,
 }
 
 impl Held {
@@ -75,6 +78,7 @@ impl Held {
             conn,
             since: Instant::now(),
             rollback_first: false,
+            permit: None,
         }
     }
 
@@ -275,6 +279,9 @@ impl Stash {
     /// `COMMIT` or `ROLLBACK`: to the first waiting `begin`, else kept.
     /// Anything else is released to sqlx.
     pub(crate) fn put(&self, mut held: Held) {
+        // The transaction is over: its tenant's admission goes back first
+        // (it never travels to the next borrower).
+        drop(held.permit.take());
         let now = Instant::now();
         if !self.keep || now.duration_since(held.since) > self.recycle_after {
             held.release();

@@ -63,6 +63,9 @@ pub(crate) struct Inner {
     /// clear (see `taint`): the connection is closed instead of reused.
     tainted: bool,
     ctx: Ctx<Validated>,
+    /// The tenant's admission ([`crate::fair`]), given back when the
+    /// transaction lets go of its connection (after the connection itself).
+    _permit: Option<Arc<crate::fair::Permit>>,
 }
 
 /// `Inner::conn` is `None` only while it is being dropped.
@@ -124,6 +127,7 @@ pub(crate) fn starting<'ctx>(held: Held, stash: Arc<Stash>, ctx: Ctx<Validated>)
             state: State::Starting,
             tainted: false,
             ctx,
+            _permit: held.permit,
         },
         _ctx: PhantomData,
     }
@@ -302,6 +306,7 @@ impl Drop for TenantTx<'_> {
             conn,
             since: inner.since,
             rollback_first,
+            permit: None,
         });
     }
 }
