@@ -41,6 +41,7 @@
 //! | `serde` | `tenant_core::envelope::Envelope`: the raw context travels with a worker message and is validated on receipt |
 //! | `edge` | `tenant_core::edge::Resolver`: the tenant from a chain of sources (trusted header, host behind trusted proxies) for `ContextLayer::resolver` |
 //! | `jwt` | `tenant_core::edge::BearerAuth`: the tenant from a verified bearer JWT (HS256, RS256, ES256; `jsonwebtoken`, RustCrypto backend) |
+//! | `ratelimit` | `tenant_core::ratelimit::TenantRateLimitLayer`: a per-tenant request rate limit keyed by the resolved tenant (`429 RATE_LIMITED` with `Retry-After`), with `governor` |
 //! | `client` | `tenant_core::client::PropagateContextLayer`: outgoing requests carry the current context's headers, and optionally the incoming bearer token |
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -69,6 +70,8 @@ mod forward;
 pub mod http;
 #[cfg(feature = "tower")]
 pub mod layer;
+#[cfg(feature = "ratelimit")]
+pub mod ratelimit;
 #[cfg(any(feature = "tower", feature = "axum"))]
 mod response;
 
