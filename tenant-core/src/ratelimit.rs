@@ -90,8 +90,7 @@ impl TenantRateLimitLayer {
     /// `tenant` gets `quota` instead of the default (a bigger plan, say).
     pub fn tenant(mut self, tenant: impl Into<String>, quota: Quota) -> Self {
         let limits = Arc::get_mut(&mut self.inner).map(|l| {
-            l.tenants
-                .insert(tenant.into(), RateLimiter::direct(quota));
+            l.tenants.insert(tenant.into(), RateLimiter::direct(quota));
         });
         debug_assert!(limits.is_some(), "configure the layer before cloning it");
         self

@@ -50,21 +50,34 @@ async fn send(
 
 #[tokio::test]
 async fn a_tenant_over_its_rate_gets_429_with_retry_after_and_others_do_not() {
-    let svc = stack(Some(Resolver::new().trusted_header()), TenantRateLimitLayer::new(per_minute(2)));
+    let svc = stack(
+        Some(Resolver::new().trusted_header()),
+        TenantRateLimitLayer::new(per_minute(2)),
+    );
     for _ in 0..2 {
-        assert_eq!(send(svc.clone(), Some("acme")).await.status(), StatusCode::OK);
+        assert_eq!(
+            send(svc.clone(), Some("acme")).await.status(),
+            StatusCode::OK
+        );
     }
     let res = send(svc.clone(), Some("acme")).await;
     assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(res.headers()["content-type"], "application/json");
-    let retry: u64 = res.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    let retry: u64 = res.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!((1..=30).contains(&retry), "Retry-After: {retry}");
     let body: serde_json::Value = serde_json::from_str(res.body()).unwrap();
     assert_eq!(body["error"]["code"], "RATE_LIMITED");
     assert!(body["error"]["message"].as_str().unwrap().contains("acme"));
     // globex has its own bucket.
     for _ in 0..2 {
-        assert_eq!(send(svc.clone(), Some("globex")).await.status(), StatusCode::OK);
+        assert_eq!(
+            send(svc.clone(), Some("globex")).await.status(),
+            StatusCode::OK
+        );
     }
     // A request without a tenant is not counted against anyone (the
     // handler refuses it on its own terms).
@@ -76,13 +89,19 @@ async fn a_tenant_with_its_own_quota_gets_it() {
     let limit = TenantRateLimitLayer::new(per_minute(1)).tenant("big-plan", per_minute(5));
     let svc = stack(Some(Resolver::new().trusted_header()), limit);
     for _ in 0..5 {
-        assert_eq!(send(svc.clone(), Some("big-plan")).await.status(), StatusCode::OK);
+        assert_eq!(
+            send(svc.clone(), Some("big-plan")).await.status(),
+            StatusCode::OK
+        );
     }
     assert_eq!(
         send(svc.clone(), Some("big-plan")).await.status(),
         StatusCode::TOO_MANY_REQUESTS
     );
-    assert_eq!(send(svc.clone(), Some("small")).await.status(), StatusCode::OK);
+    assert_eq!(
+        send(svc.clone(), Some("small")).await.status(),
+        StatusCode::OK
+    );
     assert_eq!(
         send(svc.clone(), Some("small")).await.status(),
         StatusCode::TOO_MANY_REQUESTS
@@ -95,19 +114,26 @@ async fn the_key_is_the_resolved_tenant_whatever_its_spelling_in_the_header() {
     // the limit (the layer answers 400 first), so a flood of junk tenants
     // cannot fill the buckets of real ones.
     let svc = stack(None, TenantRateLimitLayer::new(per_minute(1)));
-    assert_eq!(send(svc.clone(), Some("acme")).await.status(), StatusCode::OK);
+    assert_eq!(
+        send(svc.clone(), Some("acme")).await.status(),
+        StatusCode::OK
+    );
     assert_eq!(
         send(svc.clone(), Some("acme")).await.status(),
         StatusCode::TOO_MANY_REQUESTS
     );
-    let strict = ContextLayer::new()
-        .require_tenant()
-        .layer(TenantRateLimitLayer::new(per_minute(1)).layer(service_fn(
-            |_req: Request<()>| async { Ok::<_, Infallible>(Response::new("ok".to_owned())) },
-        )));
+    let strict =
+        ContextLayer::new()
+            .require_tenant()
+            .layer(TenantRateLimitLayer::new(per_minute(1)).layer(service_fn(
+                |_req: Request<()>| async { Ok::<_, Infallible>(Response::new("ok".to_owned())) },
+            )));
     assert_eq!(
         send(strict.clone(), Some("default")).await.status(),
         StatusCode::BAD_REQUEST
     );
-    assert_eq!(send(strict.clone(), Some("acme")).await.status(), StatusCode::OK);
+    assert_eq!(
+        send(strict.clone(), Some("acme")).await.status(),
+        StatusCode::OK
+    );
 }

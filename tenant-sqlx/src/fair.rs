@@ -458,12 +458,18 @@ mod tests {
     #[test]
     fn defaults_follow_the_pool_size() {
         let fair = FairShares::new().build(16, Duration::from_secs(30));
-        assert_eq!((fair.cap, fair.reserve, fair.wait), (8, 2, Duration::from_secs(30)));
+        assert_eq!(
+            (fair.cap, fair.reserve, fair.wait),
+            (8, 2, Duration::from_secs(30))
+        );
         let fair = FairShares::new().build(1, Duration::from_secs(1));
         assert_eq!((fair.cap, fair.reserve), (1, 0));
         let fair = FairShares::new().build(2, Duration::from_secs(1));
         assert_eq!((fair.cap, fair.reserve), (1, 0));
-        let fair = FairShares::new().per_tenant(99).reserve(99).build(4, Duration::ZERO);
+        let fair = FairShares::new()
+            .per_tenant(99)
+            .reserve(99)
+            .build(4, Duration::ZERO);
         assert_eq!((fair.cap, fair.reserve), (4, 3));
     }
 

@@ -203,6 +203,7 @@ impl TenantPool {
     /// and the scope it runs in), for what answers from a cache in the
     /// context's name: a cached answer must be refused exactly when a
     /// transaction would be.
+    #[cfg_attr(not(feature = "registry"), allow(dead_code))]
     pub(crate) fn admits<S: IsValidated>(&self, ctx: &Ctx<S>) -> Result<(), Error> {
         if self.shared.require_authorized && !ctx.is_authorized() {
             return Err(Error::ContextNotAuthorized {
@@ -831,10 +832,7 @@ impl TenantPoolBuilder {
         shared.proof_ttl = self.proof_ttl;
         let fair = self.fair_shares.map(|shares| {
             let options = pool.options();
-            shares.build(
-                options.get_max_connections(),
-                options.get_acquire_timeout(),
-            )
+            shares.build(options.get_max_connections(), options.get_acquire_timeout())
         });
         Ok(TenantPool {
             pool,

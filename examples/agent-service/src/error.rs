@@ -59,6 +59,7 @@ impl ApiError {
         match self {
             ApiError::Context(e) => e.code(),
             ApiError::Refused { code, .. } => code,
+            ApiError::Database { error, .. } if error.retry_after().is_some() => error.code(),
             ApiError::Database { .. } => "DATABASE_ERROR",
         }
     }
@@ -112,6 +113,21 @@ impl IntoResponse for ApiError {
                 code,
                 message,
             } => envelope(status, code, &message),
+            ApiError::Database { error, span } if error.retry_after().is_some() => {
+                // The tenant is over its share of the pool: 429, not a
+                // failure of the service.
+                let retry = error.retry_after().unwrap_or_default().as_secs().max(1);
+                span.in_scope(|| tracing::info!(code = error.code(), "refused: {error}"));
+                let mut response = envelope(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    error.code(),
+                    &error.to_string(),
+                );
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(retry));
+                response
+            }
             ApiError::Database { error, span } => {
                 span.in_scope(|| tracing::error!(error = %error, "database error"));
                 envelope(

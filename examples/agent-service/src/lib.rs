@@ -394,6 +394,8 @@ pub fn router(pool: Arc<TenantPool>, limits: Limits, resolver: Resolver) -> Rout
             get(get_collections).post(post_collection),
         )
         .route("/api/agents/{agent_id}/summary", get(get_summary))
+        // Inside the context layer, which resolves the tenant it counts.
+        .layer(limits.rate_limit())
         .layer(ContextLayer::new().resolver(resolver));
     let public = Router::new()
         .route("/status", get(status))

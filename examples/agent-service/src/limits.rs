@@ -57,6 +57,18 @@ pub struct Limits {
     /// next page starts. (A page always has at least one message, which
     /// `max_content_bytes` bounds.) Default 1 MiB.
     pub max_response_bytes: usize,
+    /// Requests per second each tenant may make (after a burst of
+    /// [`tenant_burst`](Self::tenant_burst)): more is
+    /// `429 RATE_LIMITED` with `Retry-After`. Default 50.
+    pub tenant_rate_per_second: u32,
+    /// The burst each tenant may make at once. Default 100.
+    pub tenant_burst: u32,
+    /// The most database connections one tenant holds while others may
+    /// need one (the pool has 10). Default 5.
+    pub tenant_connections: u32,
+    /// How long a tenant's request waits for its share of the pool:
+    /// then `429 TENANT_BUSY` with `Retry-After`. Default 5 s.
+    pub tenant_wait: Duration,
 }
 
 impl Default for Limits {
@@ -70,7 +82,22 @@ impl Default for Limits {
             default_page: 50,
             max_page: 100,
             max_response_bytes: 1024 * 1024,
+            tenant_rate_per_second: 50,
+            tenant_burst: 100,
+            tenant_connections: 5,
+            tenant_wait: Duration::from_secs(5),
         }
+    }
+}
+
+impl Limits {
+    /// The per-tenant request rate limit these limits describe.
+    pub fn rate_limit(&self) -> tenant_core::ratelimit::TenantRateLimitLayer {
+        use std::num::NonZeroU32;
+        use tenant_core::ratelimit::{Quota, TenantRateLimitLayer};
+        let rate = NonZeroU32::new(self.tenant_rate_per_second).unwrap_or(NonZeroU32::MIN);
+        let burst = NonZeroU32::new(self.tenant_burst).unwrap_or(rate);
+        TenantRateLimitLayer::new(Quota::per_second(rate).allow_burst(burst))
     }
 }
 

@@ -49,6 +49,15 @@ async fn main() -> ExitCode {
         limits.max_page,
         limits.max_response_bytes,
     );
+    println!(
+        "per tenant: {} requests/s (bursts of {}), at most {} of the pool's {} connections \
+         while others wait, then up to {:?} in line; beyond either, 429 with Retry-After",
+        limits.tenant_rate_per_second,
+        limits.tenant_burst,
+        limits.tenant_connections,
+        service.pool_size(),
+        limits.tenant_wait,
+    );
     match service.auth().signing_key_hex() {
         Some(key) => {
             let acme = service.token("acme", None).unwrap_or_default();

@@ -9,7 +9,7 @@ use sqlx::postgres::PgConnectOptions;
 use tenant_sqlx::guard::GuardSecret;
 use tenant_sqlx::memory;
 use tenant_sqlx::testing::{HarnessError, TestCluster, TestDatabase};
-use tenant_sqlx::{AdminPool, SettingNames, TenantPool};
+use tenant_sqlx::{AdminPool, FairShares, SettingNames, TenantPool};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -18,6 +18,9 @@ use crate::auth::Auth;
 use crate::events::{self, Events};
 use crate::limits::Limits;
 use crate::{router, serve};
+
+/// The database connections the service's pool opens at most.
+pub const POOL_CONNECTIONS: u32 = 10;
 
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
@@ -327,6 +330,11 @@ impl Service {
         self.events.as_ref().map(Events::describe)
     }
 
+    /// How many database connections its pool opens at most.
+    pub fn pool_size(&self) -> u32 {
+        POOL_CONNECTIONS
+    }
+
     /// The limits it enforces.
     pub fn limits(&self) -> Limits {
         self.limits
@@ -421,7 +429,14 @@ pub async fn start_with(config: Config) -> Result<Service, StartError> {
     if let Some(owner_url) = database.owner_url() {
         migrate(owner_url, database.app_url(), config.hardened).await?;
     }
-    let mut builder = TenantPool::builder();
+    let limits = config.limits;
+    let mut builder = TenantPool::builder()
+        .max_connections(POOL_CONNECTIONS)
+        .fair_shares(Some(
+            FairShares::new()
+                .per_tenant(limits.tenant_connections)
+                .wait(limits.tenant_wait),
+        ));
     if let Some(secret) = secret {
         builder = builder.hardened(secret);
     }

@@ -769,3 +769,97 @@ async fn ids_have_one_spelling_and_errors_name_their_field() {
     .await
     .expect("bounded");
 }
+
+/// The `Retry-After` of a reply's head, in seconds.
+fn retry_after(head: &str) -> Option<u64> {
+    head.lines()
+        .find_map(|l| l.strip_prefix("retry-after: "))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_over_its_rate_gets_429_and_the_others_do_not() {
+    timeout(TEST_BOUND, async {
+        let limits = Limits {
+            tenant_rate_per_second: 1,
+            tenant_burst: 2,
+            ..Limits::default()
+        };
+        let (service, _db) = start(limits).await;
+        let addr = service.addr();
+        for _ in 0..2 {
+            let (status, body) = call(addr, "GET", MESSAGES, &conversation("acme"), None).await;
+            assert_eq!(status, 200, "{body}");
+        }
+        let reply = request(addr, "GET", MESSAGES, &conversation("acme"), None).await;
+        assert_eq!(reply.status, 429, "{}", reply.body);
+        assert_eq!(error_code(&reply.json()), "RATE_LIMITED");
+        assert!(
+            retry_after(&reply.head).is_some_and(|s| (1..=2).contains(&s)),
+            "{}",
+            reply.head
+        );
+        // globex is not slowed down by acme's flood.
+        for _ in 0..2 {
+            let (status, body) = call(addr, "GET", MESSAGES, &conversation("globex"), None).await;
+            assert_eq!(status, 200, "{body}");
+        }
+        service.stop().await.unwrap();
+    })
+    .await
+    .expect("bounded");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_over_its_share_of_the_pool_gets_429_tenant_busy() {
+    timeout(TEST_BOUND, async {
+        let limits = Limits {
+            tenant_connections: 1,
+            tenant_wait: Duration::from_millis(300),
+            request_timeout: Duration::from_secs(20),
+            ..Limits::default()
+        };
+        let (service, db) = start(limits).await;
+        let addr = service.addr();
+        // The owner locks the table: every acme request holds its
+        // connection until the lock goes.
+        let mut owner = PgConnection::connect(db.owner_url()).await.unwrap();
+        sqlx::raw_sql("BEGIN; LOCK TABLE tenant_memory_messages IN ACCESS EXCLUSIVE MODE")
+            .execute(&mut owner)
+            .await
+            .unwrap();
+        // 10 connections: acme may burst to 9 (one kept free); the 10th
+        // request waits its turn for 300 ms, then 429.
+        let mut calls = Vec::new();
+        for _ in 0..10 {
+            calls.push(tokio::spawn(async move {
+                request(addr, "GET", MESSAGES, &conversation("acme"), None).await
+            }));
+        }
+        sleep(Duration::from_millis(1500)).await;
+        sqlx::raw_sql("ROLLBACK").execute(&mut owner).await.unwrap();
+        let mut busy = 0;
+        for call in calls {
+            let reply = call.await.unwrap();
+            match reply.status {
+                200 => {}
+                429 => {
+                    busy += 1;
+                    assert_eq!(error_code(&reply.json()), "TENANT_BUSY");
+                    assert_eq!(retry_after(&reply.head), Some(1), "{}", reply.head);
+                }
+                other => panic!("{other}: {}", reply.body),
+            }
+        }
+        assert_eq!(busy, 1, "exactly the request past acme's share waited too long");
+        // The refusal was logged once, at INFO, with its code.
+        let logs = String::from_utf8(captured_logs().lock().unwrap().clone()).unwrap();
+        assert!(
+            logs.lines().any(|l| l.contains("INFO") && l.contains("TENANT_BUSY")),
+            "no log line for the refusal"
+        );
+        service.stop().await.unwrap();
+    })
+    .await
+    .expect("bounded");
+}
