@@ -30,11 +30,13 @@
 //!   turn* that may take one (round-robin over tenants, first come first
 //!   served within a tenant): a tenant with one waiting request is served
 //!   ahead of a tenant with sixty.
-//! * **Bound.** A `begin` that waits longer than
-//!   [`FairShares::wait`] fails with
+//! * **Bound.** A `begin` of a tenant at or over its cap that waits longer
+//!   than [`FairShares::wait`] fails with
 //!   [`Error::TenantBusy`](crate::Error::TenantBusy) (`TENANT_BUSY`, which
 //!   an HTTP service answers with `429` and `Retry-After`), and a `tracing`
-//!   warning names the tenant.
+//!   warning names the tenant. A tenant within its share that waits as
+//!   long (the pool is full of other tenants' transactions at their caps,
+//!   or of leaked ones) gets sqlx's `PoolTimedOut`, as without fair shares.
 //! * **Cancellation.** A waiter that is dropped leaves its queue at once;
 //!   an admission handed to a waiter that was dropped in the meantime goes
 //!   on to the next.
@@ -276,20 +278,29 @@ impl Fair {
             }
             // Timed out, or (never, while the pool lives) the sender gone.
             _ => {
-                let admitted_late = {
+                let (admitted_late, over_share) = {
                     let mut state = self.state();
                     let late = remove_waiter(&mut state, tenant, id).is_none()
                         && waiting.rx.try_recv().is_ok();
-                    if let Some(t) = state.tenants.get_mut(tenant) {
+                    let cap = self.cap;
+                    let t = state.tenants.entry(tenant.clone()).or_default();
+                    let over_share = t.held >= cap;
+                    if over_share {
                         t.refused += 1;
-                        t.waited += 1;
-                        t.wait_time += waited;
                     }
-                    late
+                    t.waited += 1;
+                    t.wait_time += waited;
+                    (late, over_share)
                 };
                 if admitted_late {
                     // Handed over just as the wait ran out: passed on.
                     self.give_back(tenant);
+                }
+                if !over_share {
+                    // Within its share, the tenant waited for a pool that
+                    // others (or leaked transactions) fill: sqlx's own
+                    // time-out, as without fair shares.
+                    return Err(Error::Database(sqlx::Error::PoolTimedOut));
                 }
                 tracing::warn!(
                     target: "tenant_sqlx::fair",

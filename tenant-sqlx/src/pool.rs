@@ -238,7 +238,12 @@ impl TenantPool {
                 // The tenant's turn first (see `fair`): held by this future
                 // until the transaction holds it too.
                 let permit = match &fair {
-                    Some(fair) => Some(fair.admit(ctx.tenant_id()).await?),
+                    Some(fair) => {
+                        let started = tokio::time::Instant::now();
+                        let admitted = fair.admit(ctx.tenant_id()).await;
+                        stash.warn_if_slow(started, admitted.is_ok());
+                        Some(admitted?)
+                    }
                     None => None,
                 };
                 let mut attempt = 0;

@@ -264,7 +264,7 @@ impl Stash {
         }
     }
 
-    fn warn_if_slow(&self, started: tokio::time::Instant, ok: bool) {
+    pub(crate) fn warn_if_slow(&self, started: tokio::time::Instant, ok: bool) {
         let waited_for = started.elapsed();
         if waited_for > self.slow {
             tracing::warn!(

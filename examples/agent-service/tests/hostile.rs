@@ -851,11 +851,15 @@ async fn a_tenant_over_its_share_of_the_pool_gets_429_tenant_busy() {
                 other => panic!("{other}: {}", reply.body),
             }
         }
-        assert_eq!(busy, 1, "exactly the request past acme's share waited too long");
+        assert_eq!(
+            busy, 1,
+            "exactly the request past acme's share waited too long"
+        );
         // The refusal was logged once, at INFO, with its code.
         let logs = String::from_utf8(captured_logs().lock().unwrap().clone()).unwrap();
         assert!(
-            logs.lines().any(|l| l.contains("INFO") && l.contains("TENANT_BUSY")),
+            logs.lines()
+                .any(|l| l.contains("INFO") && l.contains("TENANT_BUSY")),
             "no log line for the refusal"
         );
         service.stop().await.unwrap();
