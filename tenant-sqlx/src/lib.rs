@@ -44,6 +44,7 @@ mod error;
 pub mod guard;
 #[cfg(feature = "memory")]
 pub mod memory;
+mod pin;
 mod pool;
 #[cfg(feature = "registry")]
 pub mod registry;
@@ -64,6 +65,6 @@ mod server_tests;
 
 pub use admin::{AdminConn, AdminPool};
 pub use error::Error;
-pub use pool::{Begin, TenantPool, TenantPoolBuilder};
+pub use pool::{Begin, TenantPool, TenantPoolBuilder, DEFAULT_AUDIT_INTERVAL};
 pub use setting_names::SettingNames;
 pub use tx::{Savepoint, TenantTx};

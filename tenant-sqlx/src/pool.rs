@@ -13,6 +13,7 @@ use sqlx::PgPool;
 use tenant_core::{Ctx, Field, IsValidated};
 
 use crate::audit::{self, AuditOptions, AuditReport};
+use crate::audit::{watch::AuditWatch, Finding};
 use crate::guard::GuardSecret;
 use crate::sql::{push_identifier, push_literal, quote_setting_name};
 use crate::stash::Stash;
@@ -133,6 +134,8 @@ struct Shared {
     /// Refuse contexts that no validator authorized (see
     /// [`TenantPoolBuilder::require_authorized`]).
     require_authorized: bool,
+    /// The continuous audit (see [`TenantPoolBuilder::audit_interval`]).
+    watch: Option<Arc<AuditWatch>>,
 }
 
 impl fmt::Debug for TenantPool {
@@ -196,6 +199,11 @@ impl TenantPool {
     /// [`begin`](Self::begin) without the provenance check: for this
     /// crate's own registry lookup, which is what authorizes a context.
     pub(crate) fn begin_unchecked<'c, S: IsValidated>(&self, ctx: &'c Ctx<S>) -> Begin<'c> {
+        if let Some(refused) = self.audit_refusal() {
+            return Begin {
+                inner: Box::pin(async move { Err(refused) }),
+            };
+        }
         // Everything that needs `S` happens here, so the future's type does
         // not mention it and a wrong context is reported once, at the
         // argument.
@@ -280,6 +288,34 @@ impl TenantPool {
         &self.shared.report
     }
 
+    /// Every finding of the latest audit: the start-up audit's (those
+    /// [`allow_audit_findings(true)`](TenantPoolBuilder::allow_audit_findings)
+    /// let through), then the continuous audit's (see
+    /// [`TenantPoolBuilder::audit_interval`]).
+    pub fn audit_findings(&self) -> Vec<Finding> {
+        match &self.shared.watch {
+            Some(watch) => watch.findings(),
+            None => self.shared.report.findings.clone(),
+        }
+    }
+
+    /// The findings of the continuous audit that the start-up audit did
+    /// not report: what changed in the database since the pool started.
+    /// While there are any, `begin` fails with [`Error::AuditDrift`]
+    /// (unless the pool was built with
+    /// [`refuse_on_audit_drift(false)`](TenantPoolBuilder::refuse_on_audit_drift)).
+    pub fn audit_drift(&self) -> Vec<Finding> {
+        self.shared
+            .watch
+            .as_ref()
+            .map(|w| w.drift())
+            .unwrap_or_default()
+    }
+
+    fn audit_refusal(&self) -> Option<Error> {
+        self.shared.watch.as_ref()?.refusal()
+    }
+
     /// Connections currently open (idle or in use).
     pub fn size(&self) -> u32 {
         self.pool.size()
@@ -299,6 +335,9 @@ impl TenantPool {
 
     /// Closes every connection; later `begin` calls fail.
     pub async fn close(&self) {
+        if let Some(watch) = &self.shared.watch {
+            watch.stop();
+        }
         self.stash.close();
         self.pool.close().await
     }
@@ -340,6 +379,7 @@ impl Shared {
             guard,
             report,
             require_authorized: false,
+            watch: None,
         })
     }
 
@@ -432,7 +472,15 @@ pub struct TenantPoolBuilder {
     require_authorized: bool,
     transaction_pooler: bool,
     keep_connections: bool,
+    audit_interval: Option<Duration>,
+    refuse_on_audit_drift: bool,
+    pin_settings: bool,
+    pinned: Vec<(String, String)>,
 }
+
+/// How often a pool re-audits the database by default (see
+/// [`TenantPoolBuilder::audit_interval`]).
+pub const DEFAULT_AUDIT_INTERVAL: Duration = Duration::from_secs(30);
 
 impl Default for TenantPoolBuilder {
     fn default() -> Self {
@@ -447,6 +495,10 @@ impl Default for TenantPoolBuilder {
             require_authorized: false,
             transaction_pooler: false,
             keep_connections: true,
+            audit_interval: Some(DEFAULT_AUDIT_INTERVAL),
+            refuse_on_audit_drift: true,
+            pin_settings: true,
+            pinned: Vec::new(),
         }
     }
 }
@@ -639,6 +691,84 @@ impl TenantPoolBuilder {
         self
     }
 
+    /// How often the pool re-audits the database while it runs (default
+    /// [`DEFAULT_AUDIT_INTERVAL`], 30 s; `None`: only at start-up).
+    ///
+    /// Each round costs one short statement on a connection of the audit's
+    /// own (outside `max_connections`, shown as `tenant-sqlx audit` in
+    /// `pg_stat_activity`): a fingerprint of the catalogs the audit reads.
+    /// Only when it changed does the whole audit run again. A finding the
+    /// start-up audit did not report (a definer view created, a privilege
+    /// granted, a setting stored or reloaded) is logged at `ERROR`, listed
+    /// by [`TenantPool::audit_drift`], and refuses new transactions (see
+    /// [`refuse_on_audit_drift`](Self::refuse_on_audit_drift)). The task
+    /// ends when the pool is closed or dropped.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), tenant_sqlx::Error> {
+    /// use std::time::Duration;
+    /// let pool = tenant_sqlx::TenantPool::builder()
+    ///     .audit_interval(Some(Duration::from_secs(10)))
+    ///     .connect("postgres://app@localhost/app")
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn audit_interval(mut self, interval: Option<Duration>) -> Self {
+        self.audit_interval = interval.filter(|i| !i.is_zero());
+        self
+    }
+
+    /// Whether `begin` fails with [`Error::AuditDrift`] (`AUDIT_DRIFT`)
+    /// while the continuous audit finds something the start-up audit did
+    /// not (default `true`). With `false` the drift is only logged (at
+    /// `ERROR`) and listed by [`TenantPool::audit_drift`].
+    pub fn refuse_on_audit_drift(mut self, refuse: bool) -> Self {
+        self.refuse_on_audit_drift = refuse;
+        self
+    }
+
+    /// Gives `name` the value `value` in every connection's start-up
+    /// options, where no stored default (`ALTER ROLE … SET`, `ALTER
+    /// DATABASE … SET`) can override it, nor `RESET ALL` undo it.
+    ///
+    /// The pool pins these by default, to PostgreSQL's built-in defaults:
+    /// `statement_timeout`, `lock_timeout`,
+    /// `idle_in_transaction_session_timeout`, `idle_session_timeout`,
+    /// `transaction_timeout` (PostgreSQL 17), `search_path`,
+    /// `default_transaction_isolation`, `default_transaction_read_only`,
+    /// `default_transaction_deferrable`, `row_security`,
+    /// `standard_conforming_strings`, `bytea_output`, `IntervalStyle` and
+    /// `exit_on_error`: each can break or weaken every session of the role
+    /// when stored, and any role may store them for itself, from SQL run
+    /// inside a tenant transaction too. Give one a value of your own here
+    /// (say `statement_timeout = 30s`), or pin another setting.
+    ///
+    /// Nothing is pinned behind a [transaction pooler](Self::transaction_pooler),
+    /// which does not pass start-up options on to the server; the audit
+    /// then reports such stored settings, and the continuous audit reports
+    /// them when they appear.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), tenant_sqlx::Error> {
+    /// let pool = tenant_sqlx::TenantPool::builder()
+    ///     .pin_setting("statement_timeout", "30s")
+    ///     .connect("postgres://app@localhost/app")
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn pin_setting(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.pinned.push((name.into(), value.into()));
+        self
+    }
+
+    /// Whether to pin settings at all (default `true`, see
+    /// [`pin_setting`](Self::pin_setting)). With `false` the connection's
+    /// start-up options are left as given.
+    pub fn pin_settings(mut self, pin: bool) -> Self {
+        self.pin_settings = pin;
+        self
+    }
+
     /// Connects to `url` and runs the audit.
     pub async fn connect(self, url: &str) -> Result<TenantPool, Error> {
         let options: PgConnectOptions = url.parse()?;
@@ -661,6 +791,7 @@ impl TenantPoolBuilder {
         } else {
             options
         };
+        let options = self.pinned_options(options).await?;
         let pool = self
             .options
             // `begin` checks liveness itself, without a ping's round trip.
@@ -672,9 +803,14 @@ impl TenantPoolBuilder {
             // then be about nobody. `Stash::checkout` warns about a begin
             // that really waited instead.
             .acquire_slow_level(log::LevelFilter::Off)
-            .connect_with(options)
+            .connect_with(options.clone())
             .await
             .map_err(crate::error::pooler_hint)?;
+        let mut audit_options = AuditOptions::new(self.settings.clone(), &self.tenant_column)
+            .hardened(self.guard.is_some());
+        for name in &self.allowed_policies {
+            audit_options = audit_options.allow_policy(name);
+        }
         let (report, role) = {
             let mut conn = pool.acquire().await?;
             // The simple protocol: outside a transaction, a statement
@@ -686,11 +822,6 @@ impl TenantPoolBuilder {
                     .await?,
                 0,
             )?;
-            let mut audit_options = AuditOptions::new(self.settings.clone(), &self.tenant_column)
-                .hardened(self.guard.is_some());
-            for name in &self.allowed_policies {
-                audit_options = audit_options.allow_policy(name);
-            }
             let report = audit::run_with(&mut conn, &audit_options)
                 .await
                 .map_err(crate::error::pooler_hint)?;
@@ -718,6 +849,15 @@ impl TenantPoolBuilder {
             self.keep_connections,
         ));
         stash.sweep_in_background();
+        let watch = self.audit_interval.map(|interval| {
+            AuditWatch::start(
+                report.clone(),
+                audit_options,
+                options.clone(),
+                interval,
+                self.refuse_on_audit_drift,
+            )
+        });
         let mut shared = Shared::new(
             self.settings,
             &role,
@@ -727,11 +867,30 @@ impl TenantPoolBuilder {
             self.transaction_pooler,
         )?;
         shared.require_authorized = self.require_authorized;
+        shared.watch = watch;
         Ok(TenantPool {
             pool,
             stash,
             shared: Arc::new(shared),
         })
+    }
+}
+
+impl TenantPoolBuilder {
+    /// `options` with the pinned settings (see [`pin_setting`](Self::pin_setting)):
+    /// the server's version is read first, from a connection that runs no
+    /// statement, for the settings only newer servers have.
+    async fn pinned_options(&self, options: PgConnectOptions) -> Result<PgConnectOptions, Error> {
+        if !self.pin_settings || self.transaction_pooler {
+            return Ok(options);
+        }
+        let version = crate::pin::server_version(&options)
+            .await
+            .map_err(crate::error::pooler_hint)?;
+        Ok(crate::pin::apply(
+            options,
+            &crate::pin::pins(version, &self.pinned),
+        ))
     }
 }
 

@@ -117,6 +117,7 @@ mod catalog;
 mod checks;
 mod expr;
 mod findings;
+pub(crate) mod watch;
 
 use std::fmt;
 
@@ -300,6 +301,7 @@ pub async fn run_with(
     options: &AuditOptions,
 ) -> Result<AuditReport, sqlx::Error> {
     let mut tx = conn.begin().await?;
+    let pinned = checks::pinned_settings(&mut tx).await?;
     sqlx::query("SET LOCAL search_path = pg_catalog")
         .persistent(false)
         .execute(&mut *tx)
@@ -313,12 +315,12 @@ pub async fn run_with(
     checks::audit_tables(&mut tx, options, &role, superuser, &mut findings).await?;
     checks::audit_maintain(&mut tx, options, &role, &mut findings).await?;
     checks::audit_foreign_keys(&mut tx, options, &mut findings).await?;
-    checks::audit_views(&mut tx, options, &role, &mut findings).await?;
-    checks::audit_functions(&mut tx, options, &role, &mut findings).await?;
+    checks::audit_structure(&mut tx, options, &role, &mut findings).await?;
+    checks::audit_definers(&mut tx, options, &role, &mut findings).await?;
     if options.is_hardened() {
         checks::audit_guard(&mut tx, options, &role, superuser, &mut findings).await?;
     }
-    checks::audit_settings(&mut tx, options.setting_names(), &mut findings).await?;
+    checks::audit_settings(&mut tx, options.setting_names(), &pinned, &mut findings).await?;
     checks::audit_citus(&mut tx, &role, &mut findings).await?;
     let mut performance = Vec::new();
     checks::audit_indexes(&mut tx, options, &mut performance).await?;
