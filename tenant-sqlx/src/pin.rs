@@ -58,12 +58,57 @@ pub(crate) fn pins(version: u32, custom: &[(String, String)]) -> Vec<(String, St
 
 /// `options` with `pins` added to its start-up options, escaped as the
 /// server reads them (whitespace separates options; a backslash keeps the
-/// next character).
+/// next character). A setting the options already give (`-c name=value`
+/// or `--name=value` in the URL's `options`) keeps that value: the
+/// application pinned it already.
 pub(crate) fn apply(options: PgConnectOptions, pins: &[(String, String)]) -> PgConnectOptions {
-    options.options(
-        pins.iter()
-            .map(|(name, value)| (escape(name), escape(value))),
-    )
+    let given = given_names(options.get_options().unwrap_or(""));
+    let pins: Vec<(String, String)> = pins
+        .iter()
+        .filter(|(name, _)| !given.iter().any(|g| g.eq_ignore_ascii_case(name)))
+        .map(|(name, value)| (escape(name), escape(value)))
+        .collect();
+    if pins.is_empty() {
+        return options;
+    }
+    options.options(pins)
+}
+
+/// The setting names an options string gives (`-c name=value`,
+/// `-cname=value`, `--name=value`).
+fn given_names(options: &str) -> Vec<String> {
+    let mut words: Vec<String> = Vec::new();
+    let mut word = String::new();
+    let mut chars = options.chars();
+    while let Some(ch) = chars.next() {
+        match ch {
+            '\\' => word.extend(chars.next()),
+            c if c.is_whitespace() => {
+                if !word.is_empty() {
+                    words.push(std::mem::take(&mut word));
+                }
+            }
+            c => word.push(c),
+        }
+    }
+    if !word.is_empty() {
+        words.push(word);
+    }
+    let mut names = Vec::new();
+    let mut iter = words.iter();
+    while let Some(w) = iter.next() {
+        let assignment = if w == "-c" {
+            iter.next().map(String::as_str)
+        } else if let Some(rest) = w.strip_prefix("--") {
+            Some(rest)
+        } else {
+            w.strip_prefix("-c")
+        };
+        if let Some((name, _)) = assignment.and_then(|a| a.split_once('=')) {
+            names.push(name.replace('-', "_"));
+        }
+    }
+    names
 }
 
 fn escape(s: &str) -> String {
@@ -111,6 +156,20 @@ mod tests {
         assert!(custom.contains(&("statement_timeout".into(), "30s".into())));
         assert!(!custom.contains(&("statement_timeout".into(), "0".into())));
         assert_eq!(custom.last(), Some(&("work_mem".into(), "8MB".into())));
+    }
+
+    #[test]
+    fn settings_the_options_already_give_are_left_alone() {
+        assert_eq!(
+            given_names("-c statement_timeout=5s --lock-timeout=1s -csearch_path=a\\ b"),
+            ["statement_timeout", "lock_timeout", "search_path"]
+        );
+        let options = PgConnectOptions::new().options([("statement_timeout", "5s")]);
+        let pinned = apply(options, &pins(150_000, &[]));
+        let text = pinned.get_options().unwrap();
+        assert!(text.starts_with("-c statement_timeout=5s "), "{text}");
+        assert!(!text.contains("statement_timeout=0"), "{text}");
+        assert!(text.contains("-c lock_timeout=0"), "{text}");
     }
 
     #[test]
