@@ -65,6 +65,10 @@ const SLOW_BEGIN: Duration = Duration::from_secs(2);
 /// Building one runs the start-up [audit](crate::audit) on one connection and
 /// refuses to start on any finding unless
 /// [`allow_audit_findings(true)`](TenantPoolBuilder::allow_audit_findings).
+/// While it runs it audits again in the background and refuses new
+/// transactions on drift ([`TenantPoolBuilder::audit_interval`]), and its
+/// connections start with the settings a stored default could turn
+/// against other tenants pinned ([`TenantPoolBuilder::pin_setting`]).
 ///
 /// Cloning is cheap and shares the pool.
 ///
