@@ -718,6 +718,70 @@ async fn a_sequence_the_app_may_setval_breaks_other_tenants_inserts() {
     );
 }
 
+#[tokio::test]
+async fn trigger_and_create_let_the_app_copy_other_tenants_writes() {
+    let fx = fixture().await;
+    exec(
+        fx.db.owner_url(),
+        &format!(
+            "GRANT TRIGGER ON notes TO {APP_ROLE};\nGRANT CREATE ON SCHEMA public TO {APP_ROLE};"
+        ),
+    )
+    .await;
+
+    let pool = leaky_pool(&fx).await;
+    // Tenant-a's SQL plants a trigger that runs inside everyone's inserts.
+    let a = ctx(A);
+    let mut tx = pool.begin(&a).await.expect("begin");
+    sqlx::raw_sql(
+        "CREATE TABLE public.copied (tenant_id text, body text);
+         CREATE FUNCTION public.copy_note() RETURNS trigger LANGUAGE plpgsql AS
+           $$ BEGIN INSERT INTO public.copied VALUES (NEW.tenant_id, NEW.body); RETURN NEW; END $$;
+         CREATE TRIGGER copy_note AFTER INSERT ON public.notes
+           FOR EACH ROW EXECUTE FUNCTION public.copy_note();",
+    )
+    .execute(&mut tx)
+    .await
+    .expect("plant the trigger");
+    tx.commit().await.expect("commit");
+    run_as(
+        &pool,
+        B,
+        "INSERT INTO notes (tenant_id, slug, body) VALUES ('tenant-b', 'private', 'b''s secret')",
+    )
+    .await
+    .expect("tenant-b's insert");
+    let copied: Vec<String> = {
+        let mut tx = pool.begin(&a).await.expect("begin");
+        let rows = sqlx::query_scalar("SELECT body FROM public.copied")
+            .fetch_all(&mut tx)
+            .await
+            .expect("read the copy");
+        tx.rollback().await.expect("rollback");
+        rows
+    };
+    assert_eq!(copied, ["b's secret"], "tenant-a read tenant-b's write");
+
+    exec(
+        fx.db.admin_url(),
+        "DROP TRIGGER copy_note ON public.notes; DROP FUNCTION public.copy_note(); \
+         DROP TABLE public.copied;",
+    )
+    .await;
+    let report = refused(&fx).await;
+    assert_eq!(
+        report.findings,
+        [Finding::TriggerAllowed {
+            table: "public.notes".into(),
+            role: APP_ROLE.into(),
+        }],
+        "{report}"
+    );
+    assert!(report.to_string().contains(&format!(
+        "REVOKE TRIGGER ON public.notes FROM PUBLIC, {APP_ROLE}"
+    )));
+}
+
 // ---------------------------------------------------------------------------
 // Safe schemas the audit accepts
 // ---------------------------------------------------------------------------

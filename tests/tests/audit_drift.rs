@@ -7,9 +7,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{ctx, exec, fixture, Fixture};
+use common::{ctx, exec, fixture, fixture_in, Fixture};
 use tenant_sqlx::audit::Finding;
-use tenant_sqlx::testing::APP_ROLE;
+use tenant_sqlx::testing::{TestCluster, APP_ROLE};
 use tenant_sqlx::TenantPool;
 
 const INTERVAL: Duration = Duration::from_secs(1);
@@ -233,4 +233,39 @@ async fn findings_allowed_at_start_are_no_drift() {
         ["TRUNCATE_ALLOWED"]
     );
     assert_eq!(serve(&pool).await, Ok(3));
+}
+
+#[tokio::test]
+async fn a_setting_reloaded_while_serving_is_drift() {
+    // `ALTER SYSTEM` reaches every database: a private cluster.
+    let cluster = TestCluster::start().await.expect("private cluster");
+    let fx = fixture_in(&cluster, None, false).await;
+    let pool = watched_pool(&fx, true).await;
+    assert_eq!(serve(&pool).await, Ok(3));
+    // pg_stat_statements would now keep every begin message, tenant ids
+    // included (the audit reads the setting whether or not the library is
+    // loaded).
+    // As an administrator editing postgresql.conf and reloading would.
+    let conf = cluster
+        .dir()
+        .expect("a throwaway cluster")
+        .join("data/postgresql.conf");
+    let original = std::fs::read_to_string(&conf).expect("postgresql.conf");
+    std::fs::write(
+        &conf,
+        format!("{original}\npg_stat_statements.track_utility = on\n"),
+    )
+    .expect("write postgresql.conf");
+    exec(fx.db.admin_url(), "SELECT pg_reload_conf()").await;
+    serve_until(&pool, "track_utility refused", |o| *o == Err("AUDIT_DRIFT")).await;
+    assert_eq!(
+        pool.audit_drift()
+            .iter()
+            .map(Finding::code)
+            .collect::<Vec<_>>(),
+        ["UTILITY_STATEMENTS_TRACKED"]
+    );
+    std::fs::write(&conf, original).expect("restore postgresql.conf");
+    exec(fx.db.admin_url(), "SELECT pg_reload_conf()").await;
+    serve_until(&pool, "served again", |o| *o == Ok(3)).await;
 }
