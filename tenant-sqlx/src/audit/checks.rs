@@ -842,17 +842,27 @@ pub(super) async fn audit_definers(
     Ok(())
 }
 
-/// Whether a function body may change what row-level security enforces:
-/// dynamic SQL (`EXECUTE`) or DDL (`ALTER`, `DROP`, `CREATE`) in `sql` or
-/// plpgsql, or any body in another language.
+/// Whether a function body may change what row-level security enforces or
+/// which tenant it is for: dynamic SQL (`EXECUTE`), DDL and grants
+/// (`ALTER`, `DROP`, `CREATE`, `TRUNCATE`, `GRANT`, `REVOKE`) or
+/// `set_config` in `sql` or plpgsql, by word; or any body in another
+/// language, which the audit does not read.
 fn runs_ddl(language: &str, body: &str) -> bool {
     if !matches!(language, "sql" | "plpgsql") {
         return true;
     }
-    let body = body.to_ascii_lowercase();
-    ["execute", "alter", "drop", "create", "set_config", "set "]
-        .iter()
-        .any(|w| body.contains(w))
+    const WORDS: [&str; 8] = [
+        "execute",
+        "alter",
+        "drop",
+        "create",
+        "truncate",
+        "grant",
+        "revoke",
+        "set_config",
+    ];
+    body.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .any(|word| WORDS.iter().any(|w| word.eq_ignore_ascii_case(w)))
 }
 
 /// `name` as `format('%I', name)` writes it (keywords aside).
@@ -1139,6 +1149,26 @@ fn shapes_sessions(name: &str, context_settings: &[&str]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn definer_bodies_that_may_turn_rls_off_are_told_apart() {
+        for body in [
+            "BEGIN EXECUTE statement; END",
+            "ALTER TABLE public.notes DISABLE ROW LEVEL SECURITY",
+            "SELECT set_config('app.current_tenant', $1, true)",
+            "begin drop policy p on notes; end",
+        ] {
+            assert!(runs_ddl("plpgsql", body), "{body}");
+        }
+        for body in [
+            "SELECT count(*) FROM public.notes",
+            "UPDATE notes SET body = $1 WHERE id = $2",
+            "SELECT created_at, executed_by, dropped FROM notes",
+        ] {
+            assert!(!runs_ddl("sql", body), "{body}");
+        }
+        assert!(runs_ddl("plpython3u", "return 1"));
+    }
 
     #[test]
     fn settings_that_shape_sessions_are_recognised() {
