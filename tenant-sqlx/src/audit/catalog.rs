@@ -233,7 +233,8 @@ ORDER BY 1, 5"
 }
 
 /// `SECURITY DEFINER` functions and procedures (outside PostgreSQL's
-/// schemas and extensions) that the role may run: execute (with `USAGE`
+/// schemas and extensions, and not owned by the role itself or a role
+/// whose rights it has: those grant nothing more) that the role may run: execute (with `USAGE`
 /// on the schema), or set off as a trigger of a table it may write
 /// (`EXECUTE` is not checked for triggers). Name, owner oid, owner name,
 /// executable, language, body, its `SET search_path` (NULL without one), and
@@ -267,6 +268,7 @@ pub(super) fn definer_functions() -> String {
       AND NOT EXISTS (SELECT 1 FROM pg_depend d
                       WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid
                         AND d.deptype = 'e')
+      AND NOT pg_has_role(current_user, p.proowner, 'USAGE')
 ) f
 WHERE f.executable OR cardinality(f.triggers) > 0
 ORDER BY 1"
