@@ -744,8 +744,12 @@ impl TenantPoolBuilder {
     /// `standard_conforming_strings`, `bytea_output`, `IntervalStyle` and
     /// `exit_on_error`: each can break or weaken every session of the role
     /// when stored, and any role may store them for itself, from SQL run
-    /// inside a tenant transaction too. Give one a value of your own here
-    /// (say `statement_timeout = 30s`), or pin another setting.
+    /// inside a tenant transaction too. A start-up option also takes
+    /// precedence over `postgresql.conf`: a value you set there for one of
+    /// these (say `statement_timeout = 30s`) must be given here too, as must
+    /// any other setting you want pinned. A setting the connection options
+    /// already give (`options=-c …` in the URL, `PGOPTIONS`) keeps that
+    /// value.
     ///
     /// Nothing is pinned behind a [transaction pooler](Self::transaction_pooler),
     /// which does not pass start-up options on to the server; the audit
