@@ -12,6 +12,7 @@
 //! [`Error::AuditDrift`](crate::Error::AuditDrift) until the audit no
 //! longer finds it.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::Duration;
 
@@ -55,6 +56,8 @@ SELECT concat_ws('|',
 #[derive(Debug)]
 pub(crate) struct AuditWatch {
     state: RwLock<State>,
+    /// `state.drift` is not empty: what `begin` reads, without a lock.
+    drifting: AtomicBool,
     refuse: bool,
     task: Mutex<Option<JoinHandle<()>>>,
 }
@@ -82,6 +85,7 @@ impl AuditWatch {
                 findings: baseline.findings.clone(),
                 drift: Vec::new(),
             }),
+            drifting: AtomicBool::new(false),
             refuse,
             task: Mutex::new(None),
         });
@@ -100,7 +104,7 @@ impl AuditWatch {
     /// The error every `begin` returns while there is drift, when the pool
     /// refuses on drift.
     pub(crate) fn refusal(&self) -> Option<crate::Error> {
-        if !self.refuse {
+        if !self.refuse || !self.drifting.load(Ordering::Acquire) {
             return None;
         }
         let state = self.state.read().unwrap_or_else(|e| e.into_inner());
@@ -155,6 +159,7 @@ impl AuditWatch {
             tracing::info!("tenant-sqlx audit: the drift is gone; transactions are served again");
         }
         state.findings = report.findings;
+        self.drifting.store(!drift.is_empty(), Ordering::Release);
         state.drift = drift;
     }
 }
