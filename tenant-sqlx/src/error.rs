@@ -151,6 +151,20 @@ pub enum Error {
         /// What the pooler or the server said.
         detail: String,
     },
+    /// The continuous audit found problems the start-up audit did not (a
+    /// definer view created, a grant, a stored setting), and the pool
+    /// refuses new transactions until they are fixed (see
+    /// [`refuse_on_audit_drift`](crate::TenantPoolBuilder::refuse_on_audit_drift)).
+    #[error(
+        "refusing new transactions: the database changed since the pool started and the audit          found {n} new problem{s}: {first} (fix it, and transactions are served again within one          audit interval)",
+        n = findings.len(),
+        s = if findings.len() == 1 { "" } else { "s" },
+        first = findings.first().map(|f| format!("[{}] {f}", f.code())).unwrap_or_default()
+    )]
+    AuditDrift {
+        /// The new findings.
+        findings: Vec<crate::audit::Finding>,
+    },
 }
 
 impl Error {
@@ -176,6 +190,7 @@ impl Error {
             Error::TenantSettingsInvalid { .. } => "TENANT_SETTINGS_INVALID",
             Error::TransactionPoolerNotConfigured { .. } => "TRANSACTION_POOLER_NOT_CONFIGURED",
             Error::TenantBusy { .. } => "TENANT_BUSY",
+            Error::AuditDrift { .. } => "AUDIT_DRIFT",
         }
     }
 

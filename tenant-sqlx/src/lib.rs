@@ -45,6 +45,7 @@ mod fair;
 pub mod guard;
 #[cfg(feature = "memory")]
 pub mod memory;
+mod pin;
 mod pool;
 #[cfg(feature = "registry")]
 pub mod registry;
@@ -66,6 +67,6 @@ mod server_tests;
 pub use admin::{AdminConn, AdminPool};
 pub use error::Error;
 pub use fair::{FairShares, TenantFigures};
-pub use pool::{Begin, TenantPool, TenantPoolBuilder};
+pub use pool::{Begin, TenantPool, TenantPoolBuilder, DEFAULT_AUDIT_INTERVAL};
 pub use setting_names::SettingNames;
 pub use tx::{Savepoint, TenantTx};

@@ -83,13 +83,14 @@ pub fn migration_for(settings: &SettingNames, app_role: &str, hardened: bool) ->
     let app = quote_ident(app_role);
     let mut sql = format!(
         "CREATE TABLE IF NOT EXISTS {MESSAGES_TABLE} (\n\
-         \x20   id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,\n\
+         \x20   id bigint GENERATED ALWAYS AS IDENTITY,\n\
          \x20   tenant_id text NOT NULL,\n\
          \x20   agent_id text NOT NULL,\n\
          \x20   conversation_id text NOT NULL,\n\
          \x20   role text NOT NULL CHECK (role IN ('system', 'user', 'assistant', 'tool')),\n\
          \x20   content text NOT NULL,\n\
-         \x20   created_at timestamptz NOT NULL DEFAULT clock_timestamp()\n\
+         \x20   created_at timestamptz NOT NULL DEFAULT clock_timestamp(),\n\
+         \x20   PRIMARY KEY (tenant_id, id)\n\
          );\n\
          CREATE INDEX IF NOT EXISTS {MESSAGES_TABLE}_conversation\n\
          \x20   ON {MESSAGES_TABLE} (tenant_id, agent_id, conversation_id, id);\n\

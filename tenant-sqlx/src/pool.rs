@@ -13,6 +13,7 @@ use sqlx::{ConnectOptions, PgPool};
 use tenant_core::{Ctx, Field, IsValidated};
 
 use crate::audit::{self, AuditOptions, AuditReport};
+use crate::audit::{watch::AuditWatch, Finding};
 use crate::fair::{Fair, FairShares, TenantFigures};
 use crate::guard::GuardSecret;
 use crate::sql::{push_identifier, push_literal, quote_setting_name};
@@ -65,6 +66,10 @@ const SLOW_BEGIN: Duration = Duration::from_secs(2);
 /// Building one runs the start-up [audit](crate::audit) on one connection and
 /// refuses to start on any finding unless
 /// [`allow_audit_findings(true)`](TenantPoolBuilder::allow_audit_findings).
+/// While it runs it audits again in the background and refuses new
+/// transactions on drift ([`TenantPoolBuilder::audit_interval`]), and its
+/// connections start with the settings a stored default could turn
+/// against other tenants pinned ([`TenantPoolBuilder::pin_setting`]).
 ///
 /// Cloning is cheap and shares the pool.
 ///
@@ -138,6 +143,8 @@ struct Shared {
     /// Refuse contexts that no validator authorized (see
     /// [`TenantPoolBuilder::require_authorized`]).
     require_authorized: bool,
+    /// The continuous audit (see [`TenantPoolBuilder::audit_interval`]).
+    watch: Option<Arc<AuditWatch>>,
 }
 
 impl fmt::Debug for TenantPool {
@@ -216,6 +223,11 @@ impl TenantPool {
     /// [`begin`](Self::begin) without the provenance check: for this
     /// crate's own registry lookup, which is what authorizes a context.
     pub(crate) fn begin_unchecked<'c, S: IsValidated>(&self, ctx: &'c Ctx<S>) -> Begin<'c> {
+        if let Some(refused) = self.audit_refusal() {
+            return Begin {
+                inner: Box::pin(async move { Err(refused) }),
+            };
+        }
         // Everything that needs `S` happens here, so the future's type does
         // not mention it and a wrong context is reported once, at the
         // argument.
@@ -313,6 +325,34 @@ impl TenantPool {
         &self.shared.report
     }
 
+    /// Every finding of the latest audit: the start-up audit's (those
+    /// [`allow_audit_findings(true)`](TenantPoolBuilder::allow_audit_findings)
+    /// let through), then the continuous audit's (see
+    /// [`TenantPoolBuilder::audit_interval`]).
+    pub fn audit_findings(&self) -> Vec<Finding> {
+        match &self.shared.watch {
+            Some(watch) => watch.findings(),
+            None => self.shared.report.findings.clone(),
+        }
+    }
+
+    /// The findings of the continuous audit that the start-up audit did
+    /// not report: what changed in the database since the pool started.
+    /// While there are any, `begin` fails with [`Error::AuditDrift`]
+    /// (unless the pool was built with
+    /// [`refuse_on_audit_drift(false)`](TenantPoolBuilder::refuse_on_audit_drift)).
+    pub fn audit_drift(&self) -> Vec<Finding> {
+        self.shared
+            .watch
+            .as_ref()
+            .map(|w| w.drift())
+            .unwrap_or_default()
+    }
+
+    fn audit_refusal(&self) -> Option<Error> {
+        self.shared.watch.as_ref()?.refusal()
+    }
+
     /// Connections currently open (idle or in use).
     pub fn size(&self) -> u32 {
         self.pool.size()
@@ -345,6 +385,9 @@ impl TenantPool {
 
     /// Closes every connection; later `begin` calls fail.
     pub async fn close(&self) {
+        if let Some(watch) = &self.shared.watch {
+            watch.stop();
+        }
         self.stash.close();
         self.pool.close().await
     }
@@ -387,6 +430,7 @@ impl Shared {
             proof_ttl: crate::guard::DEFAULT_PROOF_TTL,
             report,
             require_authorized: false,
+            watch: None,
         })
     }
 
@@ -481,7 +525,15 @@ pub struct TenantPoolBuilder {
     transaction_pooler: bool,
     keep_connections: bool,
     fair_shares: Option<FairShares>,
+    audit_interval: Option<Duration>,
+    refuse_on_audit_drift: bool,
+    pin_settings: bool,
+    pinned: Vec<(String, String)>,
 }
+
+/// How often a pool re-audits the database by default (see
+/// [`TenantPoolBuilder::audit_interval`]).
+pub const DEFAULT_AUDIT_INTERVAL: Duration = Duration::from_secs(30);
 
 impl Default for TenantPoolBuilder {
     fn default() -> Self {
@@ -498,6 +550,10 @@ impl Default for TenantPoolBuilder {
             transaction_pooler: false,
             keep_connections: true,
             fair_shares: Some(FairShares::new()),
+            audit_interval: Some(DEFAULT_AUDIT_INTERVAL),
+            refuse_on_audit_drift: true,
+            pin_settings: true,
+            pinned: Vec::new(),
         }
     }
 }
@@ -737,6 +793,88 @@ impl TenantPoolBuilder {
         self
     }
 
+    /// How often the pool re-audits the database while it runs (default
+    /// [`DEFAULT_AUDIT_INTERVAL`], 30 s; `None`: only at start-up).
+    ///
+    /// Each round costs one short statement on a connection of the audit's
+    /// own (outside `max_connections`, shown as `tenant-sqlx audit` in
+    /// `pg_stat_activity`): a fingerprint of the catalogs the audit reads.
+    /// Only when it changed does the whole audit run again. A finding the
+    /// start-up audit did not report (a definer view created, a privilege
+    /// granted, a setting stored or reloaded) is logged at `ERROR`, listed
+    /// by [`TenantPool::audit_drift`], and refuses new transactions (see
+    /// [`refuse_on_audit_drift`](Self::refuse_on_audit_drift)). The task
+    /// ends when the pool is closed or dropped.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), tenant_sqlx::Error> {
+    /// use std::time::Duration;
+    /// let pool = tenant_sqlx::TenantPool::builder()
+    ///     .audit_interval(Some(Duration::from_secs(10)))
+    ///     .connect("postgres://app@localhost/app")
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn audit_interval(mut self, interval: Option<Duration>) -> Self {
+        self.audit_interval = interval.filter(|i| !i.is_zero());
+        self
+    }
+
+    /// Whether `begin` fails with [`Error::AuditDrift`] (`AUDIT_DRIFT`)
+    /// while the continuous audit finds something the start-up audit did
+    /// not (default `true`). With `false` the drift is only logged (at
+    /// `ERROR`) and listed by [`TenantPool::audit_drift`].
+    pub fn refuse_on_audit_drift(mut self, refuse: bool) -> Self {
+        self.refuse_on_audit_drift = refuse;
+        self
+    }
+
+    /// Gives `name` the value `value` in every connection's start-up
+    /// options, where no stored default (`ALTER ROLE … SET`, `ALTER
+    /// DATABASE … SET`) can override it, nor `RESET ALL` undo it.
+    ///
+    /// The pool pins these by default, to PostgreSQL's built-in defaults:
+    /// `statement_timeout`, `lock_timeout`,
+    /// `idle_in_transaction_session_timeout`, `idle_session_timeout`,
+    /// `transaction_timeout` (PostgreSQL 17), `search_path`,
+    /// `default_transaction_isolation`, `default_transaction_read_only`,
+    /// `default_transaction_deferrable`, `row_security`,
+    /// `standard_conforming_strings`, `bytea_output`, `IntervalStyle` and
+    /// `exit_on_error`: each can break or weaken every session of the role
+    /// when stored, and any role may store them for itself, from SQL run
+    /// inside a tenant transaction too. A start-up option also takes
+    /// precedence over `postgresql.conf`: a value you set there for one of
+    /// these (say `statement_timeout = 30s`) must be given here too, as must
+    /// any other setting you want pinned. A setting the connection options
+    /// already give (`options=-c …` in the URL, `PGOPTIONS`) keeps that
+    /// value.
+    ///
+    /// Nothing is pinned behind a [transaction pooler](Self::transaction_pooler),
+    /// which does not pass start-up options on to the server; the audit
+    /// then reports such stored settings, and the continuous audit reports
+    /// them when they appear.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), tenant_sqlx::Error> {
+    /// let pool = tenant_sqlx::TenantPool::builder()
+    ///     .pin_setting("statement_timeout", "30s")
+    ///     .connect("postgres://app@localhost/app")
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn pin_setting(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.pinned.push((name.into(), value.into()));
+        self
+    }
+
+    /// Whether to pin settings at all (default `true`, see
+    /// [`pin_setting`](Self::pin_setting)). With `false` the connection's
+    /// start-up options are left as given.
+    pub fn pin_settings(mut self, pin: bool) -> Self {
+        self.pin_settings = pin;
+        self
+    }
+
     /// Connects to `url` and runs the audit.
     pub async fn connect(self, url: &str) -> Result<TenantPool, Error> {
         let options: PgConnectOptions = url.parse()?;
@@ -768,6 +906,7 @@ impl TenantPoolBuilder {
         } else {
             options
         };
+        let options = self.pinned_options(options).await?;
         let pool = self
             .options
             // `begin` checks liveness itself, without a ping's round trip.
@@ -779,9 +918,14 @@ impl TenantPoolBuilder {
             // then be about nobody. `Stash::checkout` warns about a begin
             // that really waited instead.
             .acquire_slow_level(log::LevelFilter::Off)
-            .connect_with(options)
+            .connect_with(options.clone())
             .await
             .map_err(crate::error::pooler_hint)?;
+        let mut audit_options = AuditOptions::new(self.settings.clone(), &self.tenant_column)
+            .hardened(self.guard.is_some());
+        for name in &self.allowed_policies {
+            audit_options = audit_options.allow_policy(name);
+        }
         let (report, role) = {
             let mut conn = pool.acquire().await?;
             // The simple protocol: outside a transaction, a statement
@@ -793,11 +937,6 @@ impl TenantPoolBuilder {
                     .await?,
                 0,
             )?;
-            let mut audit_options = AuditOptions::new(self.settings.clone(), &self.tenant_column)
-                .hardened(self.guard.is_some());
-            for name in &self.allowed_policies {
-                audit_options = audit_options.allow_policy(name);
-            }
             let report = audit::run_with(&mut conn, &audit_options)
                 .await
                 .map_err(crate::error::pooler_hint)?;
@@ -825,6 +964,15 @@ impl TenantPoolBuilder {
             self.keep_connections,
         ));
         stash.sweep_in_background();
+        let watch = self.audit_interval.map(|interval| {
+            AuditWatch::start(
+                report.clone(),
+                audit_options,
+                options.clone(),
+                interval,
+                self.refuse_on_audit_drift,
+            )
+        });
         let mut shared = Shared::new(
             self.settings,
             &role,
@@ -839,12 +987,31 @@ impl TenantPoolBuilder {
             let options = pool.options();
             shares.build(options.get_max_connections(), options.get_acquire_timeout())
         });
+        shared.watch = watch;
         Ok(TenantPool {
             pool,
             fair,
             stash,
             shared: Arc::new(shared),
         })
+    }
+}
+
+impl TenantPoolBuilder {
+    /// `options` with the pinned settings (see [`pin_setting`](Self::pin_setting)):
+    /// the server's version is read first, from a connection that runs no
+    /// statement, for the settings only newer servers have.
+    async fn pinned_options(&self, options: PgConnectOptions) -> Result<PgConnectOptions, Error> {
+        if !self.pin_settings || self.transaction_pooler {
+            return Ok(options);
+        }
+        let version = crate::pin::server_version(&options)
+            .await
+            .map_err(crate::error::pooler_hint)?;
+        Ok(crate::pin::apply(
+            options,
+            &crate::pin::pins(version, &self.pinned),
+        ))
     }
 }
 

@@ -21,7 +21,7 @@ async fn database() -> TestDatabase {
     let db = cluster.create_database().await.expect("test database");
     let mut owner = PgConnection::connect(db.owner_url()).await.unwrap();
     sqlx::raw_sql(&format!(
-        "CREATE TABLE notes (id bigserial PRIMARY KEY, tenant_id text NOT NULL, body text);
+        "CREATE TABLE notes (id bigserial, tenant_id text NOT NULL, body text, PRIMARY KEY (tenant_id, id));
          {}",
         RlsPolicy::new("notes", "tenant_id")
             .grant_to(APP_ROLE)

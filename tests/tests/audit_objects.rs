@@ -273,11 +273,18 @@ async fn folders_and_files(fx: &mut Fixture, key: &str) {
     exec(
         fx.db.owner_url(),
         &format!(
-            "CREATE TABLE folders (id bigint PRIMARY KEY, tenant_id text NOT NULL, \
-                                   UNIQUE (tenant_id, id));\n{folders}\
-             CREATE TABLE files (id bigserial PRIMARY KEY, tenant_id text NOT NULL, \
-                                 folder_id bigint NOT NULL, {key} ON DELETE CASCADE);\n{files}\
+            "CREATE TABLE folders (id bigint NOT NULL, tenant_id text NOT NULL, \
+                                   PRIMARY KEY (tenant_id, id){folder_key});\n{folders}\
+             CREATE TABLE files (id bigserial, tenant_id text NOT NULL, \
+                                 folder_id bigint NOT NULL, {key} ON DELETE CASCADE, \
+                                 PRIMARY KEY (tenant_id, id));\n{files}\
              GRANT USAGE ON SEQUENCE files_id_seq TO {APP_ROLE};",
+            // A key that ignores the tenant needs a unique `id` to point at.
+            folder_key = if key.contains("tenant_id") {
+                ""
+            } else {
+                ", UNIQUE (id)"
+            },
             folders = RlsPolicy::new("folders", "tenant_id")
                 .grant_to(APP_ROLE)
                 .sql(),
@@ -349,12 +356,21 @@ async fn a_foreign_key_without_the_tenant_column_crosses_tenants() {
     let report = refused(&fx).await;
     assert_eq!(
         report.findings,
-        [Finding::ForeignKeyWithoutTenant {
-            constraint: "files_folder_id_fkey".into(),
-            table: "public.files".into(),
-            references: "public.folders".into(),
-            column: "tenant_id".into(),
-        }],
+        [
+            Finding::ForeignKeyWithoutTenant {
+                constraint: "files_folder_id_fkey".into(),
+                table: "public.files".into(),
+                references: "public.folders".into(),
+                column: "tenant_id".into(),
+            },
+            Finding::UniqueKeyWithoutTenant {
+                index: "public.folders_id_key".into(),
+                table: "public.folders".into(),
+                definition: "CREATE UNIQUE INDEX folders_id_key ON public.folders USING btree (id)"
+                    .into(),
+                column: "tenant_id".into(),
+            }
+        ],
         "{report}"
     );
 }

@@ -390,10 +390,21 @@ async fn role_setting_stored_from_a_tenant_transaction_shapes_no_transaction() {
     )
     .await
     .unwrap();
-    // New connections of this pool start read-only by default, yet tenant
-    // transactions are read-write: the begin says so explicitly.
+    // The pool pins the setting in its start-up options, so the stored
+    // value never reaches its sessions and the audit accepts it...
     let fresh = TenantPool::builder()
         .max_connections(1)
+        .connect(fx.db.app_url())
+        .await
+        .expect("pinned: accepted");
+    assert!(fresh.audit_report().is_clean(), "{}", fresh.audit_report());
+    fresh.close().await;
+    // ...and without pinning, new connections start read-only by default
+    // (tenant transactions are still read-write: the begin says so) and the
+    // audit refuses the stored setting.
+    let fresh = TenantPool::builder()
+        .max_connections(1)
+        .pin_settings(false)
         .connect(fx.db.app_url())
         .await;
     let audit = fresh.expect_err("the audit refuses the stored setting");
@@ -405,6 +416,7 @@ async fn role_setting_stored_from_a_tenant_transaction_shapes_no_transaction() {
     pool.close().await;
     let lenient = TenantPool::builder()
         .max_connections(1)
+        .pin_settings(false)
         .allow_audit_findings(true)
         .connect(fx.db.app_url())
         .await

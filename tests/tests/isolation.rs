@@ -120,7 +120,14 @@ async fn writing_the_other_tenants_id_fails_the_policy() {
 #[tokio::test]
 async fn upsert_on_the_other_tenants_key_changes_nothing_of_theirs() {
     let mut fx = fixture().await;
-    let pool = fx.pool(2).await;
+    // A key shared by every tenant (the audit reports it as
+    // UNIQUE_KEY_WITHOUT_TENANT): a conflict on it meets another tenant's row.
+    common::exec(
+        fx.db.owner_url(),
+        "CREATE UNIQUE INDEX notes_any_slug ON notes (slug)",
+    )
+    .await;
+    let pool = common::leaky_pool(&fx).await;
     let a = ctx(A);
     let b_key = format!("{B}-1");
     let before: (String, String) =

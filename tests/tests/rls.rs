@@ -304,7 +304,7 @@ async fn the_per_statement_form_reads_the_setting_once_and_isolates_the_same() {
     exec(
         db.owner_url(),
         &format!(
-            "CREATE TABLE events (id bigint PRIMARY KEY, tenant_id text NOT NULL, body text NOT NULL);
+            "CREATE TABLE events (id bigint NOT NULL, tenant_id text NOT NULL, body text NOT NULL);
              INSERT INTO events SELECT i, 't-' || (i % 2), 'x' FROM generate_series(1, 10000) i;
              ANALYZE events;
              {}",

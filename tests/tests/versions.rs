@@ -195,8 +195,13 @@ async fn maintain_on_a_tenant_table_is_refused_on_17() {
 #[tokio::test]
 async fn a_tenant_table_without_a_tenant_index_is_a_performance_finding_only() {
     let fx = fixture().await;
-    // The fixture's `notes` has a primary key on `id` and a unique `slug`:
-    // nothing leads with `tenant_id`. The strict pool still starts.
+    // Without the fixture's keys, which lead with `tenant_id`, nothing
+    // does. The strict pool still starts.
+    exec(
+        fx.db.owner_url(),
+        "ALTER TABLE notes DROP CONSTRAINT notes_pkey, DROP CONSTRAINT notes_tenant_id_slug_key",
+    )
+    .await;
     let pool = strict_pool(&fx).await.expect("performance does not refuse");
     let report = pool.audit_report();
     assert!(report.is_clean(), "{report}");

@@ -1,12 +1,16 @@
 //! The checks, one function per part of the catalogs, each adding its
 //! findings in a stable order.
 
+use std::collections::{BTreeSet, HashMap};
+
 use sqlx::PgConnection;
 use tenant_core::Field;
 
 use super::catalog::{
-    self, CITUS, GUARD_FUNCTION, GUARD_OWNED, GUARD_SCHEMA_ROW, GUARD_SECRETS, MAINTAIN_TABLES,
-    POLICIES, PRIVILEGED_ROLES, STORED_SETTINGS, TENANT_TABLES, UNINDEXED_TENANT_TABLES,
+    self, CITUS, GUARD_FUNCTION, GUARD_OWNED, GUARD_SCHEMA_ROW, GUARD_SECRETS, LARGE_OBJECTS,
+    LARGE_OBJECT_GRANTS, MAINTAIN_TABLES, PINNED_SETTINGS, POLICIES, PRIVILEGED_ROLES,
+    STORED_SETTINGS, SUBJECT_POLICIES, TENANT_TABLES, UNINDEXED_TENANT_TABLES, UPDATABLE_SEQUENCES,
+    WRITABLE_SCHEMAS,
 };
 use super::expr::{is_literal_true, Binding, Tenant};
 use super::{AuditOptions, DefinerRights, Finding, PolicyClause};
@@ -48,7 +52,8 @@ pub(super) async fn audit_roles(
 type TableRow = (i64, String, bool, bool, String, bool, bool);
 
 /// A row of [`POLICIES`]: table oid, name as stored, name quoted,
-/// permissive, command, `USING`, `WITH CHECK`.
+/// permissive, command, `USING`, `WITH CHECK`, applied as the role is,
+/// roles it belongs to without inheriting.
 type PolicyRow = (
     i64,
     String,
@@ -57,6 +62,8 @@ type PolicyRow = (
     String,
     Option<String>,
     Option<String>,
+    bool,
+    Vec<String>,
 );
 
 /// A policy of a tenant table, as read by [`POLICIES`].
@@ -71,6 +78,12 @@ struct Policy {
     command: String,
     using: Option<String>,
     check: Option<String>,
+    /// PostgreSQL applies it to the role as it is (not only after a `SET
+    /// ROLE`).
+    inherited: bool,
+    /// The roles it is written for that the role belongs to without
+    /// inheriting their rights.
+    not_inherited: Vec<String>,
 }
 
 impl Policy {
@@ -121,7 +134,7 @@ pub(super) async fn audit_tables(
     let policies: Vec<Policy> = rows
         .into_iter()
         .map(
-            |(table_oid, raw_name, name, permissive, command, using, check)| Policy {
+            |(
                 table_oid,
                 raw_name,
                 name,
@@ -129,6 +142,20 @@ pub(super) async fn audit_tables(
                 command,
                 using,
                 check,
+                inherited,
+                not_inherited,
+            )| {
+                Policy {
+                    table_oid,
+                    raw_name,
+                    name,
+                    permissive,
+                    command,
+                    using,
+                    check,
+                    inherited,
+                    not_inherited,
+                }
             },
         )
         .collect();
@@ -167,7 +194,7 @@ pub(super) async fn audit_tables(
         }
 
         let table_policies: Vec<&Policy> = policies.iter().filter(|p| p.table_oid == oid).collect();
-        if !audit_policies(&table, &table_policies, &tenant, options, findings) {
+        if !audit_policies(&table, &table_policies, &tenant, options, role, findings) {
             findings.push(Finding::NoTenantPolicy {
                 table,
                 setting: options.setting_names().tenant().to_owned(),
@@ -189,19 +216,21 @@ fn audit_policies(
     policies: &[&Policy],
     tenant: &Tenant<'_>,
     options: &AuditOptions,
+    role: &str,
     findings: &mut Vec<Finding>,
 ) -> bool {
-    let binding = |expr: Option<&str>| expr.map_or(Binding::None, |e| tenant.binding(e));
-    let covered = |command: &str, clause: PolicyClause| {
-        policies.iter().any(|r| {
-            !r.permissive
-                && (r.command == "ALL" || r.command == command)
-                && binding(r.effective(clause)) != Binding::None
-        })
-    };
+    let covered = |command: &str, clause: PolicyClause| covered(policies, tenant, command, clause);
     let mut any_bound = false;
     for policy in policies {
         let mut reads_guard = false;
+        if !policy.permissive && !policy.inherited {
+            findings.push(Finding::RestrictivePolicyNotInherited {
+                table: table.to_owned(),
+                policy: policy.name.clone(),
+                roles: policy.not_inherited.clone(),
+                role: role.to_owned(),
+            });
+        }
         if policy.permissive
             && matches!(policy.command.as_str(), "ALL" | "INSERT" | "UPDATE")
             && policy.check.is_none()
@@ -234,6 +263,17 @@ fn audit_policies(
                 Binding::Guard => {
                     any_bound = true;
                     reads_guard = true;
+                }
+                Binding::Lossy(cast) => {
+                    any_bound = true;
+                    if !options.allowed_policies().contains(&policy.raw_name) {
+                        findings.push(Finding::PolicyLossyCast {
+                            table: table.to_owned(),
+                            policy: policy.name.clone(),
+                            clause,
+                            cast,
+                        });
+                    }
                 }
                 Binding::None => {
                     if !policy.permissive
@@ -270,6 +310,215 @@ fn audit_policies(
     any_bound
 }
 
+/// Whether a restrictive policy that PostgreSQL applies (for `command`, or
+/// `ALL`) binds `clause` to the tenant, so that permissive policies can
+/// only widen access within the tenant.
+fn covered(policies: &[&Policy], tenant: &Tenant<'_>, command: &str, clause: PolicyClause) -> bool {
+    policies.iter().any(|r| {
+        !r.permissive
+            && r.inherited
+            && (r.command == "ALL" || r.command == command)
+            && r.effective(clause)
+                .is_some_and(|e| tenant.binding(e).is_bound())
+    })
+}
+
+/// The first permissive policy of `policies` (those of one table that
+/// apply to one role) that lets rows of other tenants through: not bound
+/// to the tenant, not declared on purpose, not narrowed by a bound
+/// restrictive policy.
+fn first_unbound(
+    policies: &[&Policy],
+    tenant: &Tenant<'_>,
+    options: &AuditOptions,
+) -> Option<String> {
+    policies
+        .iter()
+        .filter(|p| p.permissive && !options.allowed_policies().contains(&p.raw_name))
+        .find(|p| {
+            [PolicyClause::Using, PolicyClause::WithCheck]
+                .into_iter()
+                .any(|clause| {
+                    p.clause(clause).is_some_and(|e| {
+                        !tenant.binding(e).is_bound()
+                            && !covered(policies, tenant, &p.command, clause)
+                    })
+                })
+        })
+        .map(|p| p.name.clone())
+}
+
+/// How a role (the owner of a view, a function, a rule) gets past the
+/// tenant policies of a tenant table.
+#[derive(Debug, Clone)]
+enum Escape {
+    Superuser,
+    BypassRls,
+    RlsDisabled(String),
+    OwnsUnforced(String),
+    Unbound { table: String, policy: String },
+}
+
+impl Escape {
+    fn rights(&self) -> DefinerRights {
+        match self {
+            Escape::Superuser => DefinerRights::Superuser,
+            Escape::BypassRls => DefinerRights::BypassRls,
+            Escape::RlsDisabled(table) => DefinerRights::RlsDisabledOn {
+                table: table.clone(),
+            },
+            Escape::OwnsUnforced(table) => DefinerRights::OwnsTenantTable {
+                table: table.clone(),
+            },
+            Escape::Unbound { table, policy } => DefinerRights::PolicyNotTenantBound {
+                table: table.clone(),
+                policy: policy.clone(),
+            },
+        }
+    }
+}
+
+/// Which roles escape the tenant policies, on which tenant tables.
+#[derive(Default)]
+struct Escapes {
+    /// Superusers and `BYPASSRLS` roles: every table.
+    everywhere: HashMap<i64, Escape>,
+    /// The others: per table oid, in table name order.
+    on_tables: HashMap<i64, Vec<(i64, Escape)>>,
+    /// Roles held to the tenant on a tenant table they own (it forces
+    /// row-level security): the first such table by name.
+    owns_forced: HashMap<i64, String>,
+}
+
+impl Escapes {
+    /// How `role` escapes on the tenant table `table`.
+    fn on(&self, role: i64, table: i64) -> Option<&Escape> {
+        self.everywhere.get(&role).or_else(|| {
+            self.on_tables
+                .get(&role)?
+                .iter()
+                .find(|(t, _)| *t == table)
+                .map(|(_, e)| e)
+        })
+    }
+
+    /// How `role` escapes on some tenant table, the first one by name.
+    fn first(&self, role: i64) -> Option<&Escape> {
+        self.everywhere
+            .get(&role)
+            .or_else(|| self.on_tables.get(&role)?.first().map(|(_, e)| e))
+    }
+}
+
+/// A row of [`catalog::subject_tables`].
+type SubjectTableRow = (i64, i64, String, bool, bool, bool, bool, bool);
+
+/// A row of [`SUBJECT_POLICIES`]: role oid, then as [`PolicyRow`] without
+/// the last two.
+type SubjectPolicyRow = (
+    i64,
+    i64,
+    String,
+    String,
+    bool,
+    String,
+    Option<String>,
+    Option<String>,
+);
+
+/// Evaluates, for each role of `roles`, the tenant tables it may use: is
+/// it held to the tenant there as the pool's role is?
+async fn escapes(
+    conn: &mut PgConnection,
+    options: &AuditOptions,
+    roles: &[i64],
+) -> Result<Escapes, sqlx::Error> {
+    let mut out = Escapes::default();
+    if roles.is_empty() {
+        return Ok(out);
+    }
+    let rows: Vec<SubjectTableRow> = sqlx::query_as(&catalog::subject_tables())
+        .persistent(false)
+        .bind(options.tenant_column())
+        .bind(roles)
+        .fetch_all(&mut *conn)
+        .await?;
+    let tables: Vec<i64> = rows
+        .iter()
+        .map(|r| r.1)
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let policy_rows: Vec<SubjectPolicyRow> = sqlx::query_as(SUBJECT_POLICIES)
+        .persistent(false)
+        .bind(roles)
+        .bind(&tables)
+        .fetch_all(&mut *conn)
+        .await?;
+    let policies: Vec<(i64, Policy)> = policy_rows
+        .into_iter()
+        .map(
+            |(subject, table_oid, raw_name, name, permissive, command, using, check)| {
+                (
+                    subject,
+                    Policy {
+                        table_oid,
+                        raw_name,
+                        name,
+                        permissive,
+                        command,
+                        using,
+                        check,
+                        inherited: true,
+                        not_inherited: Vec::new(),
+                    },
+                )
+            },
+        )
+        .collect();
+    let tenant = Tenant {
+        column: options.tenant_column(),
+        setting: options.setting_names().tenant(),
+        guard_schema: GUARD_SCHEMA,
+    };
+    for (subject, table_oid, table, superuser, bypass, enabled, forced, owner) in rows {
+        let escape = if superuser {
+            Some(Escape::Superuser)
+        } else if bypass {
+            Some(Escape::BypassRls)
+        } else if !enabled {
+            Some(Escape::RlsDisabled(table))
+        } else if owner && !forced {
+            Some(Escape::OwnsUnforced(table))
+        } else {
+            if owner {
+                out.owns_forced
+                    .entry(subject)
+                    .or_insert_with(|| table.clone());
+            }
+            let applying: Vec<&Policy> = policies
+                .iter()
+                .filter(|(s, p)| *s == subject && p.table_oid == table_oid)
+                .map(|(_, p)| p)
+                .collect();
+            first_unbound(&applying, &tenant, options)
+                .map(|policy| Escape::Unbound { table, policy })
+        };
+        match escape {
+            Some(e @ (Escape::Superuser | Escape::BypassRls)) => {
+                out.everywhere.insert(subject, e);
+            }
+            Some(e) => out
+                .on_tables
+                .entry(subject)
+                .or_default()
+                .push((table_oid, e)),
+            None => {}
+        }
+    }
+    Ok(out)
+}
+
 /// Foreign keys between tenant tables that do not include the tenant
 /// column.
 pub(super) async fn audit_foreign_keys(
@@ -293,20 +542,200 @@ pub(super) async fn audit_foreign_keys(
     Ok(())
 }
 
-/// Views without `security_invoker` and materialized views, over tenant
-/// tables, that the role may use.
-pub(super) async fn audit_views(
+/// Tables the audit would otherwise not see as tenant tables, comparisons
+/// that do not mean equality, and side channels between tenants: in that
+/// order, inheritance parents without the tenant column, nondeterministic
+/// tenant columns, unique keys and foreign keys that ignore the tenant,
+/// `REFERENCES` and `TRIGGER` privileges, sequences the role may `setval`,
+/// large objects.
+pub(super) async fn audit_structure(
     conn: &mut PgConnection,
     options: &AuditOptions,
     role: &str,
     findings: &mut Vec<Finding>,
 ) -> Result<(), sqlx::Error> {
-    let rows: Vec<(String, bool, String, Vec<String>)> = sqlx::query_as(&catalog::views())
+    let column = options.tenant_column();
+    let parents: Vec<(String, Vec<String>)> = sqlx::query_as(&catalog::inheritance_parents())
+        .persistent(false)
+        .bind(column)
+        .fetch_all(&mut *conn)
+        .await?;
+    let quoted_column = format_ident(column);
+    for (parent, children) in parents {
+        findings.push(Finding::InheritanceParentWithoutTenant {
+            parent,
+            children,
+            column: quoted_column.clone(),
+            role: role.to_owned(),
+        });
+    }
+    let collations: Vec<(String, String, String)> =
+        sqlx::query_as(&catalog::nondeterministic_columns())
+            .persistent(false)
+            .bind(column)
+            .fetch_all(&mut *conn)
+            .await?;
+    for (table, column, collation) in collations {
+        findings.push(Finding::TenantColumnNondeterministic {
+            table,
+            column,
+            collation,
+        });
+    }
+    let keys: Vec<(String, String, String, String)> = sqlx::query_as(&catalog::unique_keys())
+        .persistent(false)
+        .bind(column)
+        .fetch_all(&mut *conn)
+        .await?;
+    for (index, table, definition, column) in keys {
+        findings.push(Finding::UniqueKeyWithoutTenant {
+            index,
+            table,
+            definition,
+            column,
+        });
+    }
+    let keys: Vec<(String, String, String)> =
+        sqlx::query_as(&catalog::foreign_keys_from_non_tenant())
+            .persistent(false)
+            .bind(column)
+            .fetch_all(&mut *conn)
+            .await?;
+    for (constraint, table, references) in keys {
+        findings.push(Finding::ForeignKeyFromNonTenantTable {
+            constraint,
+            table,
+            references,
+        });
+    }
+    let privileges: Vec<(String, bool, bool)> = sqlx::query_as(&catalog::references_and_triggers())
+        .persistent(false)
+        .bind(column)
+        .fetch_all(&mut *conn)
+        .await?;
+    for (table, references, trigger) in privileges {
+        if references {
+            findings.push(Finding::ReferencesAllowed {
+                table: table.clone(),
+                role: role.to_owned(),
+            });
+        }
+        if trigger {
+            findings.push(Finding::TriggerAllowed {
+                table,
+                role: role.to_owned(),
+            });
+        }
+    }
+    let sequences: Vec<String> = sqlx::query_scalar(UPDATABLE_SEQUENCES)
+        .persistent(false)
+        .fetch_all(&mut *conn)
+        .await?;
+    findings.extend(
+        sequences
+            .into_iter()
+            .map(|sequence| Finding::SequenceUpdateAllowed {
+                sequence,
+                role: role.to_owned(),
+            }),
+    );
+    let (total, objects): (i64, Option<Vec<String>>) = sqlx::query_as(LARGE_OBJECTS)
+        .persistent(false)
+        .fetch_one(&mut *conn)
+        .await?;
+    if total > 0 {
+        findings.push(Finding::LargeObjectsAccessible {
+            total,
+            objects: objects.unwrap_or_default(),
+            role: role.to_owned(),
+        });
+    }
+    let granted: Vec<String> = sqlx::query_scalar(LARGE_OBJECT_GRANTS)
+        .persistent(false)
+        .fetch_all(&mut *conn)
+        .await?;
+    findings.extend(
+        granted
+            .into_iter()
+            .map(|function| Finding::LargeObjectFunctionGranted {
+                function,
+                role: role.to_owned(),
+            }),
+    );
+    Ok(())
+}
+
+/// A row of [`catalog::views`].
+type ViewRow = (String, bool, String, i64, String, i64, bool);
+
+/// A row of [`catalog::definer_functions`].
+type FunctionRow = (
+    String,
+    i64,
+    String,
+    bool,
+    String,
+    String,
+    Option<String>,
+    Vec<String>,
+);
+
+/// A row of [`catalog::rules`].
+type RuleRow = (String, String, i64, String, i64, String);
+
+/// What runs with someone else's rights: views without `security_invoker`
+/// and materialized views over tenant tables, `SECURITY DEFINER`
+/// functions (executed or fired as triggers), and rules. Each is reported
+/// when the role whose rights it uses is not held to the tenant as the
+/// pool's role is (see [`escapes`]).
+pub(super) async fn audit_definers(
+    conn: &mut PgConnection,
+    options: &AuditOptions,
+    role: &str,
+    findings: &mut Vec<Finding>,
+) -> Result<(), sqlx::Error> {
+    let views: Vec<ViewRow> = sqlx::query_as(&catalog::views())
         .persistent(false)
         .bind(options.tenant_column())
         .fetch_all(&mut *conn)
         .await?;
-    for (view, materialized, owner, tables) in rows {
+    let functions: Vec<FunctionRow> = sqlx::query_as(&catalog::definer_functions())
+        .persistent(false)
+        .bind(options.is_hardened())
+        .fetch_all(&mut *conn)
+        .await?;
+    let rules: Vec<RuleRow> = sqlx::query_as(&catalog::rules())
+        .persistent(false)
+        .bind(options.tenant_column())
+        .fetch_all(&mut *conn)
+        .await?;
+    let subjects: Vec<i64> = views
+        .iter()
+        .map(|v| v.5)
+        .chain(functions.iter().map(|f| f.1))
+        .chain(rules.iter().map(|r| r.2))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let escapes = escapes(conn, options, &subjects).await?;
+
+    // Views, in name order, each with the tenant tables it leaks.
+    let mut reported: Vec<(String, bool, String, Vec<String>)> = Vec::new();
+    for (view, materialized, owner, table_oid, table, reader, stored) in views {
+        let leaks = materialized || stored || escapes.on(reader, table_oid).is_some();
+        if !leaks {
+            continue;
+        }
+        match reported.last_mut() {
+            Some(last) if last.0 == view => {
+                if !last.3.contains(&table) {
+                    last.3.push(table);
+                }
+            }
+            _ => reported.push((view, materialized, owner, vec![table])),
+        }
+    }
+    for (view, materialized, owner, tables) in reported {
         if materialized {
             findings.push(Finding::MaterializedViewReadable {
                 view,
@@ -321,42 +750,155 @@ pub(super) async fn audit_views(
             });
         }
     }
+
+    let writable: Vec<String> = sqlx::query_scalar(WRITABLE_SCHEMAS)
+        .persistent(false)
+        .fetch_all(&mut *conn)
+        .await?;
+    for (function, owner_oid, owner, executable, language, body, search_path, triggers) in functions
+    {
+        // The owner of a tenant table that forces row-level security is
+        // held to the tenant like the pool's role, unless the function
+        // changes that: it may turn row-level security off with DDL or
+        // dynamic SQL (or in a language the audit cannot read).
+        let owns_forced = escapes
+            .owns_forced
+            .get(&owner_oid)
+            .filter(|_| runs_ddl(&language, &body));
+        let owner_escape = owns_forced.map(|table| Escape::OwnsUnforced(table.clone()));
+        let escape = escapes.first(owner_oid).or(owner_escape.as_ref());
+        if let (true, Some(escape)) = (executable, escape) {
+            findings.push(match escape {
+                Escape::Unbound { table, policy } => Finding::DefinerOwnerPolicyUnbound {
+                    function: function.clone(),
+                    owner: owner.clone(),
+                    table: table.clone(),
+                    policy: policy.clone(),
+                    role: role.to_owned(),
+                },
+                other => Finding::SecurityDefinerFunction {
+                    function: function.clone(),
+                    owner: owner.clone(),
+                    rights: other.rights(),
+                    role: role.to_owned(),
+                },
+            });
+        }
+        if let Some(escape) = escape {
+            for trigger in &triggers {
+                let (name, table) = trigger.split_once(' ').unwrap_or((trigger, ""));
+                findings.push(Finding::SecurityDefinerTrigger {
+                    function: function.clone(),
+                    trigger: name.to_owned(),
+                    table: table.to_owned(),
+                    owner: owner.clone(),
+                    rights: escape.rights(),
+                    role: role.to_owned(),
+                });
+            }
+        }
+        if matches!(language.as_str(), "c" | "internal") || writable.is_empty() {
+            continue;
+        }
+        let schemas: Vec<String> = match &search_path {
+            None => writable.clone(),
+            Some(path) => path_schemas(path, role)
+                .into_iter()
+                .filter(|s| writable.contains(s))
+                .collect(),
+        };
+        if !schemas.is_empty() {
+            findings.push(Finding::DefinerSearchPathWritable {
+                function,
+                search_path,
+                schemas,
+                role: role.to_owned(),
+            });
+        }
+    }
+
+    let mut rule_findings: Vec<Finding> = Vec::new();
+    for (rule, table, owner_oid, owner, tenant_oid, tenant_table) in rules {
+        if escapes.on(owner_oid, tenant_oid).is_none() {
+            continue;
+        }
+        match rule_findings.last_mut() {
+            Some(Finding::RuleReadsTenantTable {
+                rule: r,
+                table: t,
+                tables,
+                ..
+            }) if *r == rule && *t == table => tables.push(tenant_table),
+            _ => rule_findings.push(Finding::RuleReadsTenantTable {
+                rule,
+                table,
+                owner,
+                tables: vec![tenant_table],
+                role: role.to_owned(),
+            }),
+        }
+    }
+    findings.extend(rule_findings);
     Ok(())
 }
 
-/// `SECURITY DEFINER` functions the role may execute whose owner escapes
-/// row-level security.
-pub(super) async fn audit_functions(
-    conn: &mut PgConnection,
-    options: &AuditOptions,
-    role: &str,
-    findings: &mut Vec<Finding>,
-) -> Result<(), sqlx::Error> {
-    let rows: Vec<(String, String, bool, bool, Option<String>)> =
-        sqlx::query_as(&catalog::definer_functions())
-            .persistent(false)
-            .bind(options.tenant_column())
-            .bind(options.is_hardened())
-            .fetch_all(&mut *conn)
-            .await?;
-    for (function, owner, superuser, bypass_rls, owns) in rows {
-        let rights = if superuser {
-            DefinerRights::Superuser
-        } else if bypass_rls {
-            DefinerRights::BypassRls
-        } else if let Some(table) = owns {
-            DefinerRights::OwnsTenantTable { table }
-        } else {
-            continue;
-        };
-        findings.push(Finding::SecurityDefinerFunction {
-            function,
-            owner,
-            rights,
-            role: role.to_owned(),
-        });
+/// Whether a function body may change what row-level security enforces or
+/// which tenant it is for: dynamic SQL (`EXECUTE`), DDL and grants
+/// (`ALTER`, `DROP`, `CREATE`, `TRUNCATE`, `GRANT`, `REVOKE`) or
+/// `set_config` in `sql` or plpgsql, by word; or any body in another
+/// language, which the audit does not read.
+fn runs_ddl(language: &str, body: &str) -> bool {
+    if !matches!(language, "sql" | "plpgsql") {
+        return true;
     }
-    Ok(())
+    const WORDS: [&str; 8] = [
+        "execute",
+        "alter",
+        "drop",
+        "create",
+        "truncate",
+        "grant",
+        "revoke",
+        "set_config",
+    ];
+    body.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .any(|word| WORDS.iter().any(|w| word.eq_ignore_ascii_case(w)))
+}
+
+/// `name` as `format('%I', name)` writes it (keywords aside).
+fn format_ident(name: &str) -> String {
+    let plain = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '$');
+    if plain {
+        name.to_owned()
+    } else {
+        format!("\"{}\"", name.replace('"', "\"\""))
+    }
+}
+
+/// The schemas a `search_path` value names, as identifiers (`"$user"` is
+/// the role).
+fn path_schemas(path: &str, role: &str) -> Vec<String> {
+    path.split(',')
+        .map(|s| s.trim())
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            let unquoted = s
+                .strip_prefix('"')
+                .and_then(|s| s.strip_suffix('"'))
+                .map(|s| s.replace("\"\"", "\""));
+            match unquoted.as_deref() {
+                Some("$user") => role.to_owned(),
+                Some(name) => format_ident(name),
+                None => s.to_ascii_lowercase(),
+            }
+        })
+        .collect()
 }
 
 /// A row of [`GUARD_FUNCTION`].
@@ -484,9 +1026,22 @@ pub(super) async fn audit_guard(
     Ok(())
 }
 
+/// The settings given in this connection's start-up options (see
+/// [`PINNED_SETTINGS`]): a stored value of these never reaches a session
+/// opened with the same options.
+pub(super) async fn pinned_settings(conn: &mut PgConnection) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar(PINNED_SETTINGS)
+        .persistent(false)
+        .fetch_all(&mut *conn)
+        .await
+}
+
+/// Stored settings (the context settings' defaults, and those that shape
+/// sessions unless `pinned`), and settings that expose statements.
 pub(super) async fn audit_settings(
     conn: &mut PgConnection,
     settings: &SettingNames,
+    pinned: &[String],
     findings: &mut Vec<Finding>,
 ) -> Result<(), sqlx::Error> {
     let names: Vec<&str> = Field::ALL.iter().map(|f| settings.for_field(*f)).collect();
@@ -494,6 +1049,7 @@ pub(super) async fn audit_settings(
         .persistent(false)
         .fetch_all(&mut *conn)
         .await?;
+
     let mut explained = Vec::new();
     for (role, database, entry) in stored {
         // Entries are `name=value`; the name cannot contain `=`.
@@ -508,7 +1064,9 @@ pub(super) async fn audit_settings(
                 database,
                 value: value.to_owned(),
             });
-        } else if shapes_sessions(name, &names) {
+        } else if shapes_sessions(name, &names)
+            && !pinned.iter().any(|p| p.eq_ignore_ascii_case(name))
+        {
             findings.push(Finding::StoredSessionSetting {
                 setting: name.to_owned(),
                 role,
@@ -558,17 +1116,27 @@ pub(super) async fn audit_settings(
 /// means, and any other setting under the prefix of a context setting
 /// (`app.*`), which a policy might read.
 fn shapes_sessions(name: &str, context_settings: &[&str]) -> bool {
-    const SHAPING: [&str; 10] = [
+    const SHAPING: [&str; 20] = [
         "default_transaction_read_only",
         "default_transaction_isolation",
         "default_transaction_deferrable",
         "transaction_read_only",
         "transaction_isolation",
+        "transaction_deferrable",
         "search_path",
         "role",
         "session_authorization",
         "row_security",
         "session_replication_role",
+        "statement_timeout",
+        "lock_timeout",
+        "idle_in_transaction_session_timeout",
+        "idle_session_timeout",
+        "transaction_timeout",
+        "standard_conforming_strings",
+        "bytea_output",
+        "intervalstyle",
+        "exit_on_error",
     ];
     let name = name.to_ascii_lowercase();
     SHAPING.contains(&name.as_str())
@@ -581,6 +1149,26 @@ fn shapes_sessions(name: &str, context_settings: &[&str]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn definer_bodies_that_may_turn_rls_off_are_told_apart() {
+        for body in [
+            "BEGIN EXECUTE statement; END",
+            "ALTER TABLE public.notes DISABLE ROW LEVEL SECURITY",
+            "SELECT set_config('app.current_tenant', $1, true)",
+            "begin drop policy p on notes; end",
+        ] {
+            assert!(runs_ddl("plpgsql", body), "{body}");
+        }
+        for body in [
+            "SELECT count(*) FROM public.notes",
+            "UPDATE notes SET body = $1 WHERE id = $2",
+            "SELECT created_at, executed_by, dropped FROM notes",
+        ] {
+            assert!(!runs_ddl("sql", body), "{body}");
+        }
+        assert!(runs_ddl("plpython3u", "return 1"));
+    }
 
     #[test]
     fn settings_that_shape_sessions_are_recognised() {
@@ -598,10 +1186,12 @@ mod tests {
         }
         for name in [
             "statement_timeout",
-            "work_mem",
-            "application_name",
-            "apple.x",
+            "idle_in_transaction_session_timeout",
+            "IntervalStyle",
         ] {
+            assert!(shapes_sessions(name, &ours), "{name}");
+        }
+        for name in ["work_mem", "application_name", "apple.x"] {
             assert!(!shapes_sessions(name, &ours), "{name}");
         }
     }

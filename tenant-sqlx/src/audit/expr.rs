@@ -26,7 +26,7 @@
 //! bound: every other term of a conjunction can only narrow it.
 
 /// What a tenant-bound expression compares the tenant column with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Binding {
     /// Not bound to the tenant: it can be true for another tenant's rows.
     None,
@@ -34,6 +34,34 @@ pub(crate) enum Binding {
     Setting,
     /// Hardened mode's guard function.
     Guard,
+    /// The tenant, but cast to a type that changes the value (`name`
+    /// truncates to 63 bytes): two tenants can compare equal.
+    Lossy(String),
+}
+
+impl Binding {
+    /// Bound to the tenant without changing it.
+    pub(crate) fn is_bound(&self) -> bool {
+        matches!(self, Binding::Setting | Binding::Guard)
+    }
+}
+
+/// Types whose cast changes a tenant id: `name` truncates to 63 bytes,
+/// `"char"`, `char` and `character` keep one character (`bpchar` without
+/// a length keeps it whole, but pads and ignores trailing spaces),
+/// `citext` ignores case.
+const LOSSY_TYPES: [&str; 6] = ["name", "char", "character", "bpchar", "citext", "\"char\""];
+
+/// The lossy type `toks` (a plain type name) names, if any.
+fn lossy_type(toks: &[Tok]) -> Option<String> {
+    let last = toks.last()?;
+    let name = match last {
+        Tok::Word(w) => w.to_ascii_lowercase(),
+        Tok::Quoted(q) if q == "char" => "\"char\"".to_owned(),
+        Tok::Quoted(q) => q.clone(),
+        _ => return None,
+    };
+    LOSSY_TYPES.contains(&name.as_str()).then_some(name)
 }
 
 /// A token of a printed expression.
@@ -262,6 +290,11 @@ impl Tenant<'_> {
             match self.term(term) {
                 Binding::Guard => return Binding::Guard,
                 Binding::Setting => best = Binding::Setting,
+                Binding::Lossy(ty) => {
+                    if best == Binding::None {
+                        best = Binding::Lossy(ty);
+                    }
+                }
                 Binding::None => {}
             }
         }
@@ -317,7 +350,7 @@ impl Tenant<'_> {
             if !may_cast || casts.len() > 1 || !is_plain_type(&toks[at + 1..]) {
                 return Binding::None;
             }
-            return self.source(&toks[..at], false);
+            return lossy_cast(self.source(&toks[..at], false), &toks[at + 1..]);
         }
         self.call(toks, false)
     }
@@ -331,7 +364,7 @@ impl Tenant<'_> {
             if !may_cast || casts.len() > 1 || !is_plain_type(&toks[at + 1..]) {
                 return Binding::None;
             }
-            return self.call(&toks[..at], false);
+            return lossy_cast(self.call(&toks[..at], false), &toks[at + 1..]);
         }
         if let [schema, dot, name, open, close] = toks {
             if schema.ident() == Some(self.guard_schema)
@@ -382,6 +415,15 @@ impl Tenant<'_> {
             Some(_) => false,
         };
         names_setting && flag_ok
+    }
+}
+
+/// `inner` cast to the type `ty`: lossy when the type changes the value.
+fn lossy_cast(inner: Binding, ty: &[Tok]) -> Binding {
+    match (inner, lossy_type(ty)) {
+        (Binding::None, _) => Binding::None,
+        (_, Some(ty)) => Binding::Lossy(ty),
+        (inner, None) => inner,
     }
 }
 
@@ -482,6 +524,22 @@ mod tests {
         ] {
             assert_eq!(binding(expr), Binding::Guard, "{expr}");
         }
+    }
+
+    #[test]
+    fn casts_that_change_the_tenant_are_lossy() {
+        for (expr, ty) in [
+            ("(tenant_id = (current_setting('app.current_tenant'::text, true))::name)", "name"),
+            ("(tenant_id = ( SELECT (NULLIF(current_setting('app.current_tenant'::text, true), ''::text))::\"char\" AS \"nullif\"))", "\"char\""),
+            ("(tenant_id = (current_setting('app.current_tenant'::text))::public.citext)", "citext"),
+        ] {
+            assert_eq!(binding(expr), Binding::Lossy(ty.into()), "{expr}");
+            assert!(!binding(expr).is_bound());
+        }
+        assert_eq!(
+            binding("(tenant_id = (current_setting('app.current_tenant'::text))::uuid)"),
+            Binding::Setting
+        );
     }
 
     #[test]

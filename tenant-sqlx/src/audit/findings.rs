@@ -585,6 +585,307 @@ pub enum Finding {
         /// The role the pool connects as.
         role: String,
     },
+    /// A restrictive policy is written `TO` a role of which the pool's
+    /// role is a member without inheriting its rights (`NOINHERIT`, or a
+    /// grant `WITH INHERIT FALSE`). PostgreSQL applies a policy only to
+    /// roles whose rights the current role has, so this one narrows
+    /// nothing, and the permissive policies it was meant to narrow apply
+    /// alone.
+    #[error(
+        "the restrictive policy {policy} on {table} is written for {roles}, of which {role} is a \
+         member without inheriting its rights, so PostgreSQL does not apply it to {role}: run \
+         `ALTER ROLE {role} INHERIT` (on PostgreSQL 16 and later, `GRANT {first} TO {role} WITH \
+         INHERIT TRUE`), or recreate the policy `TO PUBLIC`",
+        roles = roles.join(", "),
+        first = roles.first().map(String::as_str).unwrap_or("<role>")
+    )]
+    RestrictivePolicyNotInherited {
+        /// The table.
+        table: String,
+        /// The policy's name (quoted as an identifier where needed).
+        policy: String,
+        /// The roles the policy is written for that the pool's role does
+        /// not inherit.
+        roles: Vec<String>,
+        /// The role the pool connects as.
+        role: String,
+    },
+    /// A `SECURITY DEFINER` function the role may execute is owned by a
+    /// role for which a permissive policy of a tenant table is not bound to
+    /// the tenant (say `USING (true)` written `TO` that owner): the
+    /// function reads or writes other tenants' rows through it.
+    #[error(
+        "the function {function} is SECURITY DEFINER and {role} may execute it, so it runs as its \
+         owner {owner}, for which the policy {policy} on {table} is not bound to the tenant: run \
+         `REVOKE EXECUTE ON ROUTINE {function} FROM PUBLIC, {role}` (or `ALTER ROUTINE {function} \
+         SECURITY INVOKER`, or bind {policy} to the tenant)"
+    )]
+    DefinerOwnerPolicyUnbound {
+        /// The function, with its argument types.
+        function: String,
+        /// Its owner.
+        owner: String,
+        /// The tenant table.
+        table: String,
+        /// The policy that lets the owner past the tenant.
+        policy: String,
+        /// The role the pool connects as.
+        role: String,
+    },
+    /// A `SECURITY DEFINER` function that the role may run (by `EXECUTE`
+    /// or through a trigger) has no `SET search_path`, or one that names a
+    /// schema the role may create objects in. The function then resolves
+    /// names through a path the caller controls: SQL run by the
+    /// application puts its own schema first (`SET search_path = evil,
+    /// pg_catalog`) and a shadowed `current_setting` or `=` switches the
+    /// tenant the function filters by.
+    #[error(
+        "the function {function} is SECURITY DEFINER and resolves names through {path}, and {role} \
+         may CREATE in {schemas}, so SQL run by the application can shadow what the function calls \
+         (`current_setting`, `=`) and switch its tenant: run `ALTER ROUTINE {function} SET \
+         search_path = pg_catalog, pg_temp` (and qualify the names it uses)",
+        path = search_path.as_deref().map_or_else(|| "the caller's search_path".to_owned(), |p| format!("search_path = {p}")),
+        schemas = schemas.join(", ")
+    )]
+    DefinerSearchPathWritable {
+        /// The function, with its argument types.
+        function: String,
+        /// Its `SET search_path`, `None` when it has none.
+        search_path: Option<String>,
+        /// The schemas the role may create objects in.
+        schemas: Vec<String>,
+        /// The role the pool connects as.
+        role: String,
+    },
+    /// A `SECURITY DEFINER` trigger function runs on a table the role may
+    /// write, with the rights of an owner that escapes the tenant policies.
+    /// Triggers fire whatever the `EXECUTE` privilege says, so revoking it
+    /// does not help: one tenant's `INSERT` runs code that reads or writes
+    /// every tenant's rows.
+    #[error(
+        "the trigger {trigger} on {table} runs the SECURITY DEFINER function {function} as its \
+         owner {owner}, which {rights}, whenever {role} writes {table} (EXECUTE is not checked for \
+         triggers): run `ALTER FUNCTION {function} SECURITY INVOKER` (or `ALTER FUNCTION {function} \
+         OWNER TO <a role the tenant policies bind>`)"
+    )]
+    SecurityDefinerTrigger {
+        /// The trigger function, with its argument types.
+        function: String,
+        /// The trigger's name.
+        trigger: String,
+        /// The table it is on.
+        table: String,
+        /// The function's owner.
+        owner: String,
+        /// What the owner may do that the role may not.
+        rights: DefinerRights,
+        /// The role the pool connects as.
+        role: String,
+    },
+    /// A table without the tenant column, which the role may read or
+    /// change, is an inheritance parent of a tenant table. A query on the
+    /// parent also reads the children's rows under the *parent's*
+    /// policies (none), so every tenant's rows of the child are open.
+    #[error(
+        "the table {parent} has no {column} column and the tenant table{s} {children} inherit{t} \
+         from it, so {role} reads and changes every tenant's rows of {children} through {parent}: \
+         run `REVOKE ALL ON {parent} FROM PUBLIC, {role}` (or give {parent} the tenant column and \
+         its own policy)",
+        s = plural(children),
+        t = if children.len() == 1 { "s" } else { "" },
+        children = children.join(", ")
+    )]
+    InheritanceParentWithoutTenant {
+        /// The parent table.
+        parent: String,
+        /// The tenant tables that inherit from it (directly or not).
+        children: Vec<String>,
+        /// The tenant column.
+        column: String,
+        /// The role the pool connects as.
+        role: String,
+    },
+    /// Large objects that the role may read or write exist (it owns them,
+    /// they are granted to it or to `PUBLIC`, or `lo_compat_privileges`
+    /// is on). Large objects have no row-level security, and every tenant
+    /// runs as the same role: each tenant reads the others'.
+    #[error(
+        "{total} large object{s} (such as {objects}) can be read or written by {role}, and large \
+         objects have no row-level security, so every tenant reaches them: run `SELECT \
+         lo_unlink(oid) FROM pg_largeobject_metadata` for those holding tenant data (or `ALTER \
+         LARGE OBJECT <oid> OWNER TO <another role>`), keep `lo_compat_privileges` off, and store \
+         the data in a tenant table instead",
+        s = if *total == 1 { "" } else { "s" },
+        objects = objects.join(", ")
+    )]
+    LargeObjectsAccessible {
+        /// How many.
+        total: i64,
+        /// The first few, by oid.
+        objects: Vec<String>,
+        /// The role the pool connects as.
+        role: String,
+    },
+    /// A large-object function was granted to the role (or a role it
+    /// inherits from). Large objects have no row-level security; what one
+    /// tenant stores there, every tenant reads.
+    #[error(
+        "{function} was granted to {role} (or a role it inherits from), and large objects have no \
+         row-level security, so what one tenant stores there every tenant reads: run `REVOKE \
+         EXECUTE ON FUNCTION {function} FROM {role}` (and `FROM PUBLIC`)"
+    )]
+    LargeObjectFunctionGranted {
+        /// The function, with its argument types.
+        function: String,
+        /// The role the pool connects as.
+        role: String,
+    },
+    /// A rule on a relation the role may write reads a tenant table. Rule
+    /// actions run with the rights of the relation's owner, which here
+    /// escapes the tenant policies: `CREATE RULE … DO INSTEAD SELECT`
+    /// from an owner-only table returns its rows to whoever writes.
+    #[error(
+        "the rule {rule} on {table} reads the tenant table{s} {tables} with the rights of {owner}, \
+         the owner of {table}, which is not bound to the tenant there, and {role} may write \
+         {table}: run `DROP RULE {rule} ON {table}` (a trigger or a security_invoker view does \
+         the same with the caller's rights)",
+        s = plural(tables),
+        tables = tables.join(", ")
+    )]
+    RuleReadsTenantTable {
+        /// The rule's name.
+        rule: String,
+        /// The relation it is on.
+        table: String,
+        /// The relation's owner.
+        owner: String,
+        /// The tenant tables it reads.
+        tables: Vec<String>,
+        /// The role the pool connects as.
+        role: String,
+    },
+    /// The tenant column has a nondeterministic collation: strings that
+    /// differ compare equal (`ac-me` and `acme` under an ICU collation
+    /// that ignores punctuation, or case under a case-insensitive one), so
+    /// one tenant's id selects another tenant's rows.
+    #[error(
+        "the tenant column {column} of {table} has the nondeterministic collation {collation}, \
+         so different tenant ids compare equal and one tenant reads another's rows: run `ALTER \
+         TABLE {table} ALTER COLUMN {column} TYPE text COLLATE \"C\"` (keep its type, with a \
+         deterministic collation)"
+    )]
+    TenantColumnNondeterministic {
+        /// The table.
+        table: String,
+        /// The tenant column.
+        column: String,
+        /// The collation.
+        collation: String,
+    },
+    /// A policy is bound to the tenant through a cast that changes the
+    /// value: `::name` truncates to 63 bytes (ids may be 64), `::"char"`
+    /// and `::character` to one character, `::citext` ignores case. Two
+    /// tenants whose ids agree after the cast see each other's rows.
+    #[error(
+        "the policy {policy} on {table} casts the tenant to {cast} in its {clause} clause, which \
+         changes the value (truncates it or ignores case), so two tenants whose ids agree after \
+         the cast see each other's rows: recreate it with `<tenant column> = \
+         NULLIF(current_setting('<tenant setting>', true), '')` (cast only to the column's own type)"
+    )]
+    PolicyLossyCast {
+        /// The table.
+        table: String,
+        /// The policy's name (quoted as an identifier where needed).
+        policy: String,
+        /// The clause.
+        clause: PolicyClause,
+        /// The type cast to.
+        cast: String,
+    },
+    /// A unique index (a primary key, a `UNIQUE` constraint) of a tenant
+    /// table does not include the tenant column, and the role may write
+    /// one of its columns. Uniqueness is checked across every tenant's
+    /// rows, past row-level security: a tenant learns from a
+    /// unique-violation which values other tenants hold, waits on their
+    /// uncommitted rows, and can claim values (the next ids) before them.
+    #[error(
+        "the unique index {index} of {table} (`{definition}`) does not include {column}, so a \
+         tenant learns from a unique violation which values other tenants hold and can claim them \
+         first: recreate it with {column} as its first column (`PRIMARY KEY ({column}, …)`, \
+         `UNIQUE ({column}, …)`), or revoke INSERT and UPDATE on its columns"
+    )]
+    UniqueKeyWithoutTenant {
+        /// The index (of the constraint).
+        index: String,
+        /// The table.
+        table: String,
+        /// The index definition.
+        definition: String,
+        /// The tenant column.
+        column: String,
+    },
+    /// A table without the tenant column, which the role may use, has a
+    /// foreign key into a tenant table. The key check bypasses row-level
+    /// security: inserting a row that points at an id tells whether another
+    /// tenant's row has it, and the referencing rows are shared by every
+    /// tenant.
+    #[error(
+        "the foreign key {constraint} on {table}, which has no tenant column, references the tenant \
+         table {references}, so a tenant learns from the key check which of other tenants' rows \
+         exist: run `ALTER TABLE {table} DROP CONSTRAINT {constraint}` (or make {table} a tenant \
+         table whose key pairs the tenant columns)"
+    )]
+    ForeignKeyFromNonTenantTable {
+        /// The constraint's name.
+        constraint: String,
+        /// The referencing table.
+        table: String,
+        /// The referenced tenant table.
+        references: String,
+    },
+    /// The role has `REFERENCES` on a tenant table and may create or owns
+    /// a table: it can add a foreign key into the tenant table, whose check
+    /// bypasses row-level security (which ids exist in other tenants) and
+    /// whose `KEY SHARE` locks block other tenants' deletes.
+    #[error(
+        "the role {role} has REFERENCES on the tenant table {table} and may create tables, so a \
+         foreign key of its own tells which of other tenants' rows exist and locks them: run \
+         `REVOKE REFERENCES ON {table} FROM PUBLIC, {role}`"
+    )]
+    ReferencesAllowed {
+        /// The table.
+        table: String,
+        /// The role the pool connects as.
+        role: String,
+    },
+    /// The role has `TRIGGER` on a tenant table and may create functions:
+    /// a trigger of its own runs inside every other tenant's writes, with
+    /// their tenant set, and can copy their rows anywhere.
+    #[error(
+        "the role {role} has TRIGGER on the tenant table {table} and may create functions, so a \
+         trigger of its own runs inside other tenants' writes and sees their rows: run `REVOKE \
+         TRIGGER ON {table} FROM PUBLIC, {role}`"
+    )]
+    TriggerAllowed {
+        /// The table.
+        table: String,
+        /// The role the pool connects as.
+        role: String,
+    },
+    /// The role has `UPDATE` on a sequence (or owns it): `setval` moves a
+    /// sequence every tenant draws from, so one tenant makes the others'
+    /// inserts collide or fail.
+    #[error(
+        "the role {role} may setval the sequence {sequence}, which every tenant shares, so one \
+         tenant makes the others' inserts collide or fail: run `REVOKE UPDATE ON SEQUENCE \
+         {sequence} FROM PUBLIC, {role}` (USAGE is enough for nextval)"
+    )]
+    SequenceUpdateAllowed {
+        /// The sequence.
+        sequence: String,
+        /// The role the pool connects as.
+        role: String,
+    },
 }
 
 /// Why a [`Finding::SecurityDefinerFunction`]'s owner escapes row-level
@@ -609,6 +910,20 @@ pub enum DefinerRights {
         /// The table.
         table: String,
     },
+    /// Row-level security is disabled on a tenant table the owner may
+    /// use.
+    RlsDisabledOn {
+        /// The table.
+        table: String,
+    },
+    /// A permissive policy of a tenant table that applies to the owner is
+    /// not bound to the tenant.
+    PolicyNotTenantBound {
+        /// The table.
+        table: String,
+        /// The policy.
+        policy: String,
+    },
 }
 
 impl fmt::Display for DefinerRights {
@@ -619,6 +934,14 @@ impl fmt::Display for DefinerRights {
             DefinerRights::OwnsTenantTable { table } => write!(
                 f,
                 "owns the tenant table {table} (and may turn its row-level security off)"
+            ),
+            DefinerRights::RlsDisabledOn { table } => write!(
+                f,
+                "may use the tenant table {table}, whose row-level security is disabled"
+            ),
+            DefinerRights::PolicyNotTenantBound { table, policy } => write!(
+                f,
+                "is let through by the policy {policy} on {table}, which is not bound to the tenant"
             ),
         }
     }
@@ -705,6 +1028,21 @@ impl Finding {
             Finding::GuardNotExecutable { .. } => "GUARD_NOT_EXECUTABLE",
             Finding::GuardSecretsAccessible { .. } => "GUARD_SECRETS_ACCESSIBLE",
             Finding::GuardSchemaWritable { .. } => "GUARD_SCHEMA_WRITABLE",
+            Finding::RestrictivePolicyNotInherited { .. } => "RESTRICTIVE_POLICY_NOT_INHERITED",
+            Finding::DefinerOwnerPolicyUnbound { .. } => "SECURITY_DEFINER_OWNER_UNBOUND",
+            Finding::DefinerSearchPathWritable { .. } => "SECURITY_DEFINER_SEARCH_PATH",
+            Finding::SecurityDefinerTrigger { .. } => "SECURITY_DEFINER_TRIGGER",
+            Finding::InheritanceParentWithoutTenant { .. } => "INHERITANCE_PARENT_WITHOUT_TENANT",
+            Finding::LargeObjectsAccessible { .. } => "LARGE_OBJECTS_ACCESSIBLE",
+            Finding::LargeObjectFunctionGranted { .. } => "LARGE_OBJECT_FUNCTION_GRANTED",
+            Finding::RuleReadsTenantTable { .. } => "RULE_READS_TENANT_TABLE",
+            Finding::TenantColumnNondeterministic { .. } => "TENANT_COLUMN_NONDETERMINISTIC",
+            Finding::PolicyLossyCast { .. } => "POLICY_LOSSY_CAST",
+            Finding::UniqueKeyWithoutTenant { .. } => "UNIQUE_KEY_WITHOUT_TENANT",
+            Finding::ForeignKeyFromNonTenantTable { .. } => "FOREIGN_KEY_FROM_NON_TENANT_TABLE",
+            Finding::ReferencesAllowed { .. } => "REFERENCES_ALLOWED",
+            Finding::TriggerAllowed { .. } => "TRIGGER_ALLOWED",
+            Finding::SequenceUpdateAllowed { .. } => "SEQUENCE_UPDATE_ALLOWED",
         }
     }
 
@@ -723,7 +1061,17 @@ impl Finding {
             | Finding::PolicyNotTenantBound { table, .. }
             | Finding::PolicyReadsBareSetting { table, .. }
             | Finding::PolicyNeedsHardenedPool { table, .. }
-            | Finding::ForeignKeyWithoutTenant { table, .. } => Some(table),
+            | Finding::ForeignKeyWithoutTenant { table, .. }
+            | Finding::RestrictivePolicyNotInherited { table, .. }
+            | Finding::DefinerOwnerPolicyUnbound { table, .. }
+            | Finding::SecurityDefinerTrigger { table, .. }
+            | Finding::RuleReadsTenantTable { table, .. }
+            | Finding::TenantColumnNondeterministic { table, .. }
+            | Finding::PolicyLossyCast { table, .. }
+            | Finding::UniqueKeyWithoutTenant { table, .. }
+            | Finding::ForeignKeyFromNonTenantTable { table, .. }
+            | Finding::ReferencesAllowed { table, .. }
+            | Finding::TriggerAllowed { table, .. } => Some(table),
             _ => None,
         }
     }
@@ -872,6 +1220,90 @@ mod tests {
             },
             Finding::GuardSchemaWritable {
                 schema: "tenant_guard".into(),
+                role: "app".into(),
+            },
+            Finding::RestrictivePolicyNotInherited {
+                table: table(),
+                policy: "p".into(),
+                roles: vec!["readers".into()],
+                role: "app".into(),
+            },
+            Finding::DefinerOwnerPolicyUnbound {
+                function: "public.f()".into(),
+                owner: "reporter".into(),
+                table: table(),
+                policy: "p".into(),
+                role: "app".into(),
+            },
+            Finding::DefinerSearchPathWritable {
+                function: "public.f()".into(),
+                search_path: None,
+                schemas: vec!["public".into()],
+                role: "app".into(),
+            },
+            Finding::SecurityDefinerTrigger {
+                function: "public.f()".into(),
+                trigger: "t".into(),
+                table: table(),
+                owner: "postgres".into(),
+                rights: DefinerRights::Superuser,
+                role: "app".into(),
+            },
+            Finding::InheritanceParentWithoutTenant {
+                parent: "public.base".into(),
+                children: vec![table()],
+                column: "tenant_id".into(),
+                role: "app".into(),
+            },
+            Finding::LargeObjectsAccessible {
+                total: 1,
+                objects: vec!["16400".into()],
+                role: "app".into(),
+            },
+            Finding::LargeObjectFunctionGranted {
+                function: "lo_get(oid)".into(),
+                role: "app".into(),
+            },
+            Finding::RuleReadsTenantTable {
+                rule: "r".into(),
+                table: table(),
+                owner: "o".into(),
+                tables: vec!["public.secrets".into()],
+                role: "app".into(),
+            },
+            Finding::TenantColumnNondeterministic {
+                table: table(),
+                column: "tenant_id".into(),
+                collation: "public.ci".into(),
+            },
+            Finding::PolicyLossyCast {
+                table: table(),
+                policy: "p".into(),
+                clause: PolicyClause::Using,
+                cast: "name".into(),
+            },
+            Finding::UniqueKeyWithoutTenant {
+                index: "public.notes_slug_key".into(),
+                table: table(),
+                definition: "CREATE UNIQUE INDEX notes_slug_key ON public.notes USING btree (slug)"
+                    .into(),
+                column: "tenant_id".into(),
+            },
+            Finding::ForeignKeyFromNonTenantTable {
+                constraint: "likes_note_fkey".into(),
+                table: table(),
+                references: "public.parents".into(),
+            },
+            Finding::ReferencesAllowed {
+                table: table(),
+                role: "app".into(),
+            },
+            Finding::TriggerAllowed {
+                table: table(),
+                role: "app".into(),
+            },
+            Finding::SequenceUpdateAllowed {
+                sequence: "public.notes_id_seq".into(),
                 role: "app".into(),
             },
         ]

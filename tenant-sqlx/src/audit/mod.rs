@@ -69,13 +69,44 @@
 //!   it);
 //! * a materialized view that reads one, through anything, and that the
 //!   role may select: it has no row-level security at all;
-//! * a `SECURITY DEFINER` function or procedure the role may execute whose
-//!   owner is a superuser, has `BYPASSRLS`, or owns a tenant table (with or
-//!   without `FORCE`: the owner may turn row-level security off, and the
-//!   audit cannot read what the function does). Functions of extensions
-//!   and, in hardened mode, the guard function are not reported here.
+//! * a `SECURITY DEFINER` function or procedure the role may execute, or
+//!   that a trigger runs on a table it may write (`EXECUTE` is not checked
+//!   for triggers), whose owner is a superuser, has `BYPASSRLS`, owns a
+//!   tenant table that does not force row-level security (or one that
+//!   does, when the body runs DDL or dynamic SQL), or is let through by a
+//!   permissive policy of its own that is not bound to the tenant;
+//! * a `SECURITY DEFINER` function without `SET search_path` (or with a
+//!   schema the role may create in on it) while the role may create in
+//!   some schema: SQL run by the application can shadow what it calls;
+//! * a rule on a relation the role may write that reads a tenant table
+//!   with the relation owner's rights.
 //!
-//! Foreign keys between tenant tables must pair the tenant columns.
+//! A view, function or rule owned by a role that is held to the tenant
+//! exactly as the pool's role is (the owner of a table that forces
+//! row-level security, with bound policies) is not reported. Functions of
+//! extensions and, in hardened mode, the guard function are not reported
+//! here.
+//!
+//! # Keys, collations and other side doors
+//!
+//! Foreign keys between tenant tables must pair the tenant columns; a
+//! foreign key from a table without the tenant column into a tenant table,
+//! a unique key of a tenant table without the tenant column, `REFERENCES`
+//! or `TRIGGER` with the right to create, `UPDATE` on a sequence,
+//! reachable large objects, an inheritance parent without the tenant
+//! column, a nondeterministic tenant collation, a policy that casts the
+//! tenant to `name` (truncating), and a restrictive policy the role does
+//! not inherit (`NOINHERIT`) are each reported with their own code. The
+//! full list, and what PostgreSQL gives the audit no way to see, is in the
+//! repository's `docs/security.md`.
+//!
+//! # Stored settings
+//!
+//! A setting stored on the role or database that shapes every session is
+//! reported unless this connection was given it in its start-up options
+//! (`pg_settings.source = 'client'`), as a `TenantPool` does (see
+//! [`TenantPoolBuilder::pin_setting`](crate::TenantPoolBuilder::pin_setting)):
+//! then the stored value never reaches a session.
 //!
 //! # Hardened mode
 //!
@@ -90,8 +121,11 @@
 //! # What is not checked
 //!
 //! The audit reads the catalogs; it cannot read function bodies (other than
-//! the guard's), nor know which rows a policy that is declared on purpose
-//! lets through. Foreign tables are not examined.
+//! the guard's, and whether a table owner's function runs DDL), nor know
+//! which rows a policy that is declared on purpose lets through. Foreign
+//! tables and event triggers are not examined. A pool re-runs the audit
+//! while it serves (see
+//! [`TenantPoolBuilder::audit_interval`](crate::TenantPoolBuilder::audit_interval)).
 //!
 //! [`RlsPolicy`]: crate::rls::RlsPolicy
 //! [`Guard::function_body`]: crate::guard::Guard::function_body
@@ -117,6 +151,7 @@ mod catalog;
 mod checks;
 mod expr;
 mod findings;
+pub(crate) mod watch;
 
 use std::fmt;
 
@@ -300,6 +335,7 @@ pub async fn run_with(
     options: &AuditOptions,
 ) -> Result<AuditReport, sqlx::Error> {
     let mut tx = conn.begin().await?;
+    let pinned = checks::pinned_settings(&mut tx).await?;
     sqlx::query("SET LOCAL search_path = pg_catalog")
         .persistent(false)
         .execute(&mut *tx)
@@ -313,12 +349,12 @@ pub async fn run_with(
     checks::audit_tables(&mut tx, options, &role, superuser, &mut findings).await?;
     checks::audit_maintain(&mut tx, options, &role, &mut findings).await?;
     checks::audit_foreign_keys(&mut tx, options, &mut findings).await?;
-    checks::audit_views(&mut tx, options, &role, &mut findings).await?;
-    checks::audit_functions(&mut tx, options, &role, &mut findings).await?;
+    checks::audit_structure(&mut tx, options, &role, &mut findings).await?;
+    checks::audit_definers(&mut tx, options, &role, &mut findings).await?;
     if options.is_hardened() {
         checks::audit_guard(&mut tx, options, &role, superuser, &mut findings).await?;
     }
-    checks::audit_settings(&mut tx, options.setting_names(), &mut findings).await?;
+    checks::audit_settings(&mut tx, options.setting_names(), &pinned, &mut findings).await?;
     checks::audit_citus(&mut tx, &role, &mut findings).await?;
     let mut performance = Vec::new();
     checks::audit_indexes(&mut tx, options, &mut performance).await?;

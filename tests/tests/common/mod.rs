@@ -33,11 +33,12 @@ pub fn schema() -> String {
 pub fn schema_for(hardened: bool) -> String {
     format!(
         "CREATE TABLE notes (
-             id bigserial PRIMARY KEY,
+             id bigserial NOT NULL,
              tenant_id text NOT NULL,
              slug text NOT NULL,
              body text NOT NULL,
-             UNIQUE (slug)
+             PRIMARY KEY (tenant_id, id),
+             UNIQUE (tenant_id, slug)
          );
          GRANT USAGE ON SEQUENCE notes_id_seq TO {APP_ROLE};
          {}",
@@ -56,6 +57,16 @@ pub async fn fixture() -> Fixture {
 /// when given, and hardened policies when `hardened_policies`.
 pub async fn fixture_with(guard_secret: Option<&[u8]>, hardened_policies: bool) -> Fixture {
     let cluster = TestCluster::shared().await.expect("test cluster");
+    fixture_in(cluster, guard_secret, hardened_policies).await
+}
+
+/// [`fixture_with`] on `cluster` (a private one, for tests that change
+/// roles, which every database of a cluster shares).
+pub async fn fixture_in(
+    cluster: &TestCluster,
+    guard_secret: Option<&[u8]>,
+    hardened_policies: bool,
+) -> Fixture {
     let db = cluster.create_database().await.expect("test database");
     if let Some(secret) = guard_secret {
         db.install_guard(secret).await.expect("guard");
