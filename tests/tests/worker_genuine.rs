@@ -286,7 +286,8 @@ async fn a_forged_consistent_envelope_is_dead_lettered_and_counts_nothing() {
             .await;
         assert_eq!(odd, 0, "no forged payload was applied");
         assert_eq!(
-            s.count("SELECT count(*) FROM tenant_processed_messages").await,
+            s.count("SELECT count(*) FROM tenant_processed_messages")
+                .await,
             4,
             "only the genuine events are recorded"
         );
@@ -294,7 +295,10 @@ async fn a_forged_consistent_envelope_is_dead_lettered_and_counts_nothing() {
         // With the check before the handler, the handler never sees a
         // forgery; without it, `Job::begin` refuses each one.
         let expected_handled = if check_before_handler { 4 } else { 8 };
-        assert_eq!(handled, expected_handled, "check_before_handler={check_before_handler}");
+        assert_eq!(
+            handled, expected_handled,
+            "check_before_handler={check_before_handler}"
+        );
     }
 }
 
@@ -333,7 +337,10 @@ async fn one_tenants_sql_cannot_pre_claim_another_tenants_next_event() {
     for (sql, refusal) in [
         (as_globex.as_str(), "violates row-level security policy"),
         ("DELETE FROM tenant_processed_messages", "permission denied"),
-        ("UPDATE tenant_outbox SET envelope = envelope", "permission denied"),
+        (
+            "UPDATE tenant_outbox SET envelope = envelope",
+            "permission denied",
+        ),
     ] {
         let mut tx = s.pool.begin(&acme_ctx).await.unwrap();
         let err = sqlx::query(sql).execute(&mut tx).await.unwrap_err();
@@ -363,7 +370,10 @@ async fn one_tenants_sql_cannot_pre_claim_another_tenants_next_event() {
     s.xadd(globex, &next.to_string(), "effect", &envelope(globex, 0))
         .await;
     let (second, _) = s.run_worker(|b| b, &client, 3, 2).await;
-    assert_eq!((second.processed, second.duplicates, second.dead_lettered), (1, 1, 1));
+    assert_eq!(
+        (second.processed, second.duplicates, second.dead_lettered),
+        (1, 1, 1)
+    );
     let applied: (i64, i64) = sqlx::query_as(
         "SELECT count(*), min(seq) FROM effects WHERE tenant_id = 'globex' AND event_id = $1",
     )
@@ -371,7 +381,11 @@ async fn one_tenants_sql_cannot_pre_claim_another_tenants_next_event() {
     .fetch_one(&mut s.admin)
     .await
     .unwrap();
-    assert_eq!(applied, (1, 1), "globex's event applied once, with its payload");
+    assert_eq!(
+        applied,
+        (1, 1),
+        "globex's event applied once, with its payload"
+    );
     assert_eq!(audit_effects(&mut s.admin).await.0, 3);
 }
 
@@ -403,7 +417,10 @@ async fn event_ids_outside_the_outbox_range_are_dead_lettered() {
         .collect();
     expected.sort_by(|x, y| x.1.cmp(&y.1));
     assert_eq!(s.dead_letters().await, expected);
-    assert_eq!((stats.processed, stats.dead_lettered), (1, bad.len() as u64));
+    assert_eq!(
+        (stats.processed, stats.dead_lettered),
+        (1, bad.len() as u64)
+    );
     assert_eq!(handled, 1, "no invalid id reached the handler");
     assert_eq!(audit_effects(&mut s.admin).await, (1, 1, 0, 0));
 }
@@ -474,12 +491,11 @@ async fn pruning_deletes_old_rows_and_applies_no_pruned_event_again() {
     );
     assert_eq!(worker::prune(&admin, day).await.unwrap(), Pruned::default());
     assert_eq!(s.outbox_ids(t).await, vec![old[9] + 1, old[9] + 2]);
-    let kept: Vec<i64> = sqlx::query_scalar(
-        "SELECT event_id FROM tenant_processed_messages ORDER BY event_id",
-    )
-    .fetch_all(&mut s.admin)
-    .await
-    .unwrap();
+    let kept: Vec<i64> =
+        sqlx::query_scalar("SELECT event_id FROM tenant_processed_messages ORDER BY event_id")
+            .fetch_all(&mut s.admin)
+            .await
+            .unwrap();
     assert_eq!(kept, old[5..].to_vec(), "recent records are kept");
 
     // The stream still holds the ten old entries: deliver them all again,
@@ -574,12 +590,16 @@ async fn the_consumers_redis_user_cannot_write_into_the_tenant_streams() {
     let admin = AdminPool::connect(s.db.admin_url()).await.unwrap();
     let mut relay = Relay::builder().start(&admin, &relay_client).await.unwrap();
     while relay.run_once().await.unwrap() > 0 {}
-    s.xadd("acme", "999999", "effect", &envelope("acme", 5)).await;
+    s.xadd("acme", "999999", "effect", &envelope("acme", 5))
+        .await;
     let (stats, _) = s.run_worker(|b| b, &consumer_client, 3, 1).await;
     assert_eq!((stats.processed, stats.dead_lettered), (3, 1));
 
     let stream = "tenant:events:t:acme";
-    let mut consumer = consumer_client.get_multiplexed_async_connection().await.unwrap();
+    let mut consumer = consumer_client
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
     let refused = [
         redis::cmd("XADD")
             .arg(stream)
@@ -628,7 +648,10 @@ async fn the_consumers_redis_user_cannot_write_into_the_tenant_streams() {
 
     // The relay's user writes the streams but reads no group, and touches
     // no other key.
-    let mut relay_conn = relay_client.get_multiplexed_async_connection().await.unwrap();
+    let mut relay_conn = relay_client
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
     let refused = [
         redis::cmd("XREADGROUP")
             .arg("GROUP")
