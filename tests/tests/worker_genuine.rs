@@ -7,6 +7,8 @@
 //!   before the handler and with `Job::begin`'s proof alone;
 //! * one tenant's SQL and a forged entry cannot pre-claim another tenant's
 //!   next event id: that event is applied exactly once;
+//! * an outbox row that one tenant's SQL writes under another tenant's
+//!   next id hides nothing from the relay;
 //! * ids outside `1..=i64::MAX` are dead-lettered `EVENT_ID_INVALID`;
 //! * pruning removes old rows without letting a pruned event, or a forgery
 //!   naming an old id, be applied;
@@ -387,6 +389,53 @@ async fn one_tenants_sql_cannot_pre_claim_another_tenants_next_event() {
         "globex's event applied once, with its payload"
     );
     assert_eq!(audit_effects(&mut s.admin).await.0, 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outbox_row_with_another_tenants_next_id_hides_nothing() {
+    let mut s = setup().await;
+    let next: i64 = s
+        .count(
+            "SELECT CASE WHEN is_called THEN last_value + 1 ELSE last_value END
+               FROM tenant_outbox_id_seq",
+        )
+        .await;
+    // Acme's SQL writes an event of its own under globex's next id.
+    let acme_ctx = ctx("acme");
+    let mut tx = s.pool.begin(&acme_ctx).await.unwrap();
+    sqlx::query(
+        "INSERT INTO tenant_outbox (tenant_id, id, topic, envelope) VALUES ('acme', $1, 'effect', $2)",
+    )
+    .bind(next)
+    .bind(envelope("acme", 0))
+    .execute(&mut tx)
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    produce(&s.pool, "globex", 0, 1).await;
+    assert_eq!(s.outbox_ids("globex").await, vec![next]);
+    // One row per round: acme's goes first; marking it published must not
+    // mark globex's row of the same id.
+    let admin = AdminPool::connect(s.db.admin_url()).await.unwrap();
+    let mut relay = Relay::builder()
+        .batch(1)
+        .start(&admin, &s.client)
+        .await
+        .unwrap();
+    while relay.run_once().await.unwrap() > 0 {}
+    let client = s.client.clone();
+    let (stats, _) = s.run_worker(|b| b, &client, 2, 0).await;
+    assert_eq!(stats.processed, 2);
+    let applied: Vec<(String, i64)> =
+        sqlx::query_as("SELECT tenant_id, event_id FROM effects ORDER BY tenant_id")
+            .fetch_all(&mut s.admin)
+            .await
+            .unwrap();
+    assert_eq!(
+        applied,
+        vec![("acme".to_owned(), next), ("globex".to_owned(), next)],
+        "each tenant's event applied once, in its own tenant"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -108,7 +108,9 @@ impl<T> Job<T> {
         match claim(&mut tx, &self.group, entry).await {
             Ok(()) => Ok(tx),
             Err(e) => {
-                tx.rollback().await?;
+                // The claim's error says what happened; a failed rollback
+                // only closes the connection.
+                let _ = tx.rollback().await;
                 Err(e)
             }
         }

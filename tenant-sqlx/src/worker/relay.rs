@@ -175,7 +175,7 @@ impl Relay {
         }
         let rows: Vec<(i64, String, String, String)> = sqlx::query_as(&format!(
             "SELECT id, tenant_id, topic, envelope FROM {OUTBOX_TABLE}
-             WHERE published_at IS NULL ORDER BY id LIMIT $1"
+             WHERE published_at IS NULL ORDER BY id, tenant_id LIMIT $1"
         ))
         .bind(self.batch)
         .fetch_all(&mut *conn)
@@ -212,11 +212,17 @@ impl Relay {
         if let Some(hook) = &self.after_publish {
             hook();
         }
+        // By (tenant, id): ids are unique per tenant only (SQL may write
+        // an explicit id), so marking by id alone could mark another
+        // tenant's row that this batch did not publish.
         let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
+        let owners: Vec<&str> = rows.iter().map(|r| r.1.as_str()).collect();
         sqlx::query(&format!(
-            "UPDATE {OUTBOX_TABLE} SET published_at = now()
-              WHERE id = ANY($1) AND published_at IS NULL"
+            "UPDATE {OUTBOX_TABLE} o SET published_at = now()
+               FROM unnest($1::text[], $2::bigint[]) AS b(tenant_id, id)
+              WHERE o.tenant_id = b.tenant_id AND o.id = b.id AND o.published_at IS NULL"
         ))
+        .bind(&owners)
         .bind(&ids)
         .execute(&mut *conn)
         .await?;
