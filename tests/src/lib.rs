@@ -40,11 +40,12 @@ pub mod worker_fixture {
         let sql = format!(
             "{}
              CREATE TABLE effects (
-                 id bigserial PRIMARY KEY,
+                 id bigserial NOT NULL,
                  tenant_id text NOT NULL,
                  event_id bigint NOT NULL,
                  payload_tenant text NOT NULL,
-                 seq bigint NOT NULL
+                 seq bigint NOT NULL,
+                 PRIMARY KEY (tenant_id, id)
              );
              GRANT USAGE ON SEQUENCE effects_id_seq TO {APP_ROLE};
              {}",
