@@ -4,9 +4,14 @@
 //!
 //! * `worker` (ours): the producer writes a business row and publishes the
 //!   event through the outbox in the same `TenantTx`; the relay moves it to
-//!   the tenant's stream; the worker's handler opens the event's tenant
-//!   transaction with `Job::begin` (which records the event id in
-//!   `tenant_processed_messages`), writes the effect, commits; then `XACK`.
+//!   the tenant's stream; the worker checks that the outbox holds the event
+//!   (a short tenant transaction, `check_before_handler`, the default); the
+//!   handler opens the event's tenant transaction with `Job::begin` (which
+//!   proves again that the outbox holds the event and records it in
+//!   `tenant_processed_messages`, one statement), writes the effect,
+//!   commits; then `XACK`.
+//! * `worker_begin_only`: the same with `check_before_handler(false)`, so
+//!   the only genuineness check is the one inside `Job::begin`.
 //! * `check_then_set` (the usual deduplication with a Redis key): the
 //!   producer writes the business row, commits, then `XADD`s the event
 //!   itself (lost if it dies in between);
@@ -20,12 +25,22 @@
 //! in flight, and times until the last effect is committed. Variants are
 //! interleaved over `BENCH_ROUNDS` rounds (default 5); each line reports the
 //! median, and each ratio is the median of per-round ratios:
-//! `RATIO worker/check_then_set tasks=8: 0.91`.
+//! `RATIO worker/check_then_set tasks=8: 0.91`. The cost of the check
+//! before the handler is the difference of `worker` and `worker_begin_only`
+//! in µs per event.
+//!
+//! Then the proof inside `Job::begin` alone, side by side on one
+//! connection pool: `BENCH_PROOFS` (default 2000) tenant transactions that
+//! record an event with the proof (`INSERT … SELECT` from the outbox by
+//! tenant, id, topic and envelope, as `Job::begin` does) against as many
+//! that record it with a plain `INSERT … VALUES` (no proof), in µs per
+//! transaction, interleaved in chunks of 20.
 //!
 //! Then fairness: the p99 wait (publish to handler start) of a quiet
 //! tenant's 40 events, alone and behind a flood of `BENCH_FLOOD` events
 //! (default 100,000) from another tenant queued first, with 4 jobs in
-//! flight, at most 2 per tenant.
+//! flight, at most 2 per tenant. The events are genuine: written into the
+//! outbox by SQL and added to the streams with their outbox ids.
 //!
 //! Run: `cargo bench -p tenant-benches --bench worker`.
 
@@ -52,6 +67,7 @@ const TASKS: [usize; 2] = [1, 8];
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Variant {
     Ours,
+    OursBeginOnly,
     CheckThenSet,
 }
 
@@ -59,8 +75,13 @@ impl Variant {
     fn name(self) -> &'static str {
         match self {
             Variant::Ours => "worker",
+            Variant::OursBeginOnly => "worker_begin_only",
             Variant::CheckThenSet => "check_then_set",
         }
+    }
+
+    fn ours(self) -> bool {
+        self != Variant::CheckThenSet
     }
 }
 
@@ -108,7 +129,7 @@ async fn produce(s: &Setup, variant: Variant, prefix: &str, events: usize) {
                     .await
                     .unwrap();
                 match variant {
-                    Variant::Ours => {
+                    Variant::Ours | Variant::OursBeginOnly => {
                         worker::publish(&mut tx, "effect", &effect).await.unwrap();
                         tx.commit().await.unwrap();
                     }
@@ -169,12 +190,15 @@ async fn measure(
         .prefix(prefix.as_str())
         .max_in_flight(tasks)
         .per_tenant_in_flight(2.min(tasks))
+        // check_then_set's producer writes no outbox row: its worker checks
+        // nothing (its handler does not call `Job::begin` either).
+        .check_before_handler(variant == Variant::Ours)
         .start(s.pool.clone(), &s.client)
         .await
         .unwrap();
     let started = Instant::now();
     let running = match variant {
-        Variant::Ours => worker_fixture::spawn(worker, move |job| {
+        Variant::Ours | Variant::OursBeginOnly => worker_fixture::spawn(worker, move |job| {
             let h = handlers.clone();
             async move { h.exactly_once(job).await }
         }),
@@ -184,7 +208,7 @@ async fn measure(
         }),
     };
     let (relay_stop, relay_stopped) = oneshot::channel::<()>();
-    let relay = if variant == Variant::Ours {
+    let relay = if variant.ours() {
         let relay = Relay::builder()
             .prefix(prefix.as_str())
             .idle(Duration::from_millis(2))
@@ -198,7 +222,13 @@ async fn measure(
         None
     };
     produce(s, variant, &prefix, events).await;
+    let deadline = Instant::now() + Duration::from_secs(600);
     loop {
+        assert!(
+            Instant::now() < deadline,
+            "{} did not apply {events} events in 10 minutes",
+            variant.name()
+        );
         let n: i64 = sqlx::query_scalar("SELECT count(*) FROM effects")
             .fetch_one(&mut s.admin)
             .await
@@ -246,31 +276,54 @@ impl Probe {
     }
 }
 
-fn raw_envelope(tenant: &str, seq: usize) -> String {
-    format!(
-        r#"{{"context":{{"tenant":"{tenant}"}},"payload":{{"tenant":"{tenant}","seq":{seq}}}}}"#
+/// Writes `n` genuine events of `tenant` (sequence numbers from `first`)
+/// into the outbox by SQL, marked published, and gives their ids and
+/// envelopes, for the caller to add to the stream.
+async fn outbox_rows(
+    admin: &mut PgConnection,
+    tenant: &str,
+    first: usize,
+    n: usize,
+) -> Vec<(i64, String)> {
+    sqlx::query_as(
+        "INSERT INTO tenant_outbox (tenant_id, topic, envelope, published_at)
+         SELECT $1, 'effect',
+                format('{\"context\":{\"tenant\":\"%s\"},\"payload\":{\"tenant\":\"%s\",\"seq\":%s}}', $1, $1, g),
+                now()
+           FROM generate_series($2::bigint, $2 + $3 - 1) g ORDER BY g
+         RETURNING id, envelope",
     )
+    .bind(tenant)
+    .bind(first as i64)
+    .bind(n as i64)
+    .fetch_all(admin)
+    .await
+    .unwrap()
 }
 
 /// The quiet tenant's p99 wait behind `flood` events of another tenant.
-async fn quiet_p99(s: &Setup, flood: usize, run: usize) -> Duration {
+async fn quiet_p99(s: &mut Setup, flood: usize, run: usize) -> Duration {
     let prefix = format!("fair:{run}:{flood}");
     let (noisy, quiet) = ("tenant-noisy", "tenant-quiet");
     let mut conn = s.conn.clone();
-    for chunk in (0..flood).collect::<Vec<_>>().chunks(500) {
+    let rows = outbox_rows(&mut s.admin, noisy, 0, flood).await;
+    for chunk in rows.chunks(500) {
         let mut pipe = redis::pipe();
-        for &i in chunk {
+        for (id, envelope) in chunk {
             pipe.cmd("XADD")
                 .arg(format!("{prefix}:t:{noisy}"))
                 .arg("*")
                 .arg("event")
-                .arg(10_000_000 * (run + 1) + i)
+                .arg(*id)
+                .arg("topic")
+                .arg("effect")
                 .arg("envelope")
-                .arg(raw_envelope(noisy, i))
+                .arg(envelope)
                 .ignore();
         }
         pipe.query_async::<()>(&mut conn).await.unwrap();
     }
+    let quiet_rows = outbox_rows(&mut s.admin, quiet, 0, 40).await;
     redis::cmd("SADD")
         .arg(format!("{prefix}:tenants"))
         .arg(noisy)
@@ -296,15 +349,17 @@ async fn quiet_p99(s: &Setup, flood: usize, run: usize) -> Duration {
     });
     tokio::time::sleep(Duration::from_millis(300)).await;
     let mut published = HashMap::new();
-    for seq in 0..40usize {
+    for (seq, (id, envelope)) in quiet_rows.iter().enumerate() {
         published.insert(seq as i64, Instant::now());
         redis::cmd("XADD")
             .arg(format!("{prefix}:t:{quiet}"))
             .arg("*")
             .arg("event")
-            .arg(20_000_000 * (run + 1) + seq)
+            .arg(*id)
+            .arg("topic")
+            .arg("effect")
             .arg("envelope")
-            .arg(raw_envelope(quiet, seq))
+            .arg(envelope)
             .query_async::<()>(&mut conn)
             .await
             .unwrap();
@@ -326,6 +381,75 @@ async fn quiet_p99(s: &Setup, flood: usize, run: usize) -> Duration {
         .collect();
     waits.sort();
     waits[(waits.len() * 99).div_ceil(100) - 1]
+}
+
+/// The 1, 5 and 15 minute load averages.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+/// µs per tenant transaction that records an event with the outbox proof
+/// (the statement `Job::begin` runs) and with a plain insert, interleaved
+/// in chunks of 20 (each first every other time); medians over the chunks.
+async fn proof_cost(s: &mut Setup, n: usize) -> (f64, f64) {
+    let mut rows = Vec::new();
+    for t in 0..TENANTS {
+        let tenant = tenant(t);
+        for (id, envelope) in outbox_rows(&mut s.admin, &tenant, 0, n.div_ceil(TENANTS)).await {
+            rows.push((tenant.clone(), id, envelope));
+        }
+    }
+    rows.sort_by_key(|r| r.1);
+    let mut proof = Vec::new();
+    let mut plain = Vec::new();
+    for (i, chunk) in rows.chunks(20).enumerate() {
+        for with_proof in [i % 2 == 0, i % 2 == 1] {
+            let started = Instant::now();
+            for (tenant, id, envelope) in chunk {
+                let ctx: Ctx<Validated> = Ctx::unvalidated()
+                    .with_tenant(tenant.as_str())
+                    .validate()
+                    .unwrap();
+                let mut tx = s.pool.begin(&ctx).await.unwrap();
+                let recorded = if with_proof {
+                    sqlx::query(
+                        "INSERT INTO tenant_processed_messages (tenant_id, consumer_group, event_id)
+                         SELECT o.tenant_id, $3, o.id FROM tenant_outbox o
+                          WHERE o.tenant_id = $1 AND o.id = $2 AND o.topic = $4 AND o.envelope = $5
+                         ON CONFLICT DO NOTHING",
+                    )
+                    .bind(tenant)
+                    .bind(id)
+                    .bind("proof")
+                    .bind("effect")
+                    .bind(envelope)
+                    .execute(&mut tx)
+                    .await
+                } else {
+                    sqlx::query(
+                        "INSERT INTO tenant_processed_messages (tenant_id, consumer_group, event_id)
+                         VALUES ($1, $3, $2) ON CONFLICT DO NOTHING",
+                    )
+                    .bind(tenant)
+                    .bind(id)
+                    .bind("plain")
+                    .execute(&mut tx)
+                    .await
+                };
+                assert_eq!(recorded.unwrap().rows_affected(), 1);
+                tx.commit().await.unwrap();
+            }
+            let per = started.elapsed().as_secs_f64() * 1e6 / chunk.len() as f64;
+            if with_proof {
+                proof.push(per);
+            } else {
+                plain.push(per);
+            }
+        }
+    }
+    (median(&mut proof), median(&mut plain))
 }
 
 fn median(v: &mut [f64]) -> f64 {
@@ -364,49 +488,64 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         next_event: Arc::new(AtomicI64::new(1)),
     };
     let _ = &s.admin_url;
-    let variants = [Variant::Ours, Variant::CheckThenSet];
+    let variants = [Variant::Ours, Variant::OursBeginOnly, Variant::CheckThenSet];
     let mut results: Vec<Vec<f64>> = vec![Vec::new(); variants.len() * TASKS.len()];
-    let mut ratios: Vec<Vec<f64>> = vec![Vec::new(); TASKS.len()];
+    // Per tasks: worker/check_then_set, worker/worker_begin_only, and the
+    // check before the handler in µs per event.
+    let mut ratios: Vec<[Vec<f64>; 3]> = vec![Default::default(); TASKS.len()];
     for round in 0..rounds {
         for (ti, &tasks) in TASKS.iter().enumerate() {
-            let mut this = [0.0; 2];
-            // Alternate which variant goes first.
-            let order: Vec<usize> = if round % 2 == 0 {
-                vec![0, 1]
-            } else {
-                vec![1, 0]
-            };
-            for vi in order {
+            let mut this = [0.0; 3];
+            // Rotate which variant goes first.
+            for k in 0..variants.len() {
+                let vi = (k + round) % variants.len();
                 let eps = measure(&mut s, variants[vi], tasks, round, events).await;
                 this[vi] = eps;
                 results[vi * TASKS.len() + ti].push(eps);
             }
-            ratios[ti].push(this[0] / this[1]);
+            ratios[ti][0].push(this[0] / this[2]);
+            ratios[ti][1].push(this[0] / this[1]);
+            ratios[ti][2].push((1.0 / this[0] - 1.0 / this[1]) * 1e6);
         }
         eprintln!("round {round} done");
     }
-    println!("worker bench: {events} events over {TENANTS} tenants, {rounds} rounds, medians");
+    println!(
+        "worker bench: {events} events over {TENANTS} tenants, {rounds} rounds, medians; load average {}",
+        load_average()
+    );
     for (vi, v) in variants.iter().enumerate() {
         for (ti, tasks) in TASKS.iter().enumerate() {
             println!(
-                "{:<14} tasks={tasks}: {:>8.0} events/s",
+                "{:<17} tasks={tasks}: {:>8.0} events/s",
                 v.name(),
                 median(&mut results[vi * TASKS.len() + ti])
             );
         }
     }
     for (ti, tasks) in TASKS.iter().enumerate() {
+        let [seed, begin_only, check] = &mut ratios[ti];
         println!(
             "RATIO worker/check_then_set tasks={tasks}: {:.2}",
-            median(&mut ratios[ti])
+            median(seed)
+        );
+        println!(
+            "RATIO worker/worker_begin_only tasks={tasks}: {:.2} (the check before the handler: {:+.0} µs/event)",
+            median(begin_only),
+            median(check)
         );
     }
+    let (proof, plain) = proof_cost(&mut s, env_num("BENCH_PROOFS", 2000)).await;
+    println!(
+        "genuineness proof in Job::begin: {proof:.0} µs per transaction with it, {plain:.0} µs with a plain insert ({:+.0} µs/event); load average {}",
+        proof - plain,
+        load_average()
+    );
     let flood = env_num("BENCH_FLOOD", 100_000);
     let mut alone = Vec::new();
     let mut flooded = Vec::new();
     for run in 0..3 {
-        alone.push(quiet_p99(&s, 0, run).await.as_secs_f64() * 1e3);
-        flooded.push(quiet_p99(&s, flood, run).await.as_secs_f64() * 1e3);
+        alone.push(quiet_p99(&mut s, 0, run).await.as_secs_f64() * 1e3);
+        flooded.push(quiet_p99(&mut s, flood, run).await.as_secs_f64() * 1e3);
     }
     println!(
         "fairness: quiet tenant p99 wait {:.1} ms alone, {:.1} ms behind a {flood}-event flood (median of 3)",

@@ -40,7 +40,7 @@ pub mod worker_fixture {
         let sql = format!(
             "{}
              CREATE TABLE effects (
-                 id bigserial,
+                 id bigserial NOT NULL,
                  tenant_id text NOT NULL,
                  event_id bigint NOT NULL,
                  payload_tenant text NOT NULL,

@@ -214,11 +214,11 @@ async fn bad_envelopes_are_dead_lettered_with_their_reason_while_the_rest_flow()
             "TENANT_MISMATCH",
             Some(envelope(Some(b), Some("x"), &ok(b))),
         ),
-        // The handler declares `agent`: the macro refuses the context.
+        // Consistent, but no transaction wrote it.
         (
             "9000006",
-            "AGENT_REQUIRED",
-            Some(envelope(Some(a), None, &ok(a))),
+            "EVENT_NOT_IN_OUTBOX",
+            Some(envelope(Some(a), Some("x"), &ok(a))),
         ),
         ("9000007", "ENVELOPE_INVALID", Some("{not json".to_owned())),
         ("9000008", "ENVELOPE_MISSING", None),
@@ -226,6 +226,19 @@ async fn bad_envelopes_are_dead_lettered_with_their_reason_while_the_rest_flow()
     for (event, _, env) in &bad {
         xadd(&mut conn, a, event, env.as_deref()).await;
     }
+    // A genuine event without an agent (written by SQL into the outbox):
+    // the handler declares `agent`, so the macro refuses the context.
+    let agentless: i64 = sqlx::query_scalar(
+        "INSERT INTO tenant_outbox (tenant_id, topic, envelope) VALUES ($1, 'effect', $2) RETURNING id",
+    )
+    .bind(a)
+    .bind(envelope(Some(a), None, &ok(a)))
+    .fetch_one(&mut s.admin)
+    .await
+    .unwrap();
+    let agentless = agentless.to_string();
+    let mut bad = bad;
+    bad.push((agentless.as_str(), "AGENT_REQUIRED", None));
     for t in [a, b] {
         produce(&s.pool, t, 10, 10).await;
     }
@@ -253,7 +266,7 @@ async fn bad_envelopes_are_dead_lettered_with_their_reason_while_the_rest_flow()
                     .fetch_one(&mut admin)
                     .await
                     .unwrap();
-                n == 40 && dead_letters(&mut c).await.len() == 8
+                n == 40 && dead_letters(&mut c).await.len() == 9
             })
         },
     )
@@ -262,17 +275,18 @@ async fn bad_envelopes_are_dead_lettered_with_their_reason_while_the_rest_flow()
     assert_eq!(audit_effects(&mut s.admin).await, (40, 40, 0, 0));
     let mut dead = dead_letters(&mut conn).await;
     dead.sort_by(|x, y| x.1.cmp(&y.1));
-    let expected: Vec<(String, String)> = bad
+    let mut expected: Vec<(String, String)> = bad
         .iter()
         .map(|(e, r, _)| (r.to_string(), e.to_string()))
         .collect();
+    expected.sort_by(|x, y| x.1.cmp(&y.1));
     assert_eq!(dead, expected);
     let leaked: i64 = sqlx::query_scalar("SELECT count(*) FROM effects WHERE event_id >= 9000000")
         .fetch_one(&mut s.admin)
         .await
         .unwrap();
     assert_eq!(leaked, 0, "no bad envelope reached the handler's effect");
-    assert_eq!((stats.processed, stats.dead_lettered), (40, 8));
+    assert_eq!((stats.processed, stats.dead_lettered), (40, 9));
     for t in [a, b] {
         assert_eq!(pending(&mut conn, t).await, 0, "everything acknowledged");
     }
@@ -452,31 +466,40 @@ impl Probe {
 /// of `flood` events from another tenant queued first; and how much of the
 /// flood was done when the last quiet event started.
 async fn quiet_waits(flood: usize) -> (Duration, u64) {
-    let s = setup().await;
+    let mut s = setup().await;
     let mut conn = s.conn().await;
     let (noisy, quiet) = ("tenant-noisy", "tenant-quiet");
-    let mut pipe = redis::pipe();
-    for i in 0..flood {
-        let env = envelope(
-            Some(noisy),
-            None,
-            &format!(r#"{{"tenant":"{noisy}","seq":{i}}}"#),
-        );
-        pipe.cmd("XADD")
-            .arg(format!("tenant:events:t:{noisy}"))
-            .arg("*")
-            .arg("event")
-            .arg(i + 1)
-            .arg("envelope")
-            .arg(env)
-            .ignore();
-    }
-    pipe.cmd("SADD")
+    // The flood is genuine (the worker applies only what the outbox holds):
+    // written straight into the outbox, then relayed before the worker
+    // starts.
+    sqlx::query(
+        "INSERT INTO tenant_outbox (tenant_id, topic, envelope)
+         SELECT $1, 'effect', format('{\"context\":{\"tenant\":\"%s\"},\"payload\":{\"tenant\":\"%s\",\"seq\":%s}}', $1, $1, g)
+           FROM generate_series(0, $2 - 1) g ORDER BY g",
+    )
+    .bind(noisy)
+    .bind(flood as i64)
+    .execute(&mut s.admin)
+    .await
+    .unwrap();
+    s.relay_all().await;
+    redis::cmd("SADD")
         .arg("tenant:events:tenants")
         .arg(noisy)
         .arg(quiet)
-        .ignore();
-    pipe.query_async::<()>(&mut conn).await.unwrap();
+        .query_async::<()>(&mut conn)
+        .await
+        .unwrap();
+    let admin = AdminPool::connect(s.db.admin_url()).await.unwrap();
+    let relay = Relay::builder()
+        .idle(Duration::from_millis(2))
+        .start(&admin, &s.client)
+        .await
+        .unwrap();
+    let (relay_stop, relay_stopped) = tokio::sync::oneshot::channel::<()>();
+    let relay = tokio::spawn(relay.run(async move {
+        let _ = relay_stopped.await;
+    }));
     let probe = Probe {
         quiet: quiet.into(),
         seen: Arc::default(),
@@ -496,13 +519,8 @@ async fn quiet_waits(flood: usize) -> (Duration, u64) {
     tokio::time::sleep(Duration::from_millis(200)).await;
     let mut published = HashMap::new();
     for seq in 0..40i64 {
-        let env = envelope(
-            Some(quiet),
-            None,
-            &format!(r#"{{"tenant":"{quiet}","seq":{seq}}}"#),
-        );
         published.insert(seq, Instant::now());
-        xadd(&mut conn, quiet, &(1_000_000 + seq).to_string(), Some(&env)).await;
+        produce(&s.pool, quiet, seq, 1).await;
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -511,7 +529,10 @@ async fn quiet_waits(flood: usize) -> (Duration, u64) {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let flood_done = probe.flood_done.load(Ordering::SeqCst);
-    running.stop().await.unwrap();
+    let stats = running.stop().await.unwrap();
+    let _ = relay_stop.send(());
+    relay.await.unwrap();
+    assert_eq!(stats.dead_lettered, 0, "every event is genuine");
     let seen = probe.seen.lock().unwrap();
     let mut waits: Vec<Duration> = published
         .iter()

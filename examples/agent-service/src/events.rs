@@ -2,14 +2,22 @@
 //! outbox, in the transaction that stores the message; a relay moves it to
 //! Redis and a worker keeps `agent_conversation_summaries` (message count,
 //! last activity) up to date, each event's effect applied exactly once
-//! ([`Job::begin`] records the event in the effect's transaction).
+//! and only if the outbox holds it for its tenant ([`Job::begin`] proves it
+//! and records the event in the effect's transaction).
+//!
+//! On its throwaway Redis the service gives the relay and the worker Redis
+//! ACL users of their own ([`worker::relay_acl`], [`worker::consumer_acl`]):
+//! only the relay's may `XADD` into the tenant streams; the worker's reads
+//! its group there and writes only the dead-letter stream.
 
 use serde::{Deserialize, Serialize};
 use tenant_core::{with_context, Ctx, Validated, WithAgent, WithConversation};
 use tenant_sqlx::rls::{quote_ident, RlsPolicy, DEFAULT_POLICY_NAME};
 use tenant_sqlx::testing::redis::TestRedis;
 use tenant_sqlx::testing::HarnessError;
-use tenant_sqlx::worker::{self, Job, Relay, Worker, WorkerError, OUTBOX_TABLE, PROCESSED_TABLE};
+use tenant_sqlx::worker::{
+    self, Job, Relay, Worker, WorkerError, DEFAULT_PREFIX, OUTBOX_TABLE, PROCESSED_TABLE,
+};
 use tenant_sqlx::{AdminPool, TenantPool};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -22,6 +30,12 @@ pub const SUMMARY_TABLE: &str = "agent_conversation_summaries";
 
 /// The worker's consumer group.
 pub const SUMMARY_GROUP: &str = "conversation-summaries";
+
+/// The relay's Redis ACL user on the throwaway Redis.
+pub const RELAY_REDIS_USER: &str = "outbox-relay";
+
+/// The summary worker's Redis ACL user on the throwaway Redis.
+pub const WORKER_REDIS_USER: &str = "summary-worker";
 
 /// The payload of [`MESSAGE_CREATED`]; tenant, agent and conversation
 /// travel in the envelope's context.
@@ -115,40 +129,64 @@ pub(crate) struct Events {
     redis: Option<TestRedis>,
 }
 
+/// Creates ACL user `user` on `redis` with a made-up password and the
+/// rules `acl` gives for the default prefix; returns the URL that logs in
+/// as it.
+async fn redis_user(
+    redis: &TestRedis,
+    user: &str,
+    acl: fn(&str) -> Vec<String>,
+) -> Result<String, crate::StartError> {
+    let password: String = crate::auth::made_up_secret()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let mut rules = vec!["on".to_owned(), format!(">{password}")];
+    rules.extend(acl(DEFAULT_PREFIX));
+    let rules: Vec<&str> = rules.iter().map(String::as_str).collect();
+    redis
+        .acl_setuser(user, &rules)
+        .await
+        .map_err(crate::StartError::Redis)?;
+    Ok(redis.url_as(user, &password))
+}
+
 /// A future that completes when `stop` says so.
 async fn stopped(mut rx: watch::Receiver<bool>) {
     let _ = rx.wait_for(|stop| *stop).await;
 }
 
 impl Events {
-    /// Starts Redis (`redis_url`, else a throwaway one), the relay (reading
-    /// the outbox through `relay_url`, a role that bypasses RLS) and the
-    /// worker.
+    /// Starts Redis (`redis_url`, else a throwaway one with an ACL user for
+    /// the relay and one for the worker), the relay (reading the outbox
+    /// through `relay_url`, a role that bypasses RLS) and the worker.
     pub(crate) async fn start(
         pool: &TenantPool,
         relay_url: &str,
         redis_url: Option<&str>,
     ) -> Result<Events, crate::StartError> {
-        let (redis, url) = match redis_url {
-            Some(url) => (None, url.to_owned()),
+        let (redis, relay_redis, worker_redis) = match redis_url {
+            Some(url) => (None, url.to_owned(), url.to_owned()),
             None => {
                 let redis = TestRedis::start().await.map_err(|e| match e {
                     HarnessError::BinariesMissing { .. } => crate::StartError::RedisMissing,
                     e => crate::StartError::Redis(e),
                 })?;
-                let url = redis.url();
-                (Some(redis), url)
+                let relay = redis_user(&redis, RELAY_REDIS_USER, worker::relay_acl).await?;
+                let worker = redis_user(&redis, WORKER_REDIS_USER, worker::consumer_acl).await?;
+                (Some(redis), relay, worker)
             }
         };
-        let client = redis::Client::open(url.as_str())
-            .map_err(|e| crate::StartError::Events(WorkerError::from(e)))?;
+        let open = |url: &str| {
+            redis::Client::open(url).map_err(|e| crate::StartError::Events(WorkerError::from(e)))
+        };
         let admin = AdminPool::connect(relay_url).await?;
         let relay = Relay::builder()
-            .start(&admin, &client)
+            .start(&admin, &open(&relay_redis)?)
             .await
             .map_err(crate::StartError::Events)?;
         let worker = Worker::builder(SUMMARY_GROUP)
-            .start(pool.clone(), &client)
+            .start(pool.clone(), &open(&worker_redis)?)
             .await
             .map_err(crate::StartError::Events)?;
         let (stop, rx) = watch::channel(false);

@@ -2,8 +2,10 @@
 //! Redis: a posted message publishes `message.created` through the outbox,
 //! the service's own relay and worker turn it into the conversation's
 //! summary, each tenant sees only its own summary (with the same agent and
-//! conversation ids), a redelivered event counts once, and a message and
-//! its event commit together or not at all.
+//! conversation ids), a redelivered event counts once, a forged but
+//! consistent entry counts nothing, a message and its event commit together
+//! or not at all, and on its own Redis the relay and the worker log in as
+//! ACL users of their own.
 
 mod common;
 
@@ -233,6 +235,70 @@ async fn the_worker_keeps_each_tenants_summary_and_counts_a_redelivery_once() {
         assert_eq!(status, 200, "{body}");
         assert_eq!(body["message_count"], 3, "the copy counted once: {body}");
 
+        // A forged but consistent entry: globex's own envelope (tenant,
+        // agent, conversation) under an event id no transaction wrote,
+        // written into globex's stream by anyone who can write to Redis.
+        // The outbox does not hold it: dead-lettered, nothing counted.
+        let globex_stream = "tenant:events:t:globex";
+        let first: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
+            .arg(globex_stream)
+            .arg("-")
+            .arg("+")
+            .arg("COUNT")
+            .arg(1)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        let (_, fields) = first.first().expect("globex's stream has its events");
+        let mut forged = redis::cmd("XADD");
+        forged.arg(globex_stream).arg("*");
+        for (k, v) in fields {
+            let v = if k == "event" {
+                "999999999"
+            } else {
+                v.as_str()
+            };
+            forged.arg(k).arg(v);
+        }
+        let _forged: String = forged.query_async(&mut conn).await.unwrap();
+        let deadline = Instant::now() + SUMMARY_WAIT;
+        while !drained(&mut conn, globex_stream).await {
+            assert!(
+                Instant::now() < deadline,
+                "the worker did not take the forgery"
+            );
+            sleep(Duration::from_millis(50)).await;
+        }
+        let dead: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
+            .arg("tenant:events:dead")
+            .arg("-")
+            .arg("+")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        let reasons: Vec<(String, String)> = dead
+            .iter()
+            .map(|(_, f)| {
+                let get = |k: &str| {
+                    f.iter()
+                        .find(|x| x.0 == k)
+                        .map(|x| x.1.clone())
+                        .unwrap_or_default()
+                };
+                (get("reason"), get("event"))
+            })
+            .collect();
+        assert_eq!(
+            reasons,
+            vec![("EVENT_NOT_IN_OUTBOX".to_owned(), "999999999".to_owned())]
+        );
+        let (status, body) = summary(addr, &globex, "conv-1").await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(
+            body["message_count"], 2,
+            "the forgery counted nothing: {body}"
+        );
+
         // One more message still counts.
         post(addr, &acme, "conv-1", "acme 3").await;
         wait_for_count(addr, &acme, "conv-1", 4).await;
@@ -294,4 +360,68 @@ async fn the_worker_keeps_each_tenants_summary_and_counts_a_redelivery_once() {
 
     service.stop().await.expect("clean stop");
     drop(redis);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_its_own_redis_the_relay_and_the_worker_run_as_acl_users_of_their_own() {
+    let cluster = TestCluster::shared().await.expect("PostgreSQL starts");
+    let db = cluster.create_database().await.expect("a database");
+    let service = start_with(Config {
+        database: DatabaseConfig::External {
+            app_url: db.app_url().to_owned(),
+            owner_url: Some(db.owner_url().to_owned()),
+        },
+        hardened: false,
+        relay_url: Some(db.admin_url().to_owned()),
+        ..Config::new("127.0.0.1:0")
+    })
+    .await
+    .expect("the service starts with a throwaway Redis");
+    let described = service.events().expect("the relay and worker run");
+    let dir = described
+        .strip_prefix("a throwaway Redis in ")
+        .and_then(|d| d.strip_suffix(" (removed on exit)"))
+        .expect("a throwaway Redis")
+        .to_owned();
+    let addr = service.addr();
+    let acme = format!("Bearer {}", service.token("acme", None).expect("a token"));
+    timeout(TEST_BOUND, async {
+        // Published by the relay's user, applied by the worker's.
+        post(addr, &acme, "conv-1", "hello").await;
+        wait_for_count(addr, &acme, "conv-1", 1).await;
+        let client = redis::Client::open(format!("redis+unix://{dir}/redis.sock")).unwrap();
+        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+        let users: Vec<String> = redis::cmd("ACL")
+            .arg("LIST")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        let rules = |name: &str| {
+            users
+                .iter()
+                .find(|u| u.starts_with(&format!("user {name} on ")))
+                .unwrap_or_else(|| panic!("no user {name} in {users:?}"))
+                .clone()
+        };
+        let relay = rules("outbox-relay");
+        let worker = rules("summary-worker");
+        assert!(
+            relay.contains("-@all") && relay.contains("+xadd"),
+            "{relay}"
+        );
+        assert!(
+            worker.contains("-@all") && worker.contains("+xreadgroup"),
+            "{worker}"
+        );
+        // The worker's XADD is only in its selector, for the dead letters.
+        let (root, selector) = worker.split_once('(').expect("a selector");
+        assert!(!root.contains("+xadd"), "{worker}");
+        assert!(
+            selector.contains("+xadd") && selector.contains("~tenant:events:dead"),
+            "{worker}"
+        );
+    })
+    .await
+    .expect("bounded");
+    service.stop().await.expect("clean stop");
 }

@@ -24,6 +24,10 @@
 //! redis.restart().await?; // kill -9, then the watchdog starts it again
 //! # Ok(()) }
 //! ```
+//!
+//! [`acl_setuser`](TestRedis::acl_setuser) adds Redis ACL users (kept in the
+//! server's ACL file, so a restart keeps them) and
+//! [`url_as`](TestRedis::url_as) gives the URL that logs in as one.
 
 use std::ffi::OsString;
 use std::fmt;
@@ -115,6 +119,33 @@ impl TestRedis {
         self.wait_ready(Some(old)).await
     }
 
+    /// The `redis+unix://` URL that logs in as ACL user `user` with
+    /// `password` (see [`acl_setuser`](Self::acl_setuser)).
+    pub fn url_as(&self, user: &str, password: &str) -> String {
+        format!(
+            "{}?user={}&pass={}",
+            self.url(),
+            percent_encode(user),
+            percent_encode(password)
+        )
+    }
+
+    /// Creates or changes ACL user `user` with `rules` (`ACL SETUSER user
+    /// rules…`, e.g. `["on", ">secret", "resetkeys", "~app:*", "+get"]`),
+    /// then saves the ACL file so a [`restart`](Self::restart) keeps it.
+    /// The default user is left as it is (the socket is private to this
+    /// process's user).
+    ///
+    /// A rule the server refuses is [`HarnessError::Command`] with the
+    /// server's error.
+    pub async fn acl_setuser(&self, user: &str, rules: &[&str]) -> Result<(), HarnessError> {
+        let mut setuser = vec!["ACL", "SETUSER", user];
+        setuser.extend_from_slice(rules);
+        command(&self.socket(), &setuser)?;
+        command(&self.socket(), &["ACL", "SAVE"])?;
+        Ok(())
+    }
+
     fn socket(&self) -> PathBuf {
         self.dir.join("redis.sock")
     }
@@ -172,8 +203,15 @@ impl TestRedis {
             .tempdir()
             .map_err(HarnessError::io("create a temporary directory"))?
             .keep();
+        let acl = dir.join("users.acl");
+        if let Err(e) = std::fs::write(&acl, "") {
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(HarnessError::io("create the Redis ACL file")(e));
+        }
         let mut command: Vec<OsString> = vec![server.into(), "--port".into(), "0".into()];
         command.extend([
+            "--aclfile".into(),
+            acl.into(),
             "--unixsocket".into(),
             dir.join("redis.sock").into(),
             "--unixsocketperm".into(),
@@ -233,6 +271,64 @@ fn ping(socket: &Path) -> bool {
     }
     let mut buf = [0u8; 7];
     matches!(s.read(&mut buf), Ok(n) if buf[..n].starts_with(b"+PONG"))
+}
+
+/// Sends one command (as a RESP array) and reads a one-line reply; an
+/// error reply is [`HarnessError::Command`].
+#[cfg(unix)]
+fn command(socket: &Path, args: &[&str]) -> Result<String, HarnessError> {
+    use std::io::{Read, Write};
+    use std::os::unix::net::UnixStream;
+
+    let mut request = format!("*{}\r\n", args.len()).into_bytes();
+    for arg in args {
+        request.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
+        request.extend_from_slice(arg.as_bytes());
+        request.extend_from_slice(b"\r\n");
+    }
+    let mut s = UnixStream::connect(socket).map_err(HarnessError::io("connect to Redis"))?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .map_err(HarnessError::io("set a Redis read timeout"))?;
+    s.write_all(&request)
+        .map_err(HarnessError::io("send a Redis command"))?;
+    let mut reply = Vec::new();
+    let mut byte = [0u8; 1];
+    while !reply.ends_with(b"\r\n") {
+        match s.read(&mut byte) {
+            Ok(1) => reply.push(byte[0]),
+            Ok(_) => break,
+            Err(e) => return Err(HarnessError::io("read a Redis reply")(e)),
+        }
+    }
+    let reply = String::from_utf8_lossy(&reply).trim_end().to_owned();
+    if reply.starts_with('-') || reply.is_empty() {
+        return Err(HarnessError::Command {
+            program: format!("redis {}", args[..2.min(args.len())].join(" ")),
+            status: reply,
+            output: String::new(),
+        });
+    }
+    Ok(reply)
+}
+
+#[cfg(not(unix))]
+fn command(_socket: &Path, _args: &[&str]) -> Result<String, HarnessError> {
+    Err(HarnessError::Unsupported {
+        what: "Redis server",
+    })
+}
+
+/// `%XX` for every byte but unreserved ones (RFC 3986), for URL queries.
+fn percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
 }
 
 /// No Unix sockets: never reached, [`TestRedis::start`] refuses first.

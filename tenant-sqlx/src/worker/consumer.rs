@@ -14,8 +14,8 @@ use tenant_core::envelope::Envelope;
 use tenant_core::{Ctx, Incoming, IsValidated, Validated, Validator};
 use tokio::task::JoinSet;
 
+use super::outbox::{claim, parse_event_id, standing, Entry, Standing};
 use super::relay::backoff;
-use super::schema::PROCESSED_TABLE;
 use super::{field, DeadLetterReason, Keys, WorkerError, DEFAULT_PREFIX};
 use crate::{TenantPool, TenantTx};
 
@@ -30,6 +30,7 @@ pub struct Job<T> {
     event_id: i64,
     message_id: String,
     topic: String,
+    envelope: Arc<str>,
     tenant: String,
     attempt: u32,
     pool: TenantPool,
@@ -76,12 +77,17 @@ impl<T> Job<T> {
         self.attempt
     }
 
-    /// Opens the event's tenant transaction for `ctx` and records the event
-    /// in it (`tenant_processed_messages`): the effect and the record commit
+    /// Opens the event's tenant transaction for `ctx`, proves in it that the
+    /// outbox holds this event (this id, for this tenant, with this topic
+    /// and envelope) and records the event in it
+    /// (`tenant_processed_messages`, keyed by tenant, consumer group and
+    /// event id), in one statement: the effect and the record commit
     /// together, or neither does.
     ///
-    /// Fails with [`WorkerError::AlreadyProcessed`] when the event's effect
-    /// already committed (a redelivery: the worker acknowledges it), and with
+    /// Fails with [`WorkerError::NotInOutbox`] when the outbox holds no such
+    /// event (a forged stream entry: the worker dead-letters it), with
+    /// [`WorkerError::AlreadyProcessed`] when the event's effect already
+    /// committed (a redelivery: the worker acknowledges it), and with
     /// [`WorkerError::TenantMismatch`] when `ctx` is not the event's tenant.
     /// A concurrent attempt at the same event waits for the first to commit
     /// or roll back.
@@ -93,21 +99,21 @@ impl<T> Job<T> {
             return Err(WorkerError::TenantMismatch);
         }
         let mut tx = self.pool.begin(ctx).await?;
-        let recorded = sqlx::query(&format!(
-            "INSERT INTO {PROCESSED_TABLE} (consumer_group, event_id, tenant_id)
-             VALUES ($1, $2, $3) ON CONFLICT DO NOTHING"
-        ))
-        .bind(&*self.group)
-        .bind(self.event_id)
-        .bind(&self.tenant)
-        .execute(&mut tx)
-        .await?
-        .rows_affected();
-        if recorded == 0 {
-            tx.rollback().await?;
-            return Err(WorkerError::AlreadyProcessed);
+        let entry = Entry {
+            tenant: &self.tenant,
+            event_id: self.event_id,
+            topic: &self.topic,
+            envelope: &self.envelope,
+        };
+        match claim(&mut tx, &self.group, entry).await {
+            Ok(()) => Ok(tx),
+            Err(e) => {
+                // The claim's error says what happened; a failed rollback
+                // only closes the connection.
+                let _ = tx.rollback().await;
+                Err(e)
+            }
         }
-        Ok(tx)
     }
 }
 
@@ -172,6 +178,7 @@ pub struct WorkerBuilder {
     max_envelope_bytes: usize,
     idle: Duration,
     validator: Option<Arc<dyn Validator>>,
+    check_before_handler: bool,
 }
 
 impl fmt::Debug for WorkerBuilder {
@@ -185,6 +192,7 @@ impl fmt::Debug for WorkerBuilder {
             .field("visibility_timeout", &self.visibility)
             .field("max_attempts", &self.max_attempts)
             .field("validator", &self.validator.is_some())
+            .field("check_before_handler", &self.check_before_handler)
             .finish()
     }
 }
@@ -248,6 +256,22 @@ impl WorkerBuilder {
     /// a refusal dead-letters the message with the validator's code.
     pub fn validator(mut self, validator: Arc<dyn Validator>) -> Self {
         self.validator = Some(validator);
+        self
+    }
+
+    /// Whether the worker proves that the outbox holds each event before it
+    /// calls the handler, in a short transaction of the event's tenant
+    /// (`true` by default): a forged entry is then dead-lettered
+    /// (`EVENT_NOT_IN_OUTBOX`) and a processed one acknowledged without the
+    /// handler ever seeing it.
+    ///
+    /// [`Job::begin`] proves it again in the effect's own transaction
+    /// either way; that proof alone suffices for a handler whose every
+    /// effect is written in that transaction, which may turn this off to
+    /// save one transaction per event. A handler with any other effect (a
+    /// mail, a call, a file) needs it on.
+    pub fn check_before_handler(mut self, check: bool) -> Self {
+        self.check_before_handler = check;
         self
     }
 
@@ -331,6 +355,7 @@ impl Worker {
             max_envelope_bytes: 256 * 1024,
             idle: Duration::from_millis(10),
             validator: None,
+            check_before_handler: true,
         }
     }
 
@@ -621,10 +646,11 @@ where
             "the entry has no `envelope` or no `event` field".into(),
         );
     };
-    let Ok(event_id) = event.parse::<i64>() else {
+    let Some(event_id) = parse_event_id(&event) else {
+        let shown: String = event.chars().take(40).collect();
         return Outcome::Dead(
-            DeadLetterReason::EnvelopeMissing,
-            "the `event` field is not an event id".into(),
+            DeadLetterReason::EventIdInvalid,
+            format!("`{shown}` is not an outbox id (1 to 2^63-1, decimal)"),
         );
     };
     if raw.len() > cfg.max_envelope_bytes {
@@ -656,7 +682,9 @@ where
         );
     }
     // The caller of a handler is the tenant whose stream the event came
-    // from: only the relay writes there, from that tenant's outbox.
+    // from: the relay writes there from that tenant's outbox, and the
+    // outbox is asked whether it holds the event before the handler runs
+    // (unless turned off) and in `Job::begin`, in the effect's transaction.
     let principal = ctx.trust("event read from the tenant's own stream");
     let mut incoming = Incoming::on_behalf_of(&principal);
     if let Some(v) = &cfg.validator {
@@ -667,10 +695,29 @@ where
     }
     let topic = text(entry, field::TOPIC).unwrap_or_default();
     let (_, payload) = envelope.into_incoming();
+    let mut first = match T::deserialize(&payload) {
+        Ok(p) => Some(p),
+        Err(e) => return Outcome::Dead(DeadLetterReason::PayloadInvalid, e.to_string()),
+    };
+    let raw: Arc<str> = raw.into();
+    if cfg.check_before_handler {
+        let entry = Entry {
+            tenant,
+            event_id,
+            topic: &topic,
+            envelope: &raw,
+        };
+        match precheck(shared, pool, &ctx, entry).await {
+            Ok(Standing::Genuine) => {}
+            Ok(Standing::Processed) => return Outcome::Duplicate,
+            Ok(Standing::NotInOutbox) => return not_in_outbox(event_id),
+            Err(e) => return Outcome::Dead(DeadLetterReason::AttemptsExhausted, e.to_string()),
+        }
+    }
     let mut attempt = 0u32;
     loop {
         attempt += 1;
-        let payload: T = match T::deserialize(&payload) {
+        let payload: T = match first.take().map_or_else(|| T::deserialize(&payload), Ok) {
             Ok(p) => p,
             Err(e) => return Outcome::Dead(DeadLetterReason::PayloadInvalid, e.to_string()),
         };
@@ -679,6 +726,7 @@ where
             event_id,
             message_id: entry.id.clone(),
             topic: topic.clone(),
+            envelope: raw.clone(),
             tenant: tenant.to_owned(),
             attempt,
             pool: pool.clone(),
@@ -691,6 +739,7 @@ where
         let error = match result {
             Ok(()) => return Outcome::Done,
             Err(WorkerError::AlreadyProcessed) => return Outcome::Duplicate,
+            Err(WorkerError::NotInOutbox) => return not_in_outbox(event_id),
             Err(e) => e,
         };
         if !error.is_retryable() {
@@ -710,6 +759,50 @@ where
         shared.counters.retries.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(target: "tenant_sqlx::worker", event_id, attempt, code = error.code(), error = %error, "handler failed; retrying");
         tokio::time::sleep(backoff(attempt, cfg.backoff_base, cfg.backoff_cap)).await;
+    }
+}
+
+fn not_in_outbox(event_id: i64) -> Outcome {
+    Outcome::Dead(
+        DeadLetterReason::EventNotInOutbox,
+        format!(
+            "the outbox holds no event {event_id} for this tenant with this topic and \
+             envelope (forged, or pruned before this group processed it)"
+        ),
+    )
+}
+
+/// [`standing`] in a transaction of its own, retried like a handler while
+/// the database fails.
+async fn precheck(
+    shared: &Shared,
+    pool: &TenantPool,
+    ctx: &Ctx<Validated>,
+    entry: Entry<'_>,
+) -> Result<Standing, WorkerError> {
+    let cfg = &shared.config;
+    let mut attempt = 0u32;
+    loop {
+        attempt += 1;
+        let result = async {
+            let mut tx = pool.begin(ctx).await?;
+            let found = standing(&mut tx, &shared.group, entry).await?;
+            tx.commit().await?;
+            Ok::<_, WorkerError>(found)
+        }
+        .await;
+        match result {
+            Ok(found) => return Ok(found),
+            Err(e) if e.is_retryable() && attempt < cfg.max_attempts => {
+                tracing::warn!(target: "tenant_sqlx::worker", event_id = entry.event_id, attempt, code = e.code(), error = %e, "outbox check failed; retrying");
+                tokio::time::sleep(backoff(attempt, cfg.backoff_base, cfg.backoff_cap)).await;
+            }
+            Err(e) => {
+                return Err(WorkerError::handler(format!(
+                    "{attempt} attempts at the outbox check; the last: {e}"
+                )))
+            }
+        }
     }
 }
 

@@ -25,6 +25,12 @@ pub enum WorkerError {
     /// The event was already processed (its id is in the processed table).
     #[error("event already processed")]
     AlreadyProcessed,
+    /// The outbox holds no event with this id for this tenant, with this
+    /// topic and envelope: a forged stream entry, or one whose outbox row
+    /// was pruned before this consumer group processed it. Dead-lettered
+    /// at once (`EVENT_NOT_IN_OUTBOX`).
+    #[error("the outbox holds no such event for this tenant")]
+    NotInOutbox,
     /// [`Job::begin`](super::Job::begin) was given a context of another
     /// tenant than the event's.
     #[error("the context's tenant is not the event's")]
@@ -70,6 +76,7 @@ impl WorkerError {
         match self {
             WorkerError::Context(e) => e.code(),
             WorkerError::AlreadyProcessed => "ALREADY_PROCESSED",
+            WorkerError::NotInOutbox => "EVENT_NOT_IN_OUTBOX",
             WorkerError::TenantMismatch => "TENANT_MISMATCH",
             WorkerError::Database(e) => e.code(),
             WorkerError::Redis(_) => "REDIS",
@@ -106,12 +113,19 @@ impl From<redis::RedisError> for WorkerError {
 /// ```
 /// use tenant_sqlx::worker::DeadLetterReason;
 /// assert_eq!(DeadLetterReason::PayloadTooLarge.code(), "PAYLOAD_TOO_LARGE");
+/// assert_eq!(DeadLetterReason::EventNotInOutbox.code(), "EVENT_NOT_IN_OUTBOX");
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum DeadLetterReason {
     /// The entry has no `envelope` field, or no `event` id.
     EnvelopeMissing,
+    /// The `event` field is not an outbox id: not a canonical decimal
+    /// integer from 1 to `i64::MAX` (`0`, `-1`, `+5`, `007`, `2^63`, …).
+    EventIdInvalid,
+    /// The outbox holds no event with this id for the stream's tenant, with
+    /// this topic and envelope (see [`WorkerError::NotInOutbox`]).
+    EventNotInOutbox,
     /// The `envelope` field is not an envelope (not JSON, or not the shape).
     EnvelopeInvalid,
     /// The envelope is larger than the worker accepts.
@@ -134,6 +148,8 @@ impl DeadLetterReason {
     pub fn code(&self) -> &'static str {
         match self {
             DeadLetterReason::EnvelopeMissing => "ENVELOPE_MISSING",
+            DeadLetterReason::EventIdInvalid => "EVENT_ID_INVALID",
+            DeadLetterReason::EventNotInOutbox => "EVENT_NOT_IN_OUTBOX",
             DeadLetterReason::EnvelopeInvalid => "ENVELOPE_INVALID",
             DeadLetterReason::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
             DeadLetterReason::PayloadInvalid => "PAYLOAD_INVALID",

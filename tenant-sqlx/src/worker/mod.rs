@@ -18,19 +18,32 @@
 //!    the stream's goes to the dead-letter stream with its reason: never to a
 //!    default tenant), and runs the handler inside the envelope's
 //!    [`Incoming`](tenant_core::Incoming) scope, so `#[with_context(tenant,
-//!    …)]` works on worker handlers as on HTTP ones. [`Job::begin`] opens the
-//!    event's tenant transaction *and records the event id in
-//!    `tenant_processed_messages` in it*: the effect and the record commit
-//!    together, so an event redelivered after a crash (between the commit and
-//!    the `XACK`, or a second copy from the relay) is acknowledged without a
-//!    second effect. Pending messages of a dead consumer are reclaimed with
+//!    …)]` works on worker handlers as on HTTP ones. An entry is applied only
+//!    if it is genuine: [`Job::begin`] opens the event's tenant transaction
+//!    *and, in one statement in it, proves that the outbox holds this event
+//!    id for this tenant with this topic and envelope (read under RLS) and
+//!    records it in `tenant_processed_messages`*, keyed by tenant, consumer
+//!    group and event id. A forged entry (a consistent envelope that no
+//!    transaction wrote) is dead-lettered `EVENT_NOT_IN_OUTBOX`; the effect
+//!    and the record commit together, so an event redelivered after a crash
+//!    (between the commit and the `XACK`, or a second copy from the relay)
+//!    is acknowledged without a second effect, and no tenant can claim
+//!    another tenant's event id. By default the worker also checks the
+//!    outbox before calling the handler
+//!    ([`WorkerBuilder::check_before_handler`]), so a handler never sees a
+//!    forged event. Ids other than `1..=i64::MAX` in canonical decimal are
+//!    dead-lettered `EVENT_ID_INVALID`. Pending messages of a dead consumer are reclaimed with
 //!    `XAUTOCLAIM` after the visibility timeout; failed handlers are retried
 //!    with exponential backoff, then dead-lettered; at most
 //!    [`WorkerBuilder::per_tenant_in_flight`] jobs of one tenant run at once,
 //!    so a flooding tenant cannot starve the others.
 //!
 //! The SQL for both tables, with policies that pass this crate's
-//! [`audit`](crate::audit), is [`schema_sql`].
+//! [`audit`](crate::audit), is [`schema_sql`]. [`prune`] (or
+//! [`RelayBuilder::retention`]) deletes published events and processed
+//! records past a retention window without weakening the proof. The Redis
+//! ACL users that keep a consumer from writing into the tenant streams are
+//! in `docs/workers.md`.
 //!
 //! ```no_run
 //! use serde::{Deserialize, Serialize};
@@ -79,15 +92,19 @@
 //! # Ok(()) }
 //! ```
 
+mod acl;
 mod consumer;
 mod error;
 mod outbox;
+mod prune;
 mod relay;
 mod schema;
 
+pub use acl::{consumer_acl, relay_acl};
 pub use consumer::{Job, Worker, WorkerBuilder, WorkerStats};
 pub use error::{DeadLetterReason, WorkerError};
 pub use outbox::publish;
+pub use prune::{prune, Pruned};
 pub use relay::{Relay, RelayBuilder};
 pub use schema::{schema_sql, OUTBOX_TABLE, PROCESSED_TABLE};
 

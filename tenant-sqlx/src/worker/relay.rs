@@ -1,7 +1,7 @@
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use redis::aio::ConnectionManager;
 
@@ -26,6 +26,7 @@ pub struct Relay {
     keys: Keys,
     batch: i64,
     idle: Duration,
+    retention: Option<Duration>,
     after_publish: Option<Hook>,
 }
 
@@ -42,6 +43,7 @@ pub struct RelayBuilder {
     prefix: String,
     batch: i64,
     idle: Duration,
+    retention: Option<Duration>,
     after_publish: Option<Hook>,
 }
 
@@ -51,6 +53,7 @@ impl fmt::Debug for RelayBuilder {
             .field("prefix", &self.prefix)
             .field("batch", &self.batch)
             .field("idle", &self.idle)
+            .field("retention", &self.retention)
             .finish()
     }
 }
@@ -61,6 +64,7 @@ impl Default for RelayBuilder {
             prefix: DEFAULT_PREFIX.to_owned(),
             batch: 256,
             idle: Duration::from_millis(20),
+            retention: None,
             after_publish: None,
         }
     }
@@ -83,6 +87,15 @@ impl RelayBuilder {
     /// How long [`Relay::run`] sleeps when the outbox is empty (20 ms).
     pub fn idle(mut self, idle: Duration) -> Self {
         self.idle = idle;
+        self
+    }
+
+    /// Makes [`Relay::run`] [`prune`](super::prune) the outbox and the
+    /// processed records with this retention, at start and then every
+    /// minute (or every `retention`, if shorter). Without it (the default)
+    /// nothing is deleted.
+    pub fn retention(mut self, retention: Duration) -> Self {
+        self.retention = Some(retention);
         self
     }
 
@@ -110,6 +123,7 @@ impl RelayBuilder {
             keys: Keys::new(&self.prefix),
             batch: self.batch,
             idle: self.idle,
+            retention: self.retention,
             after_publish: self.after_publish,
         })
     }
@@ -161,7 +175,7 @@ impl Relay {
         }
         let rows: Vec<(i64, String, String, String)> = sqlx::query_as(&format!(
             "SELECT id, tenant_id, topic, envelope FROM {OUTBOX_TABLE}
-             WHERE published_at IS NULL ORDER BY id LIMIT $1"
+             WHERE published_at IS NULL ORDER BY id, tenant_id LIMIT $1"
         ))
         .bind(self.batch)
         .fetch_all(&mut *conn)
@@ -198,10 +212,17 @@ impl Relay {
         if let Some(hook) = &self.after_publish {
             hook();
         }
+        // By (tenant, id): ids are unique per tenant only (SQL may write
+        // an explicit id), so marking by id alone could mark another
+        // tenant's row that this batch did not publish.
         let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
+        let owners: Vec<&str> = rows.iter().map(|r| r.1.as_str()).collect();
         sqlx::query(&format!(
-            "UPDATE {OUTBOX_TABLE} SET published_at = now() WHERE id = ANY($1)"
+            "UPDATE {OUTBOX_TABLE} o SET published_at = now()
+               FROM unnest($1::text[], $2::bigint[]) AS b(tenant_id, id)
+              WHERE o.tenant_id = b.tenant_id AND o.id = b.id AND o.published_at IS NULL"
         ))
+        .bind(&owners)
         .bind(&ids)
         .execute(&mut *conn)
         .await?;
@@ -211,11 +232,27 @@ impl Relay {
 
     /// Runs [`run_once`](Self::run_once) until `shutdown` completes, sleeping
     /// when there is nothing to publish and backing off on errors (logged at
-    /// `WARN`, target `tenant_sqlx::worker`).
+    /// `WARN`, target `tenant_sqlx::worker`); prunes when
+    /// [`RelayBuilder::retention`] says so.
     pub async fn run(mut self, shutdown: impl Future<Output = ()>) {
         tokio::pin!(shutdown);
         let mut failures = 0u32;
+        let mut pruned: Option<Instant> = None;
         loop {
+            if let Some(retention) = self.retention {
+                let every = retention.min(Duration::from_secs(60));
+                if pruned.is_none_or(|t| t.elapsed() >= every) {
+                    pruned = Some(Instant::now());
+                    match super::prune(&self.admin, retention).await {
+                        Ok(p) => {
+                            tracing::debug!(target: "tenant_sqlx::worker", outbox = p.outbox, processed = p.processed, "pruned")
+                        }
+                        Err(e) => {
+                            tracing::warn!(target: "tenant_sqlx::worker", code = e.code(), error = %e, "outbox prune failed")
+                        }
+                    }
+                }
+            }
             let pause = match self.run_once().await {
                 Ok(n) if n > 0 => {
                     failures = 0;
