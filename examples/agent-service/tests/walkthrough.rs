@@ -157,6 +157,30 @@ async fn two_tenants_same_ids_each_see_only_their_own() {
     let (_, body) = call(addr, "GET", path, &acme_h, None).await;
     assert_eq!(contents(&body), ["hello from acme"]);
 
+    // A flood from acme past its share: acme alone gets 429 with
+    // Retry-After, globex is served.
+    let mut flood = Vec::new();
+    for _ in 0..300 {
+        let auth = acme.clone();
+        flood.push(tokio::spawn(async move {
+            request(addr, "GET", path, &conversation(&auth), None).await
+        }));
+    }
+    let mut limited = None;
+    for call in flood {
+        let reply = call.await.unwrap();
+        match reply.status {
+            200 => {}
+            429 => limited = Some(reply),
+            other => panic!("{other}: {}", reply.body),
+        }
+    }
+    let limited = limited.expect("300 requests at once go past 50/s with bursts of 100");
+    assert_eq!(limited.json()["error"]["code"], "RATE_LIMITED");
+    assert!(limited.head.contains("retry-after: "), "{}", limited.head);
+    let (status, body) = call(addr, "GET", path, &globex_h, None).await;
+    assert_eq!(status, 200, "{body}");
+
     service.stop().await.expect("clean stop");
 }
 
