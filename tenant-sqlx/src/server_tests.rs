@@ -2,6 +2,13 @@
 //! pool never lent is pushed into it the only way that remains (the
 //! crate's own hand-off), and the quoting of values that no public API
 //! accepts any more is checked on the server.
+//!
+//! Connecting directly, every session of a pool is opened with the pool's
+//! own options (so as the role it checked at connect) and the hand-off takes
+//! only sessions its own transactions ended on. Behind a transaction pooler
+//! a server session may have logged in as anything the pooler maps the
+//! client to, so there the begin message checks the role every time: the
+//! injection tests run in that mode (which also works connected directly).
 
 use std::time::{Duration, Instant};
 
@@ -91,6 +98,7 @@ async fn a_session_of_another_role_is_closed_never_used() {
     let db = database().await;
     let pool = TenantPool::builder()
         .max_connections(2)
+        .transaction_pooler(true)
         .connect(db.app_url())
         .await
         .unwrap();
@@ -132,6 +140,7 @@ async fn a_superuser_session_runs_the_transaction_as_the_pool_role() {
     let db = database().await;
     let pool = TenantPool::builder()
         .max_connections(1)
+        .transaction_pooler(true)
         .connect(db.app_url())
         .await
         .unwrap();

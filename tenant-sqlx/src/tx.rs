@@ -18,8 +18,42 @@ use sqlx::{PgConnection, Postgres};
 use tenant_core::{Ctx, TenantId, Validated};
 
 use crate::stash::{Held, Stash};
-use crate::taint;
+use crate::{control, taint};
 use crate::Error;
+
+/// How a tenant transaction commits, in one message: it clears what the
+/// transaction may have left in the session, then commits, so that the
+/// next `begin` on the connection starts clean at no cost of its own.
+///
+/// * `SET CONSTRAINTS ALL IMMEDIATE` first: deferred constraint triggers run
+///   now, while the tenant (and the role) are still set. In a transaction
+///   the server has aborted (a failed statement whose error was ignored) it
+///   fails with 25P02 and nothing after it runs: the commit reports
+///   [`Error::TransactionAborted`].
+/// * `RESET ALL`: every setting made with `SET` or `set_config(…, false)`,
+///   session transaction characteristics included (values given at connect
+///   time, in the connection options, are kept); `RESET ROLE`: a `SET ROLE`.
+/// * `CLOSE ALL` drops `WITH HOLD` cursors, `DISCARD TEMP` temporary tables
+///   and functions (which RLS does not protect), `DISCARD SEQUENCES` what
+///   `lastval()`/`currval()` would tell of this transaction's inserts.
+///
+/// Behind a transaction pooler, [`CLEAN_BEHIND_POOLER_AT_COMMIT`] comes
+/// before the `COMMIT` too. What a transaction cannot clear is handled by
+/// `taint` (the connection is closed instead of reused).
+pub(crate) const COMMIT_CLEAN: &str = "SET CONSTRAINTS ALL IMMEDIATE; RESET ALL; RESET ROLE; \
+     CLOSE ALL; DISCARD TEMP; DISCARD SEQUENCES";
+/// Behind a transaction pooler: `LISTEN` registrations end when the
+/// transaction that runs `UNLISTEN *` commits, so the next client of the
+/// server session receives no notification meant for this one; session
+/// advisory locks and prepared statements (sqlx's own are unnamed in this
+/// mode) go too.
+pub(crate) const CLEAN_BEHIND_POOLER_AT_COMMIT: &str =
+    "; UNLISTEN *; DEALLOCATE ALL; SELECT pg_advisory_unlock_all()";
+/// How a tenant transaction rolls back. A rollback undoes the settings,
+/// role, temporary objects and cursors the transaction made; sequence state
+/// survives it, so `DISCARD SEQUENCES` follows in the same message (in a
+/// transaction of its own).
+pub(crate) const ROLLBACK_CLEAN: &str = "ROLLBACK; DISCARD SEQUENCES";
 
 /// Where a transaction is, as far as this crate knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -137,7 +171,22 @@ impl Inner {
     /// The session, for a statement with text `sql`: refused inside another
     /// tenant's scope and once the transaction has ended; the statement's
     /// text is checked for session state that outlives the transaction.
+    /// Transaction control written by hand is refused before it is sent
+    /// (see `control`).
     pub(crate) fn session(&mut self, sql: &str) -> Result<&mut PgConnection, sqlx::Error> {
+        check_scope(self.ctx.tenant_id()).map_err(Error::into_sqlx)?;
+        if !self.state.is_open() {
+            return Err(Error::TransactionLost.into_sqlx());
+        }
+        if let Some(statement) = control::transaction_control(sql) {
+            return Err(Error::TransactionControlRefused { statement }.into_sqlx());
+        }
+        self.own_statement(sql)
+    }
+
+    /// [`session`](Self::session) for this crate's own savepoint statements,
+    /// which are transaction control.
+    fn own_statement(&mut self, sql: &str) -> Result<&mut PgConnection, sqlx::Error> {
         check_scope(self.ctx.tenant_id()).map_err(Error::into_sqlx)?;
         if !self.state.is_open() {
             return Err(Error::TransactionLost.into_sqlx());
@@ -159,6 +208,14 @@ pub(crate) fn run_raw<'c>(
     sql: &'c str,
 ) -> BoxFuture<'c, Result<PgQueryResult, sqlx::Error>> {
     sqlx::Executor::execute(conn, sqlx::raw_sql(sql))
+}
+
+/// An error that says the connection itself failed (no answer came back).
+fn is_connection_failure(e: &sqlx::Error) -> bool {
+    matches!(
+        e,
+        sqlx::Error::Io(_) | sqlx::Error::Protocol(_) | sqlx::Error::Tls(_) | sqlx::Error::WorkerCrashed
+    )
 }
 
 /// Refuses to work for `tenant` inside the validated scope of another
@@ -198,6 +255,12 @@ impl<'ctx> TenantTx<'ctx> {
 
     /// Commits the transaction.
     ///
+    /// `Ok` means that the transaction `begin` opened, with everything run
+    /// through it, is committed: transaction control written by hand
+    /// (`COMMIT`, `ROLLBACK; BEGIN`, `SAVEPOINT`, …) cannot end or replace
+    /// it, because such a statement is refused before it is sent
+    /// ([`Error::TransactionControlRefused`]).
+    ///
     /// Fails, with the work not committed and the connection closed, when:
     ///
     /// * a [`Savepoint`] was dropped or cancelled without being ended
@@ -205,12 +268,15 @@ impl<'ctx> TenantTx<'ctx> {
     /// * the server had already aborted the transaction, because a statement
     ///   failed (its error ignored) or timed out: PostgreSQL answers such a
     ///   `COMMIT` with a rollback ([`Error::TransactionAborted`]);
-    /// * the transaction was ended behind this `TenantTx`'s back, by a raw
-    ///   `COMMIT`, `ROLLBACK` or `END` ([`Error::TransactionLost`]); what ran
-    ///   after it ran outside any transaction, with no tenant set.
+    /// * a deferred constraint or the `COMMIT` itself failed (a serialization
+    ///   failure, say): [`Error::Database`].
     ///
-    /// It costs no extra round trip: the `COMMIT` travels with a `SAVEPOINT`
-    /// that fails in both of the last two cases.
+    /// If the connection fails while the `COMMIT` is under way, the outcome
+    /// is unknown: [`Error::CommitOutcomeUnknown`] says that the transaction
+    /// may have been committed.
+    ///
+    /// It costs no extra round trip: the clearing that leaves the session
+    /// clean for the next borrower travels with the `COMMIT`.
     pub async fn commit(mut self) -> Result<(), Error> {
         self.end(true).await
     }
@@ -227,16 +293,17 @@ impl<'ctx> TenantTx<'ctx> {
             return Err(Error::TransactionLost);
         }
         let poisoned = inner.state == State::Poisoned;
-        let sql = if commit && !poisoned {
-            // `SAVEPOINT` fails outside a transaction block (the transaction
-            // was ended by hand: 25P01) and in an aborted one (25P02); either
-            // way the `COMMIT` after it in the message is not run.
-            "SAVEPOINT tenant_sqlx_commit; COMMIT"
-        } else {
-            "ROLLBACK"
+        let behind_pooler = inner.stash.behind_pooler();
+        let committing = commit && !poisoned;
+        let sql = match (committing, behind_pooler) {
+            (true, false) => std::borrow::Cow::Owned(format!("{COMMIT_CLEAN}; COMMIT")),
+            (true, true) => std::borrow::Cow::Owned(format!(
+                "{COMMIT_CLEAN}{CLEAN_BEHIND_POOLER_AT_COMMIT}; COMMIT"
+            )),
+            (false, _) => std::borrow::Cow::Borrowed(ROLLBACK_CLEAN),
         };
         inner.state = State::Ending;
-        let result = run_raw(inner.conn(), sql).await;
+        let result = run_raw(inner.conn(), &sql).await;
         match result {
             Ok(_) => {
                 inner.state = State::Ended;
@@ -247,9 +314,14 @@ impl<'ctx> TenantTx<'ctx> {
                 }
             }
             Err(e) => Err(match e.as_database_error().and_then(|d| d.code()) {
-                Some(c) if c == "25P01" => Error::TransactionLost,
                 Some(c) if c == "25P02" => Error::TransactionAborted,
-                _ => Error::Database(e),
+                Some(_) => Error::Database(e),
+                // No answer from the server: a COMMIT may have been carried
+                // out.
+                None if committing && is_connection_failure(&e) => {
+                    Error::CommitOutcomeUnknown(e)
+                }
+                None => Error::Database(e),
             }),
         }
     }
@@ -358,7 +430,7 @@ impl<'t> Savepoint<'t> {
         if was.is_open() {
             self.inner.state = State::Poisoned;
         }
-        let conn = self.inner.session(&sql)?;
+        let conn = self.inner.own_statement(&sql)?;
         run_raw(conn, &sql).await?;
         self.inner.state = was;
         Ok(())
