@@ -735,3 +735,69 @@ async fn slow_acquire_warnings_only_when_a_begin_really_waited() {
     assert_eq!(seen.len(), 1, "{seen:?}");
     assert!(seen[0].1.contains("begin waited"), "{seen:?}");
 }
+
+/// The clearing travels in the commit message, before the `COMMIT`: a
+/// deferred constraint trigger must still run with the transaction's tenant
+/// and role (the message runs `SET CONSTRAINTS ALL IMMEDIATE` first).
+#[tokio::test]
+async fn deferred_constraint_triggers_run_with_the_tenant_still_set() {
+    let mut fx = fixture().await;
+    common::exec(
+        fx.db.owner_url(),
+        &format!(
+            "CREATE FUNCTION notes_tenant_at_commit() RETURNS trigger
+                 LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+             BEGIN
+                 IF current_setting('app.current_tenant', true) IS DISTINCT FROM NEW.tenant_id
+                    OR current_user <> '{APP_ROLE}' THEN
+                     RAISE EXCEPTION 'deferred trigger saw tenant %, role %',
+                         current_setting('app.current_tenant', true), current_user;
+                 END IF;
+                 RETURN NULL;
+             END $$;
+             CREATE CONSTRAINT TRIGGER notes_tenant_at_commit AFTER INSERT ON notes
+                 DEFERRABLE INITIALLY DEFERRED
+                 FOR EACH ROW EXECUTE FUNCTION notes_tenant_at_commit();"
+        ),
+    )
+    .await;
+    let pool = TenantPool::builder()
+        .max_connections(1)
+        .allow_audit_findings(true)
+        .connect(fx.db.app_url())
+        .await
+        .unwrap();
+    let a = ctx(A);
+    let mut tx = pool.begin(&a).await.unwrap();
+    sqlx::query("INSERT INTO notes (tenant_id, slug, body) VALUES ($1, 'deferred', 'x')")
+        .bind(A)
+        .execute(&mut tx)
+        .await
+        .unwrap();
+    tx.commit()
+        .await
+        .expect("the deferred trigger saw the tenant and role at commit");
+    assert_eq!(fx.count(A).await, SEED[0].1 + 1, "the row is saved");
+
+    // The trigger really runs at commit and really reads the setting: a
+    // transaction that changes its tenant after the insert fails there,
+    // and its row is not saved.
+    let mut tx = pool.begin(&a).await.unwrap();
+    sqlx::query("INSERT INTO notes (tenant_id, slug, body) VALUES ($1, 'deferred-2', 'x')")
+        .bind(A)
+        .execute(&mut tx)
+        .await
+        .unwrap();
+    sqlx::raw_sql("SELECT set_config('app.current_tenant', 'tenant-z', true)")
+        .execute(&mut tx)
+        .await
+        .unwrap();
+    let err = tx.commit().await.unwrap_err();
+    assert!(
+        err.to_string().contains("deferred trigger saw tenant tenant-z"),
+        "{err}"
+    );
+    assert_eq!(fx.count(A).await, SEED[0].1 + 1, "the second row is not saved");
+    // And the next borrower is clean.
+    assert_clean(&b_looks(&pool).await, "0", "after a failed commit");
+}
