@@ -139,7 +139,11 @@ async fn backend_instructions(out: &Path, pid: i32) -> Result<u64, BoxError> {
             }
         }
         if Instant::now() > deadline {
-            return Err(format!("no cachegrind summary for backend {pid} in {}", file.display()).into());
+            return Err(format!(
+                "no cachegrind summary for backend {pid} in {}",
+                file.display()
+            )
+            .into());
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -165,7 +169,9 @@ async fn create_table(db: &TestDatabase, hardened: bool) -> Result<(), BoxError>
         .grant_to(APP_ROLE)
         .sql();
     sqlx::raw_sql(&policy).execute(&mut owner).await?;
-    sqlx::raw_sql("VACUUM ANALYZE items").execute(&mut owner).await?;
+    sqlx::raw_sql("VACUUM ANALYZE items")
+        .execute(&mut owner)
+        .await?;
     owner.close().await?;
     Ok(())
 }
@@ -321,7 +327,10 @@ async fn run() -> Result<(), BoxError> {
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!(
         "load average: {} (instruction counts do not depend on it)",
-        load.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
     );
     drop(cluster);
     Ok(())

@@ -170,9 +170,9 @@ fn scan(b: &[u8], backslash_quotes: bool) -> Option<&'static str> {
                         place = Place::Other;
                     }
                     Place::InCreate => {
-                        if after_begin && word.eq_ignore_ascii_case(b"atomic") {
-                            atomic_depth += 1;
-                        } else if atomic_depth > 0 && word.eq_ignore_ascii_case(b"case") {
+                        let opens = (after_begin && word.eq_ignore_ascii_case(b"atomic"))
+                            || (atomic_depth > 0 && word.eq_ignore_ascii_case(b"case"));
+                        if opens {
                             atomic_depth += 1;
                         } else if atomic_depth > 0 && word.eq_ignore_ascii_case(b"end") {
                             atomic_depth -= 1;

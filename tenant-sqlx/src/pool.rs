@@ -108,17 +108,28 @@ const SLOW_BEGIN: Duration = Duration::from_secs(2);
 ///
 /// # What one borrower leaves, the next does not see
 ///
-/// Every transaction starts, in the same round trip as its `BEGIN`, by
-/// clearing what an earlier borrower of the connection may have left in
-/// the session: settings made with `SET` (the tenant fields among them),
-/// `SET ROLE`, session transaction defaults, `WITH HOLD` cursors, temporary
-/// tables, `lastval()`. A statement that leaves what a transaction cannot
-/// clear (`PREPARE`, `LISTEN`, a session advisory lock,
-/// `DEALLOCATE`/`DISCARD`, or code run by `DO`, `EXECUTE` or a new
-/// function) gets its connection closed when the transaction ends instead
-/// of reused. A [`TenantTx`] dropped while open is rolled back before its
-/// connection serves anyone else. A field the context does not carry reads
-/// as unset (`current_setting(name, true)` is NULL or `''`).
+/// Every transaction ends by clearing what it may have left in the session,
+/// in the same round trip as its `COMMIT`: settings made with `SET` (the
+/// tenant fields among them), `SET ROLE`, session transaction defaults,
+/// `WITH HOLD` cursors, temporary tables, `lastval()`. Deferred constraint
+/// triggers run first, with the tenant still set. A rollback undoes all of
+/// these but `lastval()`, which is cleared in the rollback's round trip. A
+/// statement that leaves what a transaction cannot clear (`PREPARE`,
+/// `LISTEN`, a session advisory lock, `DEALLOCATE`/`DISCARD`, or code run by
+/// `DO`, `EXECUTE` or a new function) gets its connection closed when the
+/// transaction ends instead of reused; so does a connection whose commit or
+/// rollback failed or was cancelled. A [`TenantTx`] dropped while open is
+/// rolled back before its connection serves anyone else. Every connection
+/// is opened with the pool's options, as the role checked at connect; behind
+/// a [transaction pooler](TenantPoolBuilder::transaction_pooler), where a
+/// server session may come from elsewhere, every begin also clears and sets
+/// the role. A field the context does not carry reads as unset
+/// (`current_setting(name, true)` is NULL or `''`).
+///
+/// Transaction control written by hand (`COMMIT`, `ROLLBACK; BEGIN`,
+/// `SAVEPOINT`, …) is refused before it is sent
+/// ([`Error::TransactionControlRefused`]), so the transaction `begin` opened
+/// is the one [`TenantTx::commit`] commits.
 ///
 /// What SQL run inside a tenant transaction can still do, on purpose, is
 /// change the tenant for the rest of that transaction
@@ -209,9 +220,10 @@ impl TenantPool {
         Self::builder().connect(url).await
     }
 
-    /// Opens a transaction for `ctx`'s tenant: one round trip that clears
-    /// the session state earlier borrowers left, runs `BEGIN`, and
-    /// `SET LOCAL` for the tenant and each field the context carries.
+    /// Opens a transaction for `ctx`'s tenant: one round trip that runs
+    /// `BEGIN` and `SET LOCAL` for the tenant and each field the context
+    /// carries (the session is clean: every transaction of the pool clears
+    /// it at its end).
     ///
     /// Only a validated context opens one: a `Ctx<Unvalidated>` does not
     /// compile. The transaction borrows the context, so it cannot outlive
@@ -817,14 +829,18 @@ mod tests {
     #[test]
     fn begin_statement_sets_the_fields_the_context_carries() {
         assert_eq!(
-            shared(false, false).begin_statement(&ctx_with_agent()).unwrap(),
+            shared(false, false)
+                .begin_statement(&ctx_with_agent())
+                .unwrap(),
             "BEGIN ISOLATION LEVEL READ COMMITTED, READ WRITE, NOT DEFERRABLE\
              ; SET LOCAL \"app\".\"current_tenant\" = 'acme'\
              ; SET LOCAL \"app\".\"current_agent\" = 'agent-7'"
         );
         // Characteristics pinned at connect time: not repeated.
         assert_eq!(
-            shared(false, true).begin_statement(&ctx_with_agent()).unwrap(),
+            shared(false, true)
+                .begin_statement(&ctx_with_agent())
+                .unwrap(),
             "BEGIN\
              ; SET LOCAL \"app\".\"current_tenant\" = 'acme'\
              ; SET LOCAL \"app\".\"current_agent\" = 'agent-7'"
@@ -835,7 +851,9 @@ mod tests {
     fn behind_a_pooler_the_begin_clears_too() {
         for pinned in [false, true] {
             assert_eq!(
-                shared(true, pinned).begin_statement(&ctx_with_agent()).unwrap(),
+                shared(true, pinned)
+                    .begin_statement(&ctx_with_agent())
+                    .unwrap(),
                 "BEGIN ISOLATION LEVEL READ COMMITTED, READ WRITE, NOT DEFERRABLE\
                  ; RESET ALL; SET LOCAL SESSION AUTHORIZATION \"tenant_app\"\
                  ; CLOSE ALL; DISCARD TEMP; DISCARD SEQUENCES\

@@ -1,14 +1,15 @@
-//! Which statements may leave session state that the next begin message
-//! does not clear.
+//! Which statements may leave session state that the end of the
+//! transaction does not clear.
 //!
-//! The begin message clears, at no round trip, what can be cleared inside a
-//! transaction: settings and the role (`RESET ALL`, `SET LOCAL SESSION AUTHORIZATION`),
-//! `WITH HOLD` cursors, temporary tables and sequence state. Three kinds of
+//! The commit message clears, at no round trip, what can be cleared inside a
+//! transaction: settings and the role (`RESET ALL`, `RESET ROLE`),
+//! `WITH HOLD` cursors, temporary tables and sequence state (a rollback
+//! undoes the rest and is followed by `DISCARD SEQUENCES`). Three kinds of
 //! leftovers cannot be cleared that way: prepared statements made with SQL
 //! `PREPARE` (listed in `pg_prepared_statements` and executable by the next
 //! borrower; `DEALLOCATE ALL` would also drop sqlx's own), `LISTEN`
 //! registrations (an `UNLISTEN` takes effect only at commit) and session
-//! advisory locks (their release is a function call, which a simple begin
+//! advisory locks (their release is a function call, which the commit
 //! message would pay for on every transaction). Checking the server for them
 //! costs a query per transaction, about a quarter of a short transaction's
 //! time.

@@ -18,8 +18,8 @@ use sqlx::{PgConnection, Postgres};
 use tenant_core::{Ctx, TenantId, Validated};
 
 use crate::stash::{Held, Stash};
-use crate::{control, taint};
 use crate::Error;
+use crate::{control, taint};
 
 /// How a tenant transaction commits, in one message: it clears what the
 /// transaction may have left in the session, then commits, so that the
@@ -214,7 +214,10 @@ pub(crate) fn run_raw<'c>(
 fn is_connection_failure(e: &sqlx::Error) -> bool {
     matches!(
         e,
-        sqlx::Error::Io(_) | sqlx::Error::Protocol(_) | sqlx::Error::Tls(_) | sqlx::Error::WorkerCrashed
+        sqlx::Error::Io(_)
+            | sqlx::Error::Protocol(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::WorkerCrashed
     )
 }
 
@@ -318,9 +321,7 @@ impl<'ctx> TenantTx<'ctx> {
                 Some(_) => Error::Database(e),
                 // No answer from the server: a COMMIT may have been carried
                 // out.
-                None if committing && is_connection_failure(&e) => {
-                    Error::CommitOutcomeUnknown(e)
-                }
+                None if committing && is_connection_failure(&e) => Error::CommitOutcomeUnknown(e),
                 None => Error::Database(e),
             }),
         }

@@ -794,10 +794,15 @@ async fn deferred_constraint_triggers_run_with_the_tenant_still_set() {
         .unwrap();
     let err = tx.commit().await.unwrap_err();
     assert!(
-        err.to_string().contains("deferred trigger saw tenant tenant-z"),
+        err.to_string()
+            .contains("deferred trigger saw tenant tenant-z"),
         "{err}"
     );
-    assert_eq!(fx.count(A).await, SEED[0].1 + 1, "the second row is not saved");
+    assert_eq!(
+        fx.count(A).await,
+        SEED[0].1 + 1,
+        "the second row is not saved"
+    );
     // And the next borrower is clean.
     assert_clean(&b_looks(&pool).await, "0", "after a failed commit");
 }

@@ -549,12 +549,11 @@ async fn the_same_words_inside_a_statement_run() {
     let pool = one_connection(&fx).await;
     let a = ctx(A);
     let mut tx = pool.begin(&a).await.unwrap();
-    let (case, body): (i32, String) = sqlx::query_as(
-        "SELECT CASE WHEN true THEN 1 END, 'COMMIT; ROLLBACK; BEGIN' /* END */",
-    )
-    .fetch_one(&mut tx)
-    .await
-    .unwrap();
+    let (case, body): (i32, String) =
+        sqlx::query_as("SELECT CASE WHEN true THEN 1 END, 'COMMIT; ROLLBACK; BEGIN' /* END */")
+            .fetch_one(&mut tx)
+            .await
+            .unwrap();
     assert_eq!((case, body.as_str()), (1, "COMMIT; ROLLBACK; BEGIN"));
     sqlx::raw_sql("DO $$ BEGIN PERFORM 1; END $$")
         .execute(&mut tx)

@@ -281,12 +281,11 @@ async fn the_next_client_on_a_shared_server_session_inherits_nothing() {
 /// on, and its backend.
 async fn listening(pool: &TenantPool, c: &Ctx<Validated>, commit: bool) -> (i64, i32) {
     let mut tx = pool.begin(c).await.expect("begin");
-    let seen = sqlx::query_as(
-        "SELECT (SELECT count(*) FROM pg_listening_channels()), pg_backend_pid()",
-    )
-    .fetch_one(&mut tx)
-    .await
-    .expect("query");
+    let seen =
+        sqlx::query_as("SELECT (SELECT count(*) FROM pg_listening_channels()), pg_backend_pid()")
+            .fetch_one(&mut tx)
+            .await
+            .expect("query");
     if commit {
         tx.commit().await.expect("commit");
     } else {
@@ -314,12 +313,11 @@ async fn no_borrower_receives_another_ones_notifications() {
         .execute(&mut tx)
         .await
         .unwrap();
-    let (registered, _): (i64, i32) = sqlx::query_as(
-        "SELECT (SELECT count(*) FROM pg_listening_channels()), pg_backend_pid()",
-    )
-    .fetch_one(&mut tx)
-    .await
-    .unwrap();
+    let (registered, _): (i64, i32) =
+        sqlx::query_as("SELECT (SELECT count(*) FROM pg_listening_channels()), pg_backend_pid()")
+            .fetch_one(&mut tx)
+            .await
+            .unwrap();
     // A LISTEN takes effect at commit: not yet listed.
     assert_eq!(registered, 0);
     tx.commit().await.unwrap();
@@ -369,7 +367,11 @@ async fn transaction_control_by_hand_is_refused_through_pgbouncer() {
         common::transaction_control_is_refused(&mut fx, &pool, A, statement).await;
         let (tenant, agent, _, foreign, _, listening, locks, _) = look_all(&pool, &ctx(B)).await;
         assert_eq!(tenant.as_deref(), Some(B), "{statement}");
-        assert_eq!((agent.as_str(), foreign, listening, locks), ("", 0, 0, 0), "{statement}");
+        assert_eq!(
+            (agent.as_str(), foreign, listening, locks),
+            ("", 0, 0, 0),
+            "{statement}"
+        );
     }
 }
 

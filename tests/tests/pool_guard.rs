@@ -201,10 +201,7 @@ async fn a_commit_written_by_hand_is_refused_and_the_transaction_goes_on() {
     let a = ctx_with_agent("tenant-a");
     let mut tx = pool.begin(&a).await.unwrap();
     let refused = sqlx::raw_sql("COMMIT").execute(&mut tx).await.unwrap_err();
-    assert_eq!(
-        Error::from(refused).code(),
-        "TRANSACTION_CONTROL_REFUSED"
-    );
+    assert_eq!(Error::from(refused).code(), "TRANSACTION_CONTROL_REFUSED");
     let seen: i64 = sqlx::query_scalar("SELECT count(*) FROM notes")
         .fetch_one(&mut tx)
         .await

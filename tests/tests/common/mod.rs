@@ -302,11 +302,19 @@ pub async fn transaction_control_is_refused(
         .unwrap();
     let simple = sqlx::raw_sql(statement).execute(&mut tx).await.unwrap_err();
     let simple = tenant_sqlx::Error::from(simple);
-    assert_eq!(simple.code(), "TRANSACTION_CONTROL_REFUSED", "{statement}: {simple}");
+    assert_eq!(
+        simple.code(),
+        "TRANSACTION_CONTROL_REFUSED",
+        "{statement}: {simple}"
+    );
     if !statement.contains(';') {
         let extended = sqlx::query(statement).execute(&mut tx).await.unwrap_err();
         let extended = tenant_sqlx::Error::from(extended);
-        assert_eq!(extended.code(), "TRANSACTION_CONTROL_REFUSED", "{statement}: {extended}");
+        assert_eq!(
+            extended.code(),
+            "TRANSACTION_CONTROL_REFUSED",
+            "{statement}: {extended}"
+        );
     }
     let (same_xid, still, mine): (Option<String>, Option<String>, i64) = sqlx::query_as(
         "SELECT pg_current_xact_id_if_assigned()::text,
@@ -317,7 +325,11 @@ pub async fn transaction_control_is_refused(
     .fetch_one(&mut tx)
     .await
     .unwrap();
-    assert_eq!(same_xid.as_deref(), Some(xid.as_str()), "{statement}: another transaction");
+    assert_eq!(
+        same_xid.as_deref(),
+        Some(xid.as_str()),
+        "{statement}: another transaction"
+    );
     assert_eq!(still.as_deref(), Some(tenant), "{statement}");
     assert_eq!(mine, 1, "{statement}: the first insert is gone");
     sqlx::query("INSERT INTO notes (tenant_id, slug, body) VALUES ($1, $2, 'after')")
@@ -334,5 +346,8 @@ pub async fn transaction_control_is_refused(
         .fetch_one(&mut fx.admin)
         .await
         .unwrap();
-    assert_eq!(saved, 2, "{statement}: commit() said Ok for rows that are not saved");
+    assert_eq!(
+        saved, 2,
+        "{statement}: commit() said Ok for rows that are not saved"
+    );
 }
