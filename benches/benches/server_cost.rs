@@ -20,6 +20,9 @@
 //!   the SELECT (a prepared statement, as sqlx runs it), `COMMIT`: RLS by
 //!   hand, the least a tenant transaction can cost;
 //! * `tenant_tx`: `TenantPool::begin`, the SELECT, `commit`;
+//! * `tenant_tx_pinned`: `tenant_tx` on connections whose start-up
+//!   options pin the `default_transaction_*` settings, so that the begin
+//!   message need not spell the transaction characteristics out;
 //! * `tenant_tx_hardened`: the same in hardened mode (a proof in the begin
 //!   message, policies that call the guard function).
 //!
@@ -58,6 +61,9 @@ const SELECT: &str = "SELECT body FROM items WHERE id = $1";
 enum Side {
     Minimal,
     TenantTx,
+    /// `TenantTx` on connections whose start-up options pin the transaction
+    /// characteristics: the begin is a bare `BEGIN`.
+    Pinned,
     Hardened,
 }
 
@@ -73,6 +79,7 @@ impl Variant {
         let base = match self.side {
             Side::Minimal => "minimal",
             Side::TenantTx => "tenant_tx",
+            Side::Pinned => "tenant_tx_pinned",
             Side::Hardened => "tenant_tx_hardened",
         };
         if self.statements == 1 {
@@ -207,12 +214,20 @@ async fn run_backend(
             conn.close().await?;
             Ok(pid)
         }
-        Side::TenantTx | Side::Hardened => {
+        Side::TenantTx | Side::Pinned | Side::Hardened => {
             let mut builder = TenantPool::builder().max_connections(1);
             if variant.side == Side::Hardened {
                 builder = builder.hardened(GuardSecret::new(GUARD_SECRET)?);
             }
-            let pool = builder.connect(url).await?;
+            let mut options: sqlx::postgres::PgConnectOptions = url.parse()?;
+            if variant.side == Side::Pinned {
+                options = options.options([
+                    ("default_transaction_isolation", "read\\ committed"),
+                    ("default_transaction_read_only", "off"),
+                    ("default_transaction_deferrable", "off"),
+                ]);
+            }
+            let pool = builder.connect_with(options).await?;
             let pid: i32 = {
                 let mut tx = pool.begin(&ctxs[0]).await?;
                 let pid = sqlx::query_scalar("SELECT pg_backend_pid()")
@@ -295,8 +310,17 @@ async fn run() -> Result<(), BoxError> {
          ({warm} + {txs}) - {warm} transactions on two backends; one-row SELECT by primary key"
     );
     let mut instr = std::collections::HashMap::new();
-    for statements in [1, 5] {
-        for side in [Side::Minimal, Side::TenantTx, Side::Hardened] {
+    let variants = [
+        (Side::Minimal, 1),
+        (Side::TenantTx, 1),
+        (Side::Pinned, 1),
+        (Side::Hardened, 1),
+        (Side::Minimal, 5),
+        (Side::TenantTx, 5),
+        (Side::Hardened, 5),
+    ];
+    {
+        for (side, statements) in variants {
             let variant = Variant { side, statements };
             let url = match side {
                 Side::Hardened => hardened_db.app_url(),
@@ -315,6 +339,10 @@ async fn run() -> Result<(), BoxError> {
     println!(
         "RATIO instr tenant_tx_hardened/tenant_tx: {:.2}",
         ratio("tenant_tx_hardened", "tenant_tx")
+    );
+    println!(
+        "RATIO instr tenant_tx_pinned/minimal: {:.2} (transaction characteristics pinned at connect)",
+        ratio("tenant_tx_pinned", "minimal")
     );
     println!(
         "RATIO instr tenant_tx_5/minimal_5: {:.2}",

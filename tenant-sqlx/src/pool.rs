@@ -32,7 +32,7 @@ use crate::{Error, SettingNames};
 /// default_transaction_read_only = on`) does not shape the transaction,
 /// unless the connection's start-up options pin all three
 /// `default_transaction_*` settings to these values (see
-/// [`characteristics_pinned`]): a value given at connect time outranks a
+/// [`SessionFacts`]): a value given at connect time outranks a
 /// stored one, and a borrower's `SET SESSION CHARACTERISTICS` is undone by
 /// the `RESET ALL` at the end of its transaction, or by its rollback.
 const BEGIN_EXPLICIT: &str = "BEGIN ISOLATION LEVEL READ COMMITTED, READ WRITE, NOT DEFERRABLE";
@@ -63,18 +63,30 @@ const PINNED_CHARACTERISTICS: [(&str, &str); 3] = [
     ("default_transaction_deferrable", "off"),
 ];
 
-/// Whether the session's transaction characteristics are pinned by its
-/// start-up options (source `client` in `pg_settings`) to the values the
-/// begin message would otherwise give. Every connection of a pool has the
-/// same options, so one connection answers for all.
-pub(crate) async fn characteristics_pinned(
+/// What the pool learns of its sessions once, at connect (every connection
+/// of a pool has the same options and role, so one answers for all).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct SessionFacts {
+    /// The start-up options pin the transaction characteristics (source
+    /// `client` in `pg_settings`) to the values the begin message would
+    /// otherwise give.
+    pub(crate) characteristics_pinned: bool,
+    /// The role is a member of another role, so `SET ROLE` can change who
+    /// the session runs as: every commit resets the role (otherwise only a
+    /// transaction whose statements mention a role does, see
+    /// `taint::may_change_role`).
+    pub(crate) member_of_roles: bool,
+}
+
+/// Asks the server for the [`SessionFacts`].
+pub(crate) async fn session_facts(
     conn: &mut sqlx::PgConnection,
-) -> Result<bool, sqlx::Error> {
+) -> Result<SessionFacts, sqlx::Error> {
     // The simple protocol: outside a transaction, a statement prepared in
     // one round trip may be executed on another server session behind a
     // transaction pooler.
     let mut sql = String::from(
-        "SELECT count(*)::int FROM pg_catalog.pg_settings WHERE source = 'client' AND (",
+        "SELECT (SELECT count(*)::int FROM pg_catalog.pg_settings WHERE source = 'client' AND (",
     );
     for (k, (name, value)) in PINNED_CHARACTERISTICS.iter().enumerate() {
         if k > 0 {
@@ -82,10 +94,16 @@ pub(crate) async fn characteristics_pinned(
         }
         sql.push_str(&format!("(name = '{name}' AND setting = '{value}')"));
     }
-    sql.push(')');
+    sql.push_str(
+        ")), EXISTS (SELECT 1 FROM pg_catalog.pg_auth_members m \
+         JOIN pg_catalog.pg_roles r ON r.oid = m.member WHERE r.rolname = session_user)",
+    );
     let row = sqlx::raw_sql(&sql).fetch_one(conn).await?;
-    let n: i32 = sqlx::Row::try_get(&row, 0)?;
-    Ok(n as usize == PINNED_CHARACTERISTICS.len())
+    let pinned: i32 = sqlx::Row::try_get(&row, 0)?;
+    Ok(SessionFacts {
+        characteristics_pinned: pinned as usize == PINNED_CHARACTERISTICS.len(),
+        member_of_roles: sqlx::Row::try_get(&row, 1)?,
+    })
 }
 
 /// How long a `begin` may wait for a connection before it logs a warning
@@ -180,6 +198,8 @@ struct Shared {
     prefixes: [String; 4],
     /// Hardened mode: the secret that signs each transaction's tenant.
     guard: Option<GuardSecret>,
+    /// Learnt at connect.
+    facts: SessionFacts,
     report: AuditReport,
     /// Refuse contexts that no validator authorized (see
     /// [`TenantPoolBuilder::require_authorized`]).
@@ -256,6 +276,7 @@ impl TenantPool {
         let pool = self.pool.clone();
         let stash = self.stash.clone();
         let retry_dead = self.shared.test_before_acquire;
+        let always_reset_role = self.shared.facts.member_of_roles;
         // Each retry closes one dead or foreign connection; after at most
         // this many the pool has opened a fresh one (or failed to connect,
         // which `acquire` reports).
@@ -288,7 +309,7 @@ impl TenantPool {
                     // From here on, dropping `tx` (cancellation, error)
                     // closes the connection until the begin message is known
                     // to have completed.
-                    let mut tx = tx::starting(held, stash.clone(), ctx.clone());
+                    let mut tx = tx::starting(held, stash.clone(), ctx.clone(), always_reset_role);
                     match tx::run_raw(tx.begin_conn(), message).await {
                         Ok(_) => {
                             tx.mark_open();
@@ -374,7 +395,7 @@ impl Shared {
         report: AuditReport,
         test_before_acquire: bool,
         transaction_pooler: bool,
-        characteristics_pinned: bool,
+        facts: SessionFacts,
     ) -> Result<Shared, Error> {
         let mut prefixes: [String; 4] = Default::default();
         for (prefix, field) in prefixes.iter_mut().zip(Field::ALL) {
@@ -383,11 +404,12 @@ impl Shared {
                 quote_setting_name(settings.for_field(field))?
             );
         }
-        let mut clean_begin = String::from(if characteristics_pinned && !transaction_pooler {
-            BEGIN_PINNED
-        } else {
-            BEGIN_EXPLICIT
-        });
+        let mut clean_begin =
+            String::from(if facts.characteristics_pinned && !transaction_pooler {
+                BEGIN_PINNED
+            } else {
+                BEGIN_EXPLICIT
+            });
         if transaction_pooler {
             clean_begin.push_str(CLEAN_BEHIND_POOLER);
             push_identifier(&mut clean_begin, role)?;
@@ -401,6 +423,7 @@ impl Shared {
             guard,
             report,
             require_authorized: false,
+            facts,
         })
     }
 
@@ -717,7 +740,7 @@ impl TenantPoolBuilder {
             AuditReport::default(),
             true,
             self.transaction_pooler,
-            false,
+            SessionFacts::default(),
         )?;
         let options = if self.transaction_pooler {
             options.statement_cache_capacity(0).extra_float_digits(None)
@@ -738,7 +761,7 @@ impl TenantPoolBuilder {
             .connect_with(options)
             .await
             .map_err(crate::error::pooler_hint)?;
-        let (report, role, pinned) = {
+        let (report, role, facts) = {
             let mut conn = pool.acquire().await?;
             // The simple protocol: outside a transaction, a statement
             // prepared in one round trip may be executed on another server
@@ -757,8 +780,8 @@ impl TenantPoolBuilder {
             let report = audit::run_with(&mut conn, &audit_options)
                 .await
                 .map_err(crate::error::pooler_hint)?;
-            let pinned = characteristics_pinned(&mut conn).await?;
-            (report, role, pinned)
+            let facts = session_facts(&mut conn).await?;
+            (report, role, facts)
         };
         if !report.findings.is_empty() {
             if !self.allow_audit_findings {
@@ -789,7 +812,7 @@ impl TenantPoolBuilder {
             report,
             self.test_before_acquire,
             self.transaction_pooler,
-            pinned,
+            facts,
         )?;
         shared.require_authorized = self.require_authorized;
         Ok(TenantPool {
@@ -821,7 +844,10 @@ mod tests {
             AuditReport::default(),
             true,
             pooler,
-            pinned,
+            SessionFacts {
+                characteristics_pinned: pinned,
+                member_of_roles: false,
+            },
         )
         .unwrap()
     }
@@ -873,7 +899,7 @@ mod tests {
             AuditReport::default(),
             true,
             false,
-            false,
+            SessionFacts::default(),
         )
         .err()
         .unwrap();

@@ -74,6 +74,45 @@ pub(crate) fn leaves_session_state(sql: &str) -> bool {
     false
 }
 
+/// Whether `sql` may change the role the session runs as: it mentions
+/// `ROLE` or `AUTHORIZATION` (`SET ROLE`, `SET SESSION AUTHORIZATION`), or
+/// calls `set_config` (`set_config('role', …, false)`). Code that already
+/// exists in the database and runs `SET ROLE` itself is not seen; it can only
+/// switch to a role the pool's role is a member of, and for such a role
+/// every commit resets the role anyway (checked at connect).
+pub(crate) fn may_change_role(sql: &str) -> bool {
+    any_word(sql, &[b"role", b"authorization", b"set_config"])
+}
+
+/// Whether `sql` may declare a `WITH HOLD` cursor, which outlives the
+/// transaction: it has the word `HOLD`. Code that already exists in the
+/// database and declares one through `EXECUTE` is not seen.
+pub(crate) fn may_hold_cursor(sql: &str) -> bool {
+    any_word(sql, &[b"hold"])
+}
+
+/// Whether one of `words` (lower case) is a whole word of `sql`, in any
+/// case.
+fn any_word(sql: &str, words: &[&[u8]]) -> bool {
+    let bytes = sql.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if !is_word_byte(bytes[i]) {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < bytes.len() && is_word_byte(bytes[i]) {
+            i += 1;
+        }
+        let word = &bytes[start..i];
+        if words.iter().any(|w| word.eq_ignore_ascii_case(w)) {
+            return true;
+        }
+    }
+    false
+}
+
 /// Letters, digits and `_` continue a word; anything else (including `$`,
 /// so that `DO$$` is seen, and non-ASCII bytes, which never form these
 /// keywords) ends it.
@@ -112,7 +151,29 @@ fn followed_by_conflict_action(rest: &[u8]) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::leaves_session_state;
+    use super::{leaves_session_state, may_change_role, may_hold_cursor};
+
+    #[test]
+    fn role_and_held_cursor_words_are_seen() {
+        for sql in [
+            "SET ROLE helper",
+            "set role helper",
+            "SET SESSION AUTHORIZATION DEFAULT",
+            "SELECT set_config('role', 'helper', false)",
+            "SELECT pg_catalog.\"set_config\"('role', 'x', false)",
+        ] {
+            assert!(may_change_role(sql), "{sql}");
+        }
+        assert!(may_hold_cursor("DECLARE c CURSOR WITH HOLD FOR SELECT 1"));
+        assert!(may_hold_cursor("declare c cursor with\nhold for select 1"));
+        for sql in [
+            "SELECT body FROM notes WHERE id = $1",
+            "UPDATE roles_table SET x = 1",
+            "DECLARE c CURSOR FOR SELECT 1",
+        ] {
+            assert!(!may_change_role(sql) && !may_hold_cursor(sql), "{sql}");
+        }
+    }
 
     #[test]
     fn statements_that_leave_session_state_are_seen() {

@@ -32,16 +32,28 @@ use crate::{control, taint};
 ///   [`Error::TransactionAborted`].
 /// * `RESET ALL`: every setting made with `SET` or `set_config(…, false)`,
 ///   session transaction characteristics included (values given at connect
-///   time, in the connection options, are kept); `RESET ROLE`: a `SET ROLE`.
-/// * `CLOSE ALL` drops `WITH HOLD` cursors, `DISCARD TEMP` temporary tables
-///   and functions (which RLS does not protect), `DISCARD SEQUENCES` what
-///   `lastval()`/`currval()` would tell of this transaction's inserts.
+///   time, in the connection options, are kept).
+/// * `DISCARD TEMP` drops temporary tables and functions (which RLS does
+///   not protect), `DISCARD SEQUENCES` what `lastval()`/`currval()` would
+///   tell of this transaction's inserts.
+/// * `RESET ROLE` undoes a `SET ROLE`, when the role is a member of another
+///   role (checked at connect: otherwise `SET ROLE` has nowhere to go) or a
+///   statement of the transaction mentions a role (`taint::may_change_role`);
+///   `CLOSE ALL` drops `WITH HOLD` cursors, when a statement may have
+///   declared one (`taint::may_hold_cursor`). Each costs the server as much
+///   as a short query, so they run only where they can matter.
 ///
 /// Behind a transaction pooler, [`CLEAN_BEHIND_POOLER_AT_COMMIT`] comes
 /// before the `COMMIT` too. What a transaction cannot clear is handled by
 /// `taint` (the connection is closed instead of reused).
-pub(crate) const COMMIT_CLEAN: &str = "SET CONSTRAINTS ALL IMMEDIATE; RESET ALL; RESET ROLE; \
-     CLOSE ALL; DISCARD TEMP; DISCARD SEQUENCES";
+pub(crate) const COMMIT_CLEAN: &str =
+    "SET CONSTRAINTS ALL IMMEDIATE; RESET ALL; DISCARD TEMP; DISCARD SEQUENCES";
+/// Added to [`COMMIT_CLEAN`] when the transaction may have changed the role
+/// (see [`Inner::reset_role`]).
+const RESET_ROLE: &str = "; RESET ROLE";
+/// Added to [`COMMIT_CLEAN`] when the transaction may have declared a
+/// `WITH HOLD` cursor (see `taint::may_hold_cursor`).
+const CLOSE_ALL: &str = "; CLOSE ALL";
 /// Behind a transaction pooler: `LISTEN` registrations end when the
 /// transaction that runs `UNLISTEN *` commits, so the next client of the
 /// server session receives no notification meant for this one; session
@@ -96,6 +108,10 @@ pub(crate) struct Inner {
     /// A statement may have left session state that the next begin does not
     /// clear (see `taint`): the connection is closed instead of reused.
     tainted: bool,
+    /// The commit resets the role (see [`COMMIT_CLEAN`]).
+    reset_role: bool,
+    /// The commit closes `WITH HOLD` cursors.
+    close_cursors: bool,
     ctx: Ctx<Validated>,
 }
 
@@ -149,7 +165,13 @@ pub struct TenantTx<'ctx> {
 /// A transaction whose begin message has not completed yet. Not an
 /// associated function, so that rustc never suggests it to a user who tries
 /// a struct literal.
-pub(crate) fn starting<'ctx>(held: Held, stash: Arc<Stash>, ctx: Ctx<Validated>) -> TenantTx<'ctx> {
+pub(crate) fn starting<'ctx>(
+    held: Held,
+    stash: Arc<Stash>,
+    ctx: Ctx<Validated>,
+    always_reset_role: bool,
+) -> TenantTx<'ctx> {
+    let behind_pooler = stash.behind_pooler();
     TenantTx {
         inner: Inner {
             conn: Some(held.conn),
@@ -157,6 +179,10 @@ pub(crate) fn starting<'ctx>(held: Held, stash: Arc<Stash>, ctx: Ctx<Validated>)
             stash,
             state: State::Starting,
             tainted: false,
+            // Behind a pooler the server session is shared with other
+            // clients: always the full clearing.
+            reset_role: always_reset_role || behind_pooler,
+            close_cursors: behind_pooler,
             ctx,
         },
         _ctx: PhantomData,
@@ -190,6 +216,12 @@ impl Inner {
         check_scope(self.ctx.tenant_id()).map_err(Error::into_sqlx)?;
         if !self.state.is_open() {
             return Err(Error::TransactionLost.into_sqlx());
+        }
+        if !self.reset_role && taint::may_change_role(sql) {
+            self.reset_role = true;
+        }
+        if !self.close_cursors && taint::may_hold_cursor(sql) {
+            self.close_cursors = true;
         }
         if !self.tainted && taint::leaves_session_state(sql) {
             self.tainted = true;
@@ -298,12 +330,22 @@ impl<'ctx> TenantTx<'ctx> {
         let poisoned = inner.state == State::Poisoned;
         let behind_pooler = inner.stash.behind_pooler();
         let committing = commit && !poisoned;
-        let sql = match (committing, behind_pooler) {
-            (true, false) => std::borrow::Cow::Owned(format!("{COMMIT_CLEAN}; COMMIT")),
-            (true, true) => std::borrow::Cow::Owned(format!(
-                "{COMMIT_CLEAN}{CLEAN_BEHIND_POOLER_AT_COMMIT}; COMMIT"
-            )),
-            (false, _) => std::borrow::Cow::Borrowed(ROLLBACK_CLEAN),
+        let sql = if committing {
+            let mut sql = String::with_capacity(160);
+            sql.push_str(COMMIT_CLEAN);
+            if inner.reset_role {
+                sql.push_str(RESET_ROLE);
+            }
+            if inner.close_cursors {
+                sql.push_str(CLOSE_ALL);
+            }
+            if behind_pooler {
+                sql.push_str(CLEAN_BEHIND_POOLER_AT_COMMIT);
+            }
+            sql.push_str("; COMMIT");
+            std::borrow::Cow::Owned(sql)
+        } else {
+            std::borrow::Cow::Borrowed(ROLLBACK_CLEAN)
         };
         inner.state = State::Ending;
         let result = run_raw(inner.conn(), &sql).await;

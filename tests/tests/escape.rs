@@ -447,6 +447,90 @@ async fn set_role_does_not_reach_b() {
     .unwrap();
 }
 
+/// The pool's role gains a membership after the pool started: a `SET ROLE`
+/// written in the transaction still does not reach B (the commit resets
+/// the role when a statement mentions one).
+#[tokio::test]
+async fn set_role_after_a_membership_granted_later_does_not_reach_b() {
+    let mut fx = fixture().await;
+    let pool = one_connection(&fx).await;
+    assert_next_borrower_is_clean(&mut fx, &pool, "before the grant").await;
+    let helper = format!("escape_late_{}", rand::random::<u32>());
+    sqlx::raw_sql(&format!(
+        "CREATE ROLE {helper} NOLOGIN; GRANT {helper} TO {APP_ROLE}; \
+         GRANT SELECT ON notes TO {helper}"
+    ))
+    .execute(&mut fx.admin)
+    .await
+    .unwrap();
+    a_runs(&pool, &format!("SET ROLE {helper}")).await.unwrap();
+    assert_next_borrower_is_clean(&mut fx, &pool, "SET ROLE, membership granted later").await;
+    a_runs(
+        &pool,
+        &format!("SELECT set_config('role', '{helper}', false)"),
+    )
+    .await
+    .unwrap();
+    assert_next_borrower_is_clean(&mut fx, &pool, "set_config('role')").await;
+    sqlx::raw_sql(&format!(
+        "REVOKE SELECT ON notes FROM {helper}; REVOKE {helper} FROM {APP_ROLE}; DROP ROLE {helper}"
+    ))
+    .execute(&mut fx.admin)
+    .await
+    .unwrap();
+}
+
+/// A function of the schema switches the role itself, where no statement
+/// the application sends says so: the pool's role is a member of that role
+/// (seen at connect), so every commit resets the role.
+#[tokio::test]
+async fn set_role_inside_an_existing_function_does_not_reach_b() {
+    let mut fx = fixture().await;
+    let helper = format!("escape_fn_{}", rand::random::<u32>());
+    sqlx::raw_sql(&format!(
+        "CREATE ROLE {helper} NOLOGIN; GRANT {helper} TO {APP_ROLE}; \
+         GRANT SELECT ON notes TO {helper}"
+    ))
+    .execute(&mut fx.admin)
+    .await
+    .unwrap();
+    common::exec(
+        fx.db.owner_url(),
+        &format!(
+            "CREATE FUNCTION become_helper() RETURNS void LANGUAGE plpgsql \
+             SET search_path = pg_catalog AS $$ BEGIN SET ROLE {helper}; END $$; \
+             GRANT EXECUTE ON FUNCTION become_helper() TO {APP_ROLE};"
+        ),
+    )
+    .await;
+    let pool = TenantPool::builder()
+        .max_connections(1)
+        .allow_audit_findings(true)
+        .connect(fx.db.app_url())
+        .await
+        .unwrap();
+    let a = ctx(A);
+    let mut tx = pool.begin(&a).await.unwrap();
+    sqlx::query("SELECT become_helper()")
+        .execute(&mut tx)
+        .await
+        .unwrap();
+    let current: String = sqlx::query_scalar("SELECT current_user::text")
+        .fetch_one(&mut tx)
+        .await
+        .unwrap();
+    assert_eq!(current, helper, "the function did switch the role");
+    tx.commit().await.unwrap();
+    assert_next_borrower_is_clean(&mut fx, &pool, "SET ROLE inside a function").await;
+    sqlx::raw_sql(&format!(
+        "DROP FUNCTION become_helper(); REVOKE SELECT ON notes FROM {helper}; \
+         REVOKE {helper} FROM {APP_ROLE}; DROP ROLE {helper}"
+    ))
+    .execute(&mut fx.admin)
+    .await
+    .unwrap();
+}
+
 #[tokio::test]
 async fn role_setting_stored_from_a_tenant_transaction_shapes_no_transaction() {
     // Any role may store session defaults for itself, from inside a tenant
