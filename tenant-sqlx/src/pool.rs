@@ -76,6 +76,12 @@ pub(crate) struct SessionFacts {
     /// transaction whose statements mention a role does, see
     /// `taint::may_change_role`).
     pub(crate) member_of_roles: bool,
+    /// The database has deferrable constraint triggers (a `DEFERRABLE`
+    /// foreign key or constraint trigger): every commit runs
+    /// `SET CONSTRAINTS ALL IMMEDIATE` before clearing, so that they run with
+    /// the tenant set (otherwise only a transaction whose statements mention
+    /// constraints does, see `taint::may_defer_constraints`).
+    pub(crate) deferrable_triggers: bool,
 }
 
 /// Asks the server for the [`SessionFacts`].
@@ -96,13 +102,15 @@ pub(crate) async fn session_facts(
     }
     sql.push_str(
         ")), EXISTS (SELECT 1 FROM pg_catalog.pg_auth_members m \
-         JOIN pg_catalog.pg_roles r ON r.oid = m.member WHERE r.rolname = session_user)",
+         JOIN pg_catalog.pg_roles r ON r.oid = m.member WHERE r.rolname = session_user), \
+         EXISTS (SELECT 1 FROM pg_catalog.pg_trigger WHERE tgdeferrable)",
     );
     let row = sqlx::raw_sql(&sql).fetch_one(conn).await?;
     let pinned: i32 = sqlx::Row::try_get(&row, 0)?;
     Ok(SessionFacts {
         characteristics_pinned: pinned as usize == PINNED_CHARACTERISTICS.len(),
         member_of_roles: sqlx::Row::try_get(&row, 1)?,
+        deferrable_triggers: sqlx::Row::try_get(&row, 2)?,
     })
 }
 
@@ -276,7 +284,7 @@ impl TenantPool {
         let pool = self.pool.clone();
         let stash = self.stash.clone();
         let retry_dead = self.shared.test_before_acquire;
-        let always_reset_role = self.shared.facts.member_of_roles;
+        let facts = self.shared.facts;
         // Each retry closes one dead or foreign connection; after at most
         // this many the pool has opened a fresh one (or failed to connect,
         // which `acquire` reports).
@@ -309,7 +317,7 @@ impl TenantPool {
                     // From here on, dropping `tx` (cancellation, error)
                     // closes the connection until the begin message is known
                     // to have completed.
-                    let mut tx = tx::starting(held, stash.clone(), ctx.clone(), always_reset_role);
+                    let mut tx = tx::starting(held, stash.clone(), ctx.clone(), facts);
                     match tx::run_raw(tx.begin_conn(), message).await {
                         Ok(_) => {
                             tx.mark_open();
@@ -846,7 +854,7 @@ mod tests {
             pooler,
             SessionFacts {
                 characteristics_pinned: pinned,
-                member_of_roles: false,
+                ..SessionFacts::default()
             },
         )
         .unwrap()

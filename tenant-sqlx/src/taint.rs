@@ -91,6 +91,12 @@ pub(crate) fn may_hold_cursor(sql: &str) -> bool {
     any_word(sql, &[b"hold"])
 }
 
+/// Whether `sql` may defer a constraint: it mentions `CONSTRAINTS`
+/// (`SET CONSTRAINTS … DEFERRED`).
+pub(crate) fn may_defer_constraints(sql: &str) -> bool {
+    any_word(sql, &[b"constraints"])
+}
+
 /// Whether one of `words` (lower case) is a whole word of `sql`, in any
 /// case.
 fn any_word(sql: &str, words: &[&[u8]]) -> bool {

@@ -25,11 +25,15 @@ use crate::{control, taint};
 /// transaction may have left in the session, then commits, so that the
 /// next `begin` on the connection starts clean at no cost of its own.
 ///
-/// * `SET CONSTRAINTS ALL IMMEDIATE` first: deferred constraint triggers run
-///   now, while the tenant (and the role) are still set. In a transaction
-///   the server has aborted (a failed statement whose error was ignored) it
-///   fails with 25P02 and nothing after it runs: the commit reports
-///   [`Error::TransactionAborted`].
+/// * `SET CONSTRAINTS ALL IMMEDIATE` first, where the database has
+///   deferrable constraint triggers (seen at connect) or a statement of the
+///   transaction mentions constraints (`SET CONSTRAINTS … DEFERRED`):
+///   deferred triggers run now, while the tenant (and the role) are still
+///   set. A deferrable trigger created while the pool runs would run after
+///   the clearing, with no tenant set: it then sees no tenant's rows.
+/// * In a transaction the server has aborted (a failed statement whose
+///   error was ignored) the first statement fails with 25P02 and nothing
+///   after it runs: the commit reports [`Error::TransactionAborted`].
 /// * `RESET ALL`: every setting made with `SET` or `set_config(…, false)`,
 ///   session transaction characteristics included (values given at connect
 ///   time, in the connection options, are kept).
@@ -46,8 +50,10 @@ use crate::{control, taint};
 /// Behind a transaction pooler, [`CLEAN_BEHIND_POOLER_AT_COMMIT`] comes
 /// before the `COMMIT` too. What a transaction cannot clear is handled by
 /// `taint` (the connection is closed instead of reused).
-pub(crate) const COMMIT_CLEAN: &str =
-    "SET CONSTRAINTS ALL IMMEDIATE; RESET ALL; DISCARD TEMP; DISCARD SEQUENCES";
+pub(crate) const COMMIT_CLEAN: &str = "RESET ALL; DISCARD TEMP; DISCARD SEQUENCES";
+/// Put in front of [`COMMIT_CLEAN`] when deferred constraint triggers may
+/// be pending (see [`Inner::run_deferred`]).
+const RUN_DEFERRED: &str = "SET CONSTRAINTS ALL IMMEDIATE; ";
 /// Added to [`COMMIT_CLEAN`] when the transaction may have changed the role
 /// (see [`Inner::reset_role`]).
 const RESET_ROLE: &str = "; RESET ROLE";
@@ -110,6 +116,9 @@ pub(crate) struct Inner {
     tainted: bool,
     /// The commit resets the role (see [`COMMIT_CLEAN`]).
     reset_role: bool,
+    /// The commit runs deferred triggers before clearing (see
+    /// [`COMMIT_CLEAN`]).
+    run_deferred: bool,
     /// The commit closes `WITH HOLD` cursors.
     close_cursors: bool,
     ctx: Ctx<Validated>,
@@ -169,7 +178,7 @@ pub(crate) fn starting<'ctx>(
     held: Held,
     stash: Arc<Stash>,
     ctx: Ctx<Validated>,
-    always_reset_role: bool,
+    facts: crate::pool::SessionFacts,
 ) -> TenantTx<'ctx> {
     let behind_pooler = stash.behind_pooler();
     TenantTx {
@@ -181,7 +190,8 @@ pub(crate) fn starting<'ctx>(
             tainted: false,
             // Behind a pooler the server session is shared with other
             // clients: always the full clearing.
-            reset_role: always_reset_role || behind_pooler,
+            reset_role: facts.member_of_roles || behind_pooler,
+            run_deferred: facts.deferrable_triggers || behind_pooler,
             close_cursors: behind_pooler,
             ctx,
         },
@@ -219,6 +229,9 @@ impl Inner {
         }
         if !self.reset_role && taint::may_change_role(sql) {
             self.reset_role = true;
+        }
+        if !self.run_deferred && taint::may_defer_constraints(sql) {
+            self.run_deferred = true;
         }
         if !self.close_cursors && taint::may_hold_cursor(sql) {
             self.close_cursors = true;
@@ -332,6 +345,9 @@ impl<'ctx> TenantTx<'ctx> {
         let committing = commit && !poisoned;
         let sql = if committing {
             let mut sql = String::with_capacity(160);
+            if inner.run_deferred {
+                sql.push_str(RUN_DEFERRED);
+            }
             sql.push_str(COMMIT_CLEAN);
             if inner.reset_role {
                 sql.push_str(RESET_ROLE);
