@@ -183,7 +183,7 @@ fn scan(b: &[u8], backslash_quotes: bool) -> Option<&'static str> {
                 }
             }
             _ => {
-                if !c.is_ascii_whitespace() {
+                if !is_space(c) {
                     place = token(place);
                     after_begin = false;
                 }
@@ -207,6 +207,13 @@ fn keyword(word: &[u8]) -> Option<&'static str> {
         .iter()
         .find(|(k, _)| word.eq_ignore_ascii_case(k.as_bytes()))
         .map(|(_, name)| *name)
+}
+
+/// Whitespace for PostgreSQL's lexer, counting the vertical tab (which some
+/// versions treat as whitespace, and which Rust's
+/// `is_ascii_whitespace` leaves out): erring towards a statement start.
+fn is_space(c: u8) -> bool {
+    matches!(c, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c)
 }
 
 /// PostgreSQL's `ident_start`: a letter, `_`, or any non-ASCII byte.
@@ -346,6 +353,9 @@ mod tests {
             ("CREATE TABLE begin (x int); COMMIT", "COMMIT"),
             ("SELECT U&'\\0041'; COMMIT", "COMMIT"),
             ("SELECT 1\n;\nEND", "END"),
+            // Some PostgreSQL versions count the vertical tab as whitespace.
+            ("\x0bCOMMIT", "COMMIT"),
+            ("SELECT 1;\x0c\x0bROLLBACK", "ROLLBACK"),
         ] {
             assert_eq!(transaction_control(sql), Some(found), "{sql}");
         }

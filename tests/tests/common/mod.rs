@@ -249,7 +249,7 @@ impl axum::response::IntoResponse for AppError {
 /// Every spelling of hand-written transaction control that a statement run
 /// through a `TenantTx` can start with, alone and after another statement
 /// in the same message.
-pub const BY_HAND: [&str; 22] = [
+pub const BY_HAND: [&str; 23] = [
     "COMMIT",
     "COMMIT AND CHAIN",
     "END",
@@ -273,6 +273,8 @@ pub const BY_HAND: [&str; 22] = [
     // standard_conforming_strings = off would read the string differently.
     "SELECT 'a\\'; COMMIT; --'",
     "SELECT CASE WHEN true THEN 1 END; END",
+    // Some PostgreSQL versions count the vertical tab as whitespace.
+    "\x0bCOMMIT",
 ];
 
 /// Runs `statement` by hand in a transaction of `tenant` (which has seed
