@@ -20,14 +20,17 @@
 //! a string) are not refused. Finding the starts needs a lexer that agrees
 //! with PostgreSQL's on where strings, quoted identifiers, dollar quotes and
 //! (nested) comments begin and end; a wrong answer in one direction refuses
-//! a harmless statement, in the other it would let one through. Two places
-//! where the server's reading depends on its state are read both ways:
+//! a harmless statement, in the other it would let one through. The server
+//! parses a whole message before it runs any of it, so a text whose reading
+//! differs only in a way that makes it invalid SQL runs nothing. Two more
+//! cases:
 //!
 //! * a backslash before a quote ends a `'…'` string or not, depending on
 //!   `standard_conforming_strings`: the text is scanned once in each mode
 //!   and refused if either finds transaction control;
-//! * `;` inside a SQL-standard function body (`BEGIN ATOMIC … END`) does not
-//!   end the `CREATE` statement.
+//! * `;` inside a SQL-standard function body (`BEGIN ATOMIC … END`, outside
+//!   parentheses, in `CREATE FUNCTION` or `CREATE PROCEDURE`) does not end
+//!   the statement; `CASE … END` nests inside it.
 //!
 //! PL/pgSQL and SQL functions cannot end the enclosing transaction (the
 //! server refuses `COMMIT` inside a function called in a transaction
@@ -78,12 +81,19 @@ fn scan(b: &[u8], backslash_quotes: bool) -> Option<&'static str> {
     let mut atomic_depth = 0u32;
     // The previous word was `BEGIN` inside a CREATE statement.
     let mut after_begin = false;
+    // In a CREATE statement: `FUNCTION` or `PROCEDURE` was seen, and the
+    // depth of parentheses (`BEGIN ATOMIC` counts only outside them: an
+    // argument named `begin` of a type named `atomic` is not a body).
+    let mut routine = false;
+    let mut parens = 0u32;
     while i < b.len() {
         let c = b[i];
         match c {
             b';' => {
                 if atomic_depth == 0 {
                     place = Place::Start;
+                    routine = false;
+                    parens = 0;
                 }
                 after_begin = false;
                 i += 1;
@@ -170,7 +180,15 @@ fn scan(b: &[u8], backslash_quotes: bool) -> Option<&'static str> {
                         place = Place::Other;
                     }
                     Place::InCreate => {
-                        let opens = (after_begin && word.eq_ignore_ascii_case(b"atomic"))
+                        if word.eq_ignore_ascii_case(b"function")
+                            || word.eq_ignore_ascii_case(b"procedure")
+                        {
+                            routine = true;
+                        }
+                        let opens = (routine
+                            && parens == 0
+                            && after_begin
+                            && word.eq_ignore_ascii_case(b"atomic"))
                             || (atomic_depth > 0 && word.eq_ignore_ascii_case(b"case"));
                         if opens {
                             atomic_depth += 1;
@@ -186,6 +204,11 @@ fn scan(b: &[u8], backslash_quotes: bool) -> Option<&'static str> {
                 if !is_space(c) {
                     place = token(place);
                     after_begin = false;
+                    match c {
+                        b'(' => parens += 1,
+                        b')' => parens = parens.saturating_sub(1),
+                        _ => {}
+                    }
                 }
                 i += 1;
             }
@@ -352,6 +375,19 @@ mod tests {
             // `begin` as a table name is not a function body.
             ("CREATE TABLE begin (x int); COMMIT", "COMMIT"),
             ("SELECT U&'\\0041'; COMMIT", "COMMIT"),
+            // `begin atomic` that is not a function body.
+            (
+                "CREATE VIEW v AS SELECT begin atomic FROM t; COMMIT",
+                "COMMIT",
+            ),
+            (
+                "CREATE FUNCTION f(begin atomic) RETURNS int LANGUAGE sql AS 'SELECT 1'; COMMIT",
+                "COMMIT",
+            ),
+            (
+                "CREATE PROCEDURE p() LANGUAGE sql BEGIN ATOMIC SELECT 1; END; END",
+                "END",
+            ),
             ("SELECT 1\n;\nEND", "END"),
             // Some PostgreSQL versions count the vertical tab as whitespace.
             ("\x0bCOMMIT", "COMMIT"),
