@@ -120,7 +120,16 @@ fn scan(b: &[u8], backslash_quotes: bool) -> Option<&'static str> {
                 };
                 place = token(place);
             }
-            _ if is_ident_start(c) || c.is_ascii_digit() => {
+            _ if c.is_ascii_digit() => {
+                // A number ends at its last digit: in `1$a$…$a$` the server
+                // reads a dollar quote after the `1`.
+                while i < b.len() && b[i].is_ascii_digit() {
+                    i += 1;
+                }
+                place = token(place);
+                after_begin = false;
+            }
+            _ if is_ident_start(c) => {
                 let start = i;
                 while i < b.len() && is_ident_cont(b[i]) {
                     i += 1;
@@ -128,7 +137,7 @@ fn scan(b: &[u8], backslash_quotes: bool) -> Option<&'static str> {
                 let word = &b[start..i];
                 // String prefixes: `E'…'` (backslash escapes always),
                 // `U&'…'`, `U&"…"`, `B'…'`, `X'…'`, `N'…'`.
-                if c.is_ascii_alphabetic() && word.len() == 1 {
+                if word.len() == 1 {
                     let next = b.get(i).copied();
                     let lower = c.to_ascii_lowercase();
                     if next == Some(b'\'') {
@@ -154,10 +163,6 @@ fn scan(b: &[u8], backslash_quotes: bool) -> Option<&'static str> {
                             _ => {}
                         }
                     }
-                }
-                if c.is_ascii_digit() {
-                    place = token(place);
-                    continue;
                 }
                 match place {
                     Place::Start => {
@@ -360,6 +365,7 @@ mod tests {
             ("SELECT $$x$$; END", "END"),
             ("SELECT $a$ $$ $a$; ABORT", "ABORT"),
             ("SELECT $a$x$a$;COMMIT", "COMMIT"),
+            ("SELECT 1$a$ ' $a$; COMMIT; --'", "COMMIT"),
             // Comments nest: the quote is inside the comment.
             ("/* /* */ ' */ COMMIT; --'", "COMMIT"),
             ("SELECT $1; COMMIT", "COMMIT"),
