@@ -74,14 +74,22 @@ pub(crate) fn leaves_session_state(sql: &str) -> bool {
     false
 }
 
-/// Whether `sql` may change the role the session runs as: it mentions
-/// `ROLE` or `AUTHORIZATION` (`SET ROLE`, `SET SESSION AUTHORIZATION`), or
-/// calls `set_config` (`set_config('role', …, false)`). Code that already
-/// exists in the database and runs `SET ROLE` itself is not seen; it can only
+/// Whether `sql` may change the role the session runs as: it has the word
+/// `ROLE` and the word `SET` or `RESET` (`SET ROLE`, `SET LOCAL ROLE`; a
+/// column named `role` in a statement without `SET` does not count), the
+/// word `AUTHORIZATION` (`SET SESSION AUTHORIZATION`), or calls
+/// `set_config` (`set_config('role', …, false)`). Code that already exists
+/// in the database and runs `SET ROLE` itself is not seen; it can only
 /// switch to a role the pool's role is a member of, and for such a role
 /// every commit resets the role anyway (checked at connect).
 pub(crate) fn may_change_role(sql: &str) -> bool {
-    any_word(sql, &[b"role", b"authorization", b"set_config"])
+    any_word(sql, &[b"authorization", b"set_config"])
+        || (any_word(sql, &[b"role"]) && any_word(sql, &[b"set", b"reset"]))
+}
+
+/// The words of `bytes` (see [`is_word_byte`]), in order.
+fn words(bytes: &[u8]) -> impl Iterator<Item = &[u8]> {
+    bytes.split(|&b| !is_word_byte(b)).filter(|w| !w.is_empty())
 }
 
 /// Whether `sql` may declare a `WITH HOLD` cursor, which outlives the
@@ -97,26 +105,10 @@ pub(crate) fn may_defer_constraints(sql: &str) -> bool {
     any_word(sql, &[b"constraints"])
 }
 
-/// Whether one of `words` (lower case) is a whole word of `sql`, in any
+/// Whether one of `wanted` (lower case) is a whole word of `sql`, in any
 /// case.
-fn any_word(sql: &str, words: &[&[u8]]) -> bool {
-    let bytes = sql.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        if !is_word_byte(bytes[i]) {
-            i += 1;
-            continue;
-        }
-        let start = i;
-        while i < bytes.len() && is_word_byte(bytes[i]) {
-            i += 1;
-        }
-        let word = &bytes[start..i];
-        if words.iter().any(|w| word.eq_ignore_ascii_case(w)) {
-            return true;
-        }
-    }
-    false
+fn any_word(sql: &str, wanted: &[&[u8]]) -> bool {
+    words(sql.as_bytes()).any(|word| wanted.iter().any(|w| word.eq_ignore_ascii_case(w)))
 }
 
 /// Letters, digits and `_` continue a word; anything else (including `$`,
@@ -167,6 +159,11 @@ mod tests {
             "SET SESSION AUTHORIZATION DEFAULT",
             "SELECT set_config('role', 'helper', false)",
             "SELECT pg_catalog.\"set_config\"('role', 'x', false)",
+            "SET LOCAL ROLE helper",
+            "SET SESSION ROLE helper",
+            "RESET ROLE",
+            "SELECT 1;\nSET\n  ROLE helper",
+            "SET /* a comment */ ROLE helper",
         ] {
             assert!(may_change_role(sql), "{sql}");
         }
@@ -175,6 +172,7 @@ mod tests {
         for sql in [
             "SELECT body FROM notes WHERE id = $1",
             "UPDATE roles_table SET x = 1",
+            "SELECT id, role, content FROM messages WHERE role = 'user'",
             "DECLARE c CURSOR FOR SELECT 1",
         ] {
             assert!(!may_change_role(sql) && !may_hold_cursor(sql), "{sql}");
