@@ -26,8 +26,11 @@
 //! of one row by primary key. For each size and query: p50 and p99 of both
 //! sides in microseconds, then `RATIO rls/explicit_where` = p50 of
 //! `explicit_where` / p50 of `rls` (above 1.00: the policy is faster; the
-//! target is at least 0.95). The two sides alternate query by query, in a
-//! seeded random order, so a noisy neighbour slows both.
+//! target is at least 0.95). The two sides alternate sample by sample, in
+//! a seeded random order, so a noisy neighbour slows both; after 20
+//! unmeasured samples per query and side. The samples are split into
+//! `SCALE_ROUNDS` rounds (default 5): each ratio is the median of the
+//! rounds' ratios, printed with their range, then the load average.
 //!
 //! Run: `cargo bench -p tenant-benches --bench scale`. Environment:
 //! `SCALE_SIZES` (comma-separated row counts, default
@@ -36,7 +39,9 @@
 //! the setting once per statement, in a sub-select:
 //! `RlsPolicy::per_statement(true)`, the form `RlsPolicy` wrote by default
 //! before 2026-12-02: `RATIO rls_subselect/explicit_where`, to weigh the two
-//! forms side by side).
+//! forms side by side), `SCALE_EXPLAIN=1` (print `EXPLAIN (ANALYZE,
+//! BUFFERS)` of `count_small_tenant` on both sides at each size, default
+//! and generic plan).
 
 use std::time::{Duration, Instant};
 
@@ -129,6 +134,15 @@ async fn load(admin_url: &str, rows: u64) -> Result<(), BoxError> {
     // Not in the same simple query: VACUUM refuses a transaction block.
     exec(admin_url, "VACUUM ANALYZE items").await?;
     exec(admin_url, &format!("VACUUM ANALYZE {t}")).await
+}
+
+async fn vacuum(admin_url: &str) -> Result<(), BoxError> {
+    exec(admin_url, "VACUUM ANALYZE items").await?;
+    exec(
+        admin_url,
+        &format!("VACUUM ANALYZE {}", memory::MESSAGES_TABLE),
+    )
+    .await
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -245,6 +259,75 @@ async fn run(
     Ok(started.elapsed())
 }
 
+/// The median of per-round ratios, and their range.
+struct Spread {
+    median: f64,
+    min: f64,
+    max: f64,
+}
+
+impl Spread {
+    fn of(mut v: Vec<f64>) -> Spread {
+        v.sort_by(f64::total_cmp);
+        let n = v.len();
+        let median = if n % 2 == 1 {
+            v[n / 2]
+        } else {
+            (v[n / 2 - 1] + v[n / 2]) / 2.0
+        };
+        Spread {
+            median,
+            min: v[0],
+            max: v[n - 1],
+        }
+    }
+}
+
+/// `EXPLAIN (ANALYZE, BUFFERS)` of `count_small_tenant` for `tenant` on
+/// both sides, through the same extended-protocol path sqlx runs the
+/// measured query on, with the plan PostgreSQL picks by default (custom on
+/// the explicit side, which has a parameter) and with a generic plan
+/// forced.
+async fn explain_count_small(
+    rls: &TenantPool,
+    explicit: &TenantPool,
+    tenant: &str,
+    rows: u64,
+) -> Result<(), BoxError> {
+    let ctx: Ctx<Validated> = Ctx::unvalidated().with_tenant(tenant).validate()?;
+    for (side, pool) in [("rls", rls), ("explicit_where", explicit)] {
+        for generic in [false, true] {
+            let mut tx = pool.begin(&ctx).await?;
+            if generic {
+                sqlx::raw_sql("SET LOCAL plan_cache_mode = force_generic_plan")
+                    .execute(&mut tx)
+                    .await?;
+            }
+            let plan: Vec<String> = if side == "rls" {
+                sqlx::query_scalar("EXPLAIN (ANALYZE, BUFFERS) SELECT count(*) FROM items")
+                    .fetch_all(&mut tx)
+                    .await?
+            } else {
+                sqlx::query_scalar(
+                    "EXPLAIN (ANALYZE, BUFFERS) SELECT count(*) FROM items WHERE tenant_id = $1",
+                )
+                .bind(tenant)
+                .fetch_all(&mut tx)
+                .await?
+            };
+            tx.rollback().await?;
+            println!(
+                "EXPLAIN count_small_tenant rows={rows} {side} {}:",
+                if generic { "generic" } else { "default" }
+            );
+            for line in plan {
+                println!("    {line}");
+            }
+        }
+    }
+    Ok(())
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[idx]
@@ -266,6 +349,14 @@ async fn main() -> Result<(), BoxError> {
         .map(|s| s.parse())
         .transpose()?
         .unwrap_or(400);
+    let rounds: usize = std::env::var("SCALE_ROUNDS")
+        .ok()
+        .map(|s| s.parse())
+        .transpose()?
+        .unwrap_or(5)
+        .max(1);
+    let iters = iters.div_ceil(rounds) * rounds;
+    let explain = std::env::var("SCALE_EXPLAIN").is_ok_and(|v| v == "1");
 
     let cluster = TestCluster::from_env().await?;
     let rls_db = cluster.create_database().await?;
@@ -351,6 +442,17 @@ async fn main() -> Result<(), BoxError> {
         if let Some((db, _)) = &subselect {
             load(db.admin_url(), rows).await?;
         }
+        // Every database is vacuumed again once all are loaded, so that
+        // none is read right after its own load (hot in the cache) while
+        // the other is not, and every visibility map is set alike.
+        vacuum(rls_db.admin_url()).await?;
+        vacuum(plain_db.admin_url()).await?;
+        if let Some((db, _)) = &subselect {
+            vacuum(db.admin_url()).await?;
+        }
+        if explain {
+            explain_count_small(&rls, &explicit, &tenant_of(1), rows).await?;
+        }
         eprintln!(
             "loaded {rows} rows (x2 tables x2 databases) in {:?}",
             load_started.elapsed()
@@ -359,7 +461,9 @@ async fn main() -> Result<(), BoxError> {
         for query in Query::ALL {
             // rls, explicit_where, rls_subselect.
             let mut samples: [Vec<Duration>; 3] = [Vec::new(), Vec::new(), Vec::new()];
-            // A few unmeasured rounds warm the caches and plans.
+            // Unmeasured rounds first warm the caches and plans (past the
+            // five custom plans after which PostgreSQL may switch a
+            // prepared statement to its generic plan).
             for k in 0..iters + 20 {
                 let i = match query {
                     Query::CountBig => 10 * rng.random_range(1..=BIG_TENANTS),
@@ -396,13 +500,34 @@ async fn main() -> Result<(), BoxError> {
                     }
                 }
             }
+            // Per round: the p50 ratio of the samples taken in it; the
+            // reported ratio is the median of the rounds', with their
+            // spread.
+            let round_ratios = |side: usize| -> Vec<f64> {
+                let per_round = samples[side].len() / rounds;
+                (0..rounds)
+                    .map(|k| {
+                        let mut e = samples[1][k * per_round..(k + 1) * per_round].to_vec();
+                        let mut x = samples[side][k * per_round..(k + 1) * per_round].to_vec();
+                        e.sort();
+                        x.sort();
+                        micros(percentile(&e, 0.5)) / micros(percentile(&x, 0.5))
+                    })
+                    .collect()
+            };
+            let rls_rounds = round_ratios(0);
+            let subselect_rounds = if samples[2].is_empty() {
+                Vec::new()
+            } else {
+                round_ratios(2)
+            };
             for s in &mut samples {
                 s.sort();
             }
             let [r, e, d] = &samples;
-            let ratio = micros(percentile(e, 0.5)) / micros(percentile(r, 0.5));
+            let ratio = Spread::of(rls_rounds);
             if !d.is_empty() {
-                let subselect_ratio = micros(percentile(e, 0.5)) / micros(percentile(d, 0.5));
+                let subselect_ratio = Spread::of(subselect_rounds);
                 println!(
                     "{rows:>9} {:<20} subselect p50 {:.0} p99 {:.0}",
                     query.name(),
@@ -424,16 +549,28 @@ async fn main() -> Result<(), BoxError> {
     }
     for (rows, query, ratio) in ratios {
         println!(
-            "RATIO rls/explicit_where {} rows={rows}: {ratio:.2}",
-            query.name()
+            "RATIO rls/explicit_where {} rows={rows}: {:.2} (rounds {:.2}-{:.2})",
+            query.name(),
+            ratio.median,
+            ratio.min,
+            ratio.max
         );
     }
     for (rows, query, ratio) in subselect_ratios {
         println!(
-            "RATIO rls_subselect/explicit_where {} rows={rows}: {ratio:.2}",
-            query.name()
+            "RATIO rls_subselect/explicit_where {} rows={rows}: {:.2} (rounds {:.2}-{:.2})",
+            query.name(),
+            ratio.median,
+            ratio.min,
+            ratio.max
         );
     }
+    println!(
+        "load average: {} ({rounds} rounds; wall-clock ratios move with the load)",
+        std::fs::read_to_string("/proc/loadavg")
+            .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+            .unwrap_or_default()
+    );
     rls.close().await;
     explicit.close().await;
     if let Some((_, pool)) = subselect {

@@ -36,7 +36,9 @@
 //! Each variant's median throughput is reported, and each ratio is the median
 //! of the per-round ratios (the two sides measured in the same round, so a
 //! noisy neighbour slows both). The throughput ratios come last, one line
-//! each: `RATIO tenant_tx/plain_sqlx tasks=1: 0.97`.
+//! each: `RATIO tenant_tx/plain_sqlx tasks=1: 0.97`, then the load average
+//! the bench ran under. `RATIO tenant_tx/sqlx_set_local` compares with RLS
+//! written by hand with plain sqlx.
 //!
 //! Run: `cargo bench -p tenant-benches --bench throughput`.
 //! Environment: `BENCH_ROUNDS` (default 31), `BENCH_TXS` (transactions per
@@ -326,6 +328,13 @@ fn median(v: &mut [f64]) -> f64 {
     }
 }
 
+/// The 1, 5 and 15 minute load averages (`/proc/loadavg`).
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".to_owned())
+}
+
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)
         .ok()
@@ -346,6 +355,7 @@ fn paired_ratio(samples: &[Vec<f64>], variant: Variant, base: Variant) -> f64 {
 async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let rounds = env_usize("BENCH_ROUNDS", 31);
     let txs = env_usize("BENCH_TXS", 800);
+    let load_before = load_average();
     let cluster = TestCluster::from_env().await?;
     let s = Arc::new(setup(&cluster).await?);
 
@@ -395,7 +405,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
              (RLS and a tenant in the BEGIN message, by hand with plain sqlx)",
             paired_ratio(&samples, Variant::SqlxSetLocal, Variant::PlainSqlx)
         );
-        for base in [Variant::PlainSqlx, Variant::Tenaxum] {
+        for base in [Variant::PlainSqlx, Variant::SqlxSetLocal, Variant::Tenaxum] {
             ratios.push((
                 Variant::TenantTx,
                 base,
@@ -418,6 +428,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     }
     for (variant, base) in [
         (Variant::TenantTx, Variant::PlainSqlx),
+        (Variant::TenantTx, Variant::SqlxSetLocal),
         (Variant::TenantTx, Variant::Tenaxum),
         (Variant::TenantTxHardened, Variant::TenantTx),
         (Variant::TenantTxUnkept, Variant::TenantTx),
@@ -432,6 +443,11 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
             }
         }
     }
+    println!(
+        "load average before: {load_before}; after: {} (wall-clock ratios move with it: \
+         compare with the server_cost bench's instruction counts)",
+        load_average()
+    );
     s.plain.close().await;
     s.plain_again.close().await;
     s.peer.close().await;

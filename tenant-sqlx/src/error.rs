@@ -50,15 +50,38 @@ pub enum Error {
         /// Why.
         reason: &'static str,
     },
-    /// The transaction is not the one this crate opened, so its work was
-    /// not committed and its connection is closed: it was ended by a raw
-    /// `COMMIT`, `ROLLBACK` or `END`, or a [`Savepoint`](crate::Savepoint)
+    /// The transaction was left in a state the code did not choose, so its
+    /// work was rolled back, not committed: a [`Savepoint`](crate::Savepoint)
     /// was dropped or cancelled without being ended, or a statement was run
-    /// after a failed `commit`.
+    /// after the transaction's `commit` or `rollback` failed.
     #[error(
-        "the tenant transaction was ended behind its back or left in an unknown state; its work was not committed"
+        "the tenant transaction was left in an unknown state; it was rolled back and its work was not committed"
     )]
     TransactionLost,
+    /// A statement run through a tenant transaction starts with transaction
+    /// control written by hand (`COMMIT`, `END`, `ROLLBACK`, `ABORT`,
+    /// `BEGIN`, `START TRANSACTION`, `SAVEPOINT`, `RELEASE`,
+    /// `PREPARE TRANSACTION`, …). It was not sent: the transaction is
+    /// unchanged and goes on. End it with
+    /// [`TenantTx::commit`](crate::TenantTx::commit) or
+    /// [`rollback`](crate::TenantTx::rollback); make savepoints with
+    /// [`TenantTx::savepoint`](crate::TenantTx::savepoint).
+    #[error(
+        "refusing `{statement}` inside a tenant transaction: end it with `commit()` or `rollback()` \
+         and make savepoints with `savepoint()`; the statement was not sent and the transaction goes on"
+    )]
+    TransactionControlRefused {
+        /// The keyword the statement starts with.
+        statement: &'static str,
+    },
+    /// The connection failed while the `COMMIT` was on its way or its answer
+    /// was: the server may or may not have committed. The transaction may
+    /// have been committed; check before writing the same rows again.
+    #[error(
+        "the connection failed during COMMIT; the transaction may have been committed, \
+         check before retrying: {0}"
+    )]
+    CommitOutcomeUnknown(#[source] sqlx::Error),
     /// PostgreSQL had already aborted the transaction (a statement failed or
     /// timed out and its error was ignored) and answered `COMMIT` with a
     /// rollback: nothing was saved.
@@ -181,6 +204,8 @@ impl Error {
             Error::InvalidSettingName { .. } => "INVALID_SETTING_NAME",
             Error::UnsafeSettingValue { .. } => "UNSAFE_SETTING_VALUE",
             Error::TransactionLost => "TRANSACTION_LOST",
+            Error::TransactionControlRefused { .. } => "TRANSACTION_CONTROL_REFUSED",
+            Error::CommitOutcomeUnknown(_) => "COMMIT_OUTCOME_UNKNOWN",
             Error::TransactionAborted => "TRANSACTION_ABORTED",
             Error::TenantScopeMismatch { .. } => "TENANT_SCOPE_MISMATCH",
             Error::AdminReasonRequired => "ADMIN_REASON_REQUIRED",

@@ -40,6 +40,7 @@ mod executor;
 
 mod admin;
 pub mod audit;
+mod control;
 mod error;
 mod fair;
 pub mod guard;

@@ -21,35 +21,100 @@ use crate::stash::Stash;
 use crate::tx::{self, check_scope, TenantTx};
 use crate::{Error, SettingNames};
 
-/// How every tenant transaction starts, in one message with its
-/// `SET LOCAL`s (one round trip):
+/// How every tenant transaction starts: `BEGIN` and the `SET LOCAL`s of the
+/// context's fields, in one message (one round trip).
 ///
-/// * `BEGIN` with explicit characteristics first, so that session defaults
-///   an earlier borrower set (`default_transaction_read_only`,
-///   `SET SESSION CHARACTERISTICS`) or stored on the role do not shape this
-///   transaction;
-/// * `RESET ALL`: every setting made with `SET` or `set_config(…, false)`
-///   (values given at connect time, in the connection options, are kept);
-/// * `SET LOCAL SESSION AUTHORIZATION` to the pool's role (appended per
-///   pool): the transaction runs as that role whatever `SET ROLE` an
-///   earlier borrower made, and a session that logged in as another role
-///   fails here (only a superuser may switch) and is closed;
-/// * `CLOSE ALL` drops `WITH HOLD` cursors, `DISCARD TEMP` temporary tables
-///   and functions (which RLS does not protect), `DISCARD SEQUENCES` what
-///   `lastval()`/`currval()` would tell of an earlier borrower's inserts.
+/// The session it starts on is clean: every way a transaction of this pool
+/// ends leaves it so (see `tx::COMMIT_CLEAN`), or the connection is closed.
+/// So the begin itself clears nothing, except behind a transaction pooler
+/// (see [`CLEAN_BEHIND_POOLER`]).
 ///
-/// All of it is inside the transaction: a borrower that rolls back also
-/// rolls back its clearing, and the next begin clears again before its
-/// first statement. What cannot be cleared this way is handled by
-/// `taint` (the connection is closed instead of reused).
-const CLEAN_BEGIN: &str = "BEGIN ISOLATION LEVEL READ COMMITTED, READ WRITE; RESET ALL";
-const CLEAN_AFTER_ROLE: &str = "; CLOSE ALL; DISCARD TEMP; DISCARD SEQUENCES";
-/// Behind a transaction pooler, closing a tainted connection (see `taint`)
-/// closes the client's link to the pooler, not the server session: what the
-/// taint was about stays there for the pooler's next client. So every begin
-/// clears it too: prepared statements (sqlx's own are unnamed in this mode),
-/// `LISTEN` registrations, session advisory locks.
-const CLEAN_BEHIND_POOLER: &str = "; DEALLOCATE ALL; UNLISTEN *; SELECT pg_advisory_unlock_all()";
+/// The transaction characteristics are explicit, so that a default stored
+/// for the role or the database (`ALTER ROLE … SET
+/// default_transaction_read_only = on`) does not shape the transaction,
+/// unless the connection's start-up options pin all three
+/// `default_transaction_*` settings to these values (see
+/// [`SessionFacts`]): a value given at connect time outranks a
+/// stored one, and a borrower's `SET SESSION CHARACTERISTICS` is undone by
+/// the `RESET ALL` at the end of its transaction, or by its rollback.
+const BEGIN_EXPLICIT: &str = "BEGIN ISOLATION LEVEL READ COMMITTED, READ WRITE, NOT DEFERRABLE";
+const BEGIN_PINNED: &str = "BEGIN";
+/// Behind a transaction pooler, consecutive transactions of one client run
+/// on different server sessions, and a server session may come from a
+/// client that left it without this pool's clearing (a link closed after a
+/// tainted transaction, see `taint`, or another application). So the begin
+/// also clears, inside the transaction: settings (`RESET ALL`), the role
+/// (`SET LOCAL SESSION AUTHORIZATION` to the pool's role, which fails on a
+/// session logged in as another role: it is closed), `WITH HOLD` cursors,
+/// temporary objects, sequence state, prepared statements (sqlx's own are
+/// unnamed in this mode), `LISTEN` registrations and session advisory
+/// locks. `UNLISTEN *` here takes effect only when this transaction
+/// commits: what makes sure no borrower receives another's notifications
+/// is the same clearing at the end of every transaction
+/// (`tx::CLEAN_BEHIND_POOLER_AT_COMMIT`).
+const CLEAN_BEHIND_POOLER: &str = "; RESET ALL; SET LOCAL SESSION AUTHORIZATION ";
+const CLEAN_BEHIND_POOLER_AFTER_ROLE: &str = "; CLOSE ALL; DISCARD TEMP; DISCARD SEQUENCES\
+     ; DEALLOCATE ALL; UNLISTEN *; SELECT pg_advisory_unlock_all()";
+
+/// The `default_transaction_*` settings and the values `BEGIN_EXPLICIT`
+/// gives: when a connection's start-up options set all three to these
+/// values, the begin need not repeat them.
+const PINNED_CHARACTERISTICS: [(&str, &str); 3] = [
+    ("default_transaction_isolation", "read committed"),
+    ("default_transaction_read_only", "off"),
+    ("default_transaction_deferrable", "off"),
+];
+
+/// What the pool learns of its sessions once, at connect (every connection
+/// of a pool has the same options and role, so one answers for all).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct SessionFacts {
+    /// The start-up options pin the transaction characteristics (source
+    /// `client` in `pg_settings`) to the values the begin message would
+    /// otherwise give.
+    pub(crate) characteristics_pinned: bool,
+    /// The role is a member of another role, so `SET ROLE` can change who
+    /// the session runs as: every commit resets the role (otherwise only a
+    /// transaction whose statements mention a role does, see
+    /// `taint::may_change_role`).
+    pub(crate) member_of_roles: bool,
+    /// The database has deferrable constraint triggers (a `DEFERRABLE`
+    /// foreign key or constraint trigger): every commit runs
+    /// `SET CONSTRAINTS ALL IMMEDIATE` before clearing, so that they run with
+    /// the tenant set (otherwise only a transaction whose statements mention
+    /// constraints does, see `taint::may_defer_constraints`).
+    pub(crate) deferrable_triggers: bool,
+}
+
+/// Asks the server for the [`SessionFacts`].
+pub(crate) async fn session_facts(
+    conn: &mut sqlx::PgConnection,
+) -> Result<SessionFacts, sqlx::Error> {
+    // The simple protocol: outside a transaction, a statement prepared in
+    // one round trip may be executed on another server session behind a
+    // transaction pooler.
+    let mut sql = String::from(
+        "SELECT (SELECT count(*)::int FROM pg_catalog.pg_settings WHERE source = 'client' AND (",
+    );
+    for (k, (name, value)) in PINNED_CHARACTERISTICS.iter().enumerate() {
+        if k > 0 {
+            sql.push_str(" OR ");
+        }
+        sql.push_str(&format!("(name = '{name}' AND setting = '{value}')"));
+    }
+    sql.push_str(
+        ")), EXISTS (SELECT 1 FROM pg_catalog.pg_auth_members m \
+         JOIN pg_catalog.pg_roles r ON r.oid = m.member WHERE r.rolname = session_user), \
+         EXISTS (SELECT 1 FROM pg_catalog.pg_trigger WHERE tgdeferrable)",
+    );
+    let row = sqlx::raw_sql(&sql).fetch_one(conn).await?;
+    let pinned: i32 = sqlx::Row::try_get(&row, 0)?;
+    Ok(SessionFacts {
+        characteristics_pinned: pinned as usize == PINNED_CHARACTERISTICS.len(),
+        member_of_roles: sqlx::Row::try_get(&row, 1)?,
+        deferrable_triggers: sqlx::Row::try_get(&row, 2)?,
+    })
+}
 
 /// How long a `begin` may wait for a connection before it logs a warning
 /// (sqlx's own threshold for its acquire, whose warning is turned off: see
@@ -75,17 +140,28 @@ const SLOW_BEGIN: Duration = Duration::from_secs(2);
 ///
 /// # What one borrower leaves, the next does not see
 ///
-/// Every transaction starts, in the same round trip as its `BEGIN`, by
-/// clearing what an earlier borrower of the connection may have left in
-/// the session: settings made with `SET` (the tenant fields among them),
-/// `SET ROLE`, session transaction defaults, `WITH HOLD` cursors, temporary
-/// tables, `lastval()`. A statement that leaves what a transaction cannot
-/// clear (`PREPARE`, `LISTEN`, a session advisory lock,
-/// `DEALLOCATE`/`DISCARD`, or code run by `DO`, `EXECUTE` or a new
-/// function) gets its connection closed when the transaction ends instead
-/// of reused. A [`TenantTx`] dropped while open is rolled back before its
-/// connection serves anyone else. A field the context does not carry reads
-/// as unset (`current_setting(name, true)` is NULL or `''`).
+/// Every transaction ends by clearing what it may have left in the session,
+/// in the same round trip as its `COMMIT`: settings made with `SET` (the
+/// tenant fields among them), `SET ROLE`, session transaction defaults,
+/// `WITH HOLD` cursors, temporary tables, `lastval()`. Deferred constraint
+/// triggers run first, with the tenant still set. A rollback undoes all of
+/// these but `lastval()`, which is cleared in the rollback's round trip. A
+/// statement that leaves what a transaction cannot clear (`PREPARE`,
+/// `LISTEN`, a session advisory lock, `DEALLOCATE`/`DISCARD`, or code run by
+/// `DO`, `EXECUTE` or a new function) gets its connection closed when the
+/// transaction ends instead of reused; so does a connection whose commit or
+/// rollback failed or was cancelled. A [`TenantTx`] dropped while open is
+/// rolled back before its connection serves anyone else. Every connection
+/// is opened with the pool's options, as the role checked at connect; behind
+/// a [transaction pooler](TenantPoolBuilder::transaction_pooler), where a
+/// server session may come from elsewhere, every begin also clears and sets
+/// the role. A field the context does not carry reads as unset
+/// (`current_setting(name, true)` is NULL or `''`).
+///
+/// Transaction control written by hand (`COMMIT`, `ROLLBACK; BEGIN`,
+/// `SAVEPOINT`, …) is refused before it is sent
+/// ([`Error::TransactionControlRefused`]), so the transaction `begin` opened
+/// is the one [`TenantTx::commit`] commits.
 ///
 /// What SQL run inside a tenant transaction can still do, on purpose, is
 /// change the tenant for the rest of that transaction
@@ -131,7 +207,8 @@ struct Shared {
     /// Retry a `BEGIN` that finds its connection dead (see
     /// [`TenantPoolBuilder::test_before_acquire`]).
     test_before_acquire: bool,
-    /// `BEGIN …; RESET ALL; SET LOCAL SESSION AUTHORIZATION "app_role"; …`.
+    /// `BEGIN …`, and behind a transaction pooler the clearing (see
+    /// [`CLEAN_BEHIND_POOLER`]).
     clean_begin: String,
     /// `SET LOCAL "app"."current_…" = ` for each of [`Field::ALL`].
     prefixes: [String; 4],
@@ -139,6 +216,8 @@ struct Shared {
     guard: Option<GuardSecret>,
     /// How long each transaction's proof stays valid.
     proof_ttl: Duration,
+    /// Learnt at connect.
+    facts: SessionFacts,
     report: AuditReport,
     /// Refuse contexts that no validator authorized (see
     /// [`TenantPoolBuilder::require_authorized`]).
@@ -181,9 +260,10 @@ impl TenantPool {
         Self::builder().connect(url).await
     }
 
-    /// Opens a transaction for `ctx`'s tenant: one round trip that clears
-    /// the session state earlier borrowers left, runs `BEGIN`, and
-    /// `SET LOCAL` for the tenant and each field the context carries.
+    /// Opens a transaction for `ctx`'s tenant: one round trip that runs
+    /// `BEGIN` and `SET LOCAL` for the tenant and each field the context
+    /// carries (the session is clean: every transaction of the pool clears
+    /// it at its end).
     ///
     /// Only a validated context opens one: a `Ctx<Unvalidated>` does not
     /// compile. The transaction borrows the context, so it cannot outlive
@@ -237,6 +317,7 @@ impl TenantPool {
         let stash = self.stash.clone();
         let fair = self.fair.clone();
         let retry_dead = self.shared.test_before_acquire;
+        let facts = self.shared.facts;
         // Each retry closes one dead or foreign connection; after at most
         // this many the pool has opened a fresh one (or failed to connect,
         // which `acquire` reports).
@@ -265,10 +346,15 @@ impl TenantPool {
                     held.permit = permit.clone();
                     let message = if held.rollback_first {
                         // The previous transaction on this connection was
-                        // dropped while open: its ROLLBACK travels in front.
+                        // dropped while open: its ROLLBACK travels in front,
+                        // and the `DISCARD SEQUENCES` a rollback needs (see
+                        // `tx::ROLLBACK_CLEAN`) inside the new transaction
+                        // (before `BEGIN` it would join the new transaction
+                        // anyway, and its characteristics must come first).
                         with_rollback.clear();
                         with_rollback.push_str("ROLLBACK; ");
                         with_rollback.push_str(&statement);
+                        with_rollback.push_str("; DISCARD SEQUENCES");
                         &with_rollback
                     } else {
                         &statement
@@ -276,7 +362,7 @@ impl TenantPool {
                     // From here on, dropping `tx` (cancellation, error)
                     // closes the connection until the begin message is known
                     // to have completed.
-                    let mut tx = tx::starting(held, stash.clone(), ctx.clone());
+                    let mut tx = tx::starting(held, stash.clone(), ctx.clone(), facts);
                     match tx::run_raw(tx.begin_conn(), message).await {
                         Ok(_) => {
                             tx.mark_open();
@@ -406,6 +492,7 @@ impl Shared {
         report: AuditReport,
         test_before_acquire: bool,
         transaction_pooler: bool,
+        facts: SessionFacts,
     ) -> Result<Shared, Error> {
         let mut prefixes: [String; 4] = Default::default();
         for (prefix, field) in prefixes.iter_mut().zip(Field::ALL) {
@@ -414,12 +501,16 @@ impl Shared {
                 quote_setting_name(settings.for_field(field))?
             );
         }
-        let mut clean_begin = String::from(CLEAN_BEGIN);
-        clean_begin.push_str("; SET LOCAL SESSION AUTHORIZATION ");
-        push_identifier(&mut clean_begin, role)?;
-        clean_begin.push_str(CLEAN_AFTER_ROLE);
+        let mut clean_begin =
+            String::from(if facts.characteristics_pinned && !transaction_pooler {
+                BEGIN_PINNED
+            } else {
+                BEGIN_EXPLICIT
+            });
         if transaction_pooler {
             clean_begin.push_str(CLEAN_BEHIND_POOLER);
+            push_identifier(&mut clean_begin, role)?;
+            clean_begin.push_str(CLEAN_BEHIND_POOLER_AFTER_ROLE);
         }
         Ok(Shared {
             settings,
@@ -431,6 +522,7 @@ impl Shared {
             report,
             require_authorized: false,
             watch: None,
+            facts,
         })
     }
 
@@ -445,8 +537,9 @@ impl Shared {
         sql.push_str(&self.clean_begin);
         for ((prefix, field), value) in self.prefixes.iter().zip(Field::ALL).zip(values) {
             // A field the context does not carry needs no statement: the
-            // `RESET ALL` before already cleared any session-level value, so
-            // it reads as unset (NULL or '').
+            // `RESET ALL` that ended the session's previous transaction
+            // cleared any session-level value, so it reads as unset (NULL or
+            // '').
             let Some(value) = value else { continue };
             sql.push_str(prefix);
             push_literal(&mut sql, self.settings.for_field(field), value)?;
@@ -891,6 +984,7 @@ impl TenantPoolBuilder {
             AuditReport::default(),
             true,
             self.transaction_pooler,
+            SessionFacts::default(),
         )?;
         let options = if self.transaction_pooler {
             options.statement_cache_capacity(0).extra_float_digits(None)
@@ -926,7 +1020,7 @@ impl TenantPoolBuilder {
         for name in &self.allowed_policies {
             audit_options = audit_options.allow_policy(name);
         }
-        let (report, role) = {
+        let (report, role, facts) = {
             let mut conn = pool.acquire().await?;
             // The simple protocol: outside a transaction, a statement
             // prepared in one round trip may be executed on another server
@@ -940,7 +1034,8 @@ impl TenantPoolBuilder {
             let report = audit::run_with(&mut conn, &audit_options)
                 .await
                 .map_err(crate::error::pooler_hint)?;
-            (report, role)
+            let facts = session_facts(&mut conn).await?;
+            (report, role, facts)
         };
         if !report.findings.is_empty() {
             if !self.allow_audit_findings {
@@ -980,6 +1075,7 @@ impl TenantPoolBuilder {
             report,
             self.test_before_acquire,
             self.transaction_pooler,
+            facts,
         )?;
         shared.require_authorized = self.require_authorized;
         shared.proof_ttl = self.proof_ttl;
@@ -1020,29 +1116,66 @@ mod tests {
     use super::*;
     use tenant_core::{Validated, WithAgent};
 
-    #[test]
-    fn begin_statement_cleans_then_sets_the_fields_the_context_carries() {
-        let shared = Shared::new(
+    fn ctx_with_agent() -> Ctx<Validated<WithAgent>> {
+        Ctx::unvalidated()
+            .with_tenant("acme")
+            .with_agent("agent-7")
+            .validate()
+            .unwrap()
+    }
+
+    fn shared(pooler: bool, pinned: bool) -> Shared {
+        Shared::new(
             SettingNames::default(),
             "tenant_app",
             None,
             AuditReport::default(),
             true,
-            false,
+            pooler,
+            SessionFacts {
+                characteristics_pinned: pinned,
+                ..SessionFacts::default()
+            },
         )
-        .unwrap();
-        let ctx: Ctx<Validated<WithAgent>> = Ctx::unvalidated()
-            .with_tenant("acme")
-            .with_agent("agent-7")
-            .validate()
-            .unwrap();
+        .unwrap()
+    }
+
+    #[test]
+    fn begin_statement_sets_the_fields_the_context_carries() {
         assert_eq!(
-            shared.begin_statement(&ctx).unwrap(),
-            "BEGIN ISOLATION LEVEL READ COMMITTED, READ WRITE; RESET ALL\
-             ; SET LOCAL SESSION AUTHORIZATION \"tenant_app\"; CLOSE ALL; DISCARD TEMP; DISCARD SEQUENCES\
+            shared(false, false)
+                .begin_statement(&ctx_with_agent())
+                .unwrap(),
+            "BEGIN ISOLATION LEVEL READ COMMITTED, READ WRITE, NOT DEFERRABLE\
              ; SET LOCAL \"app\".\"current_tenant\" = 'acme'\
              ; SET LOCAL \"app\".\"current_agent\" = 'agent-7'"
         );
+        // Characteristics pinned at connect time: not repeated.
+        assert_eq!(
+            shared(false, true)
+                .begin_statement(&ctx_with_agent())
+                .unwrap(),
+            "BEGIN\
+             ; SET LOCAL \"app\".\"current_tenant\" = 'acme'\
+             ; SET LOCAL \"app\".\"current_agent\" = 'agent-7'"
+        );
+    }
+
+    #[test]
+    fn behind_a_pooler_the_begin_clears_too() {
+        for pinned in [false, true] {
+            assert_eq!(
+                shared(true, pinned)
+                    .begin_statement(&ctx_with_agent())
+                    .unwrap(),
+                "BEGIN ISOLATION LEVEL READ COMMITTED, READ WRITE, NOT DEFERRABLE\
+                 ; RESET ALL; SET LOCAL SESSION AUTHORIZATION \"tenant_app\"\
+                 ; CLOSE ALL; DISCARD TEMP; DISCARD SEQUENCES\
+                 ; DEALLOCATE ALL; UNLISTEN *; SELECT pg_advisory_unlock_all()\
+                 ; SET LOCAL \"app\".\"current_tenant\" = 'acme'\
+                 ; SET LOCAL \"app\".\"current_agent\" = 'agent-7'"
+            );
+        }
     }
 
     #[test]
@@ -1054,6 +1187,7 @@ mod tests {
             AuditReport::default(),
             true,
             false,
+            SessionFacts::default(),
         )
         .err()
         .unwrap();

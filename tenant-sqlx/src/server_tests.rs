@@ -2,6 +2,13 @@
 //! pool never lent is pushed into it the only way that remains (the
 //! crate's own hand-off), and the quoting of values that no public API
 //! accepts any more is checked on the server.
+//!
+//! Connecting directly, every session of a pool is opened with the pool's
+//! own options (so as the role it checked at connect) and the hand-off takes
+//! only sessions its own transactions ended on. Behind a transaction pooler
+//! a server session may have logged in as anything the pooler maps the
+//! client to, so there the begin message checks the role every time: the
+//! injection tests run in that mode (which also works connected directly).
 
 use std::time::{Duration, Instant};
 
@@ -92,6 +99,7 @@ async fn a_session_of_another_role_is_closed_never_used() {
     let db = database().await;
     let pool = TenantPool::builder()
         .max_connections(2)
+        .transaction_pooler(true)
         .connect(db.app_url())
         .await
         .unwrap();
@@ -133,6 +141,7 @@ async fn a_superuser_session_runs_the_transaction_as_the_pool_role() {
     let db = database().await;
     let pool = TenantPool::builder()
         .max_connections(1)
+        .transaction_pooler(true)
         .connect(db.app_url())
         .await
         .unwrap();
@@ -207,4 +216,102 @@ async fn hostile_values_are_inlined_exactly_or_refused() {
             .await
             .unwrap();
     assert_eq!(still_there, 1);
+}
+
+/// The transaction-control lexer against the server itself: random texts
+/// made of quotes, comments, dollar quotes and transaction keywords are run
+/// inside a transaction, with `standard_conforming_strings` on and off.
+/// Whenever the server ended or replaced the transaction, the lexer must
+/// have found transaction control (it may refuse more: false alarms only
+/// cost a refused statement).
+#[tokio::test]
+async fn the_transaction_control_lexer_sees_everything_the_server_runs() {
+    const PIECES: [&str; 30] = [
+        "COMMIT",
+        "ROLLBACK",
+        "END",
+        "ABORT",
+        "COMMIT AND CHAIN",
+        "ROLLBACK AND CHAIN",
+        "BEGIN",
+        "START TRANSACTION",
+        ";",
+        " ",
+        "\n",
+        "'",
+        "''",
+        "\\",
+        "E'",
+        "$$",
+        "$a$",
+        "/*",
+        "*/",
+        "--",
+        "\"",
+        "SELECT 1",
+        "SELECT",
+        "1",
+        "x",
+        "(",
+        ")",
+        "ATOMIC",
+        "CASE",
+        "\x0b",
+    ];
+    let db = database().await;
+    let mut conn = PgConnection::connect(db.app_url()).await.unwrap();
+    let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let (mut ended, mut checked) = (0, 0);
+    for scs in ["on", "off"] {
+        sqlx::raw_sql(&format!(
+            "SET standard_conforming_strings = {scs}; SET escape_string_warning = off"
+        ))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        for _ in 0..1500 {
+            let n = 2 + next() % 7;
+            let text: String = (0..n)
+                .map(|_| PIECES[(next() % PIECES.len() as u64) as usize])
+                .collect();
+            sqlx::raw_sql("BEGIN").execute(&mut conn).await.unwrap();
+            let xid: String = sqlx::query_scalar("SELECT pg_current_xact_id()::text")
+                .fetch_one(&mut conn)
+                .await
+                .unwrap();
+            let _ = sqlx::raw_sql(&text).execute(&mut conn).await;
+            let after = sqlx::query_scalar::<_, Option<String>>(
+                "SELECT pg_current_xact_id_if_assigned()::text",
+            )
+            .fetch_one(&mut conn)
+            .await;
+            // An error here is the same, aborted transaction.
+            let same = match &after {
+                Ok(Some(x)) => *x == xid,
+                Ok(None) => false,
+                Err(_) => true,
+            };
+            checked += 1;
+            if !same {
+                ended += 1;
+                assert!(
+                    crate::control::transaction_control(&text).is_some(),
+                    "standard_conforming_strings = {scs}: the server ended the \
+                     transaction and the lexer saw nothing in {text:?}"
+                );
+            }
+            let _ = sqlx::raw_sql("ROLLBACK").execute(&mut conn).await;
+        }
+    }
+    // The generator does reach texts that end the transaction.
+    assert!(
+        ended > 50,
+        "only {ended} of {checked} texts ended the transaction"
+    );
 }

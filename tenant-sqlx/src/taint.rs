@@ -1,14 +1,15 @@
-//! Which statements may leave session state that the next begin message
-//! does not clear.
+//! Which statements may leave session state that the end of the
+//! transaction does not clear.
 //!
-//! The begin message clears, at no round trip, what can be cleared inside a
-//! transaction: settings and the role (`RESET ALL`, `SET LOCAL SESSION AUTHORIZATION`),
-//! `WITH HOLD` cursors, temporary tables and sequence state. Three kinds of
+//! The commit message clears, at no round trip, what can be cleared inside a
+//! transaction: settings and the role (`RESET ALL`, `RESET ROLE`),
+//! `WITH HOLD` cursors, temporary tables and sequence state (a rollback
+//! undoes the rest and is followed by `DISCARD SEQUENCES`). Three kinds of
 //! leftovers cannot be cleared that way: prepared statements made with SQL
 //! `PREPARE` (listed in `pg_prepared_statements` and executable by the next
 //! borrower; `DEALLOCATE ALL` would also drop sqlx's own), `LISTEN`
 //! registrations (an `UNLISTEN` takes effect only at commit) and session
-//! advisory locks (their release is a function call, which a simple begin
+//! advisory locks (their release is a function call, which the commit
 //! message would pay for on every transaction). Checking the server for them
 //! costs a query per transaction, about a quarter of a short transaction's
 //! time.
@@ -73,6 +74,36 @@ pub(crate) fn leaves_session_state(sql: &str) -> bool {
     false
 }
 
+/// Whether `sql` may change the role the session runs as: it has the word
+/// `ROLE` and the word `SET` or `RESET` (`SET ROLE`, `SET LOCAL ROLE`; a
+/// column named `role` in a statement without `SET` does not count), the
+/// word `AUTHORIZATION` (`SET SESSION AUTHORIZATION`), or calls
+/// `set_config` (`set_config('role', …, false)`). Code that already exists
+/// in the database and runs `SET ROLE` itself is not seen; it can only
+/// switch to a role the pool's role is a member of, and for such a role
+/// every commit resets the role anyway (checked at connect).
+pub(crate) fn may_change_role(sql: &str) -> bool {
+    any_word(sql, &[b"authorization", b"set_config"])
+        || (any_word(sql, &[b"role"]) && any_word(sql, &[b"set", b"reset"]))
+}
+
+/// The words of `bytes` (see [`is_word_byte`]), in order.
+fn words(bytes: &[u8]) -> impl Iterator<Item = &[u8]> {
+    bytes.split(|&b| !is_word_byte(b)).filter(|w| !w.is_empty())
+}
+
+/// Whether `sql` may defer a constraint: it mentions `CONSTRAINTS`
+/// (`SET CONSTRAINTS … DEFERRED`).
+pub(crate) fn may_defer_constraints(sql: &str) -> bool {
+    any_word(sql, &[b"constraints"])
+}
+
+/// Whether one of `wanted` (lower case) is a whole word of `sql`, in any
+/// case.
+fn any_word(sql: &str, wanted: &[&[u8]]) -> bool {
+    words(sql.as_bytes()).any(|word| wanted.iter().any(|w| word.eq_ignore_ascii_case(w)))
+}
+
 /// Letters, digits and `_` continue a word; anything else (including `$`,
 /// so that `DO$$` is seen, and non-ASCII bytes, which never form these
 /// keywords) ends it.
@@ -111,7 +142,33 @@ fn followed_by_conflict_action(rest: &[u8]) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::leaves_session_state;
+    use super::{leaves_session_state, may_change_role};
+
+    #[test]
+    fn role_and_held_cursor_words_are_seen() {
+        for sql in [
+            "SET ROLE helper",
+            "set role helper",
+            "SET SESSION AUTHORIZATION DEFAULT",
+            "SELECT set_config('role', 'helper', false)",
+            "SELECT pg_catalog.\"set_config\"('role', 'x', false)",
+            "SET LOCAL ROLE helper",
+            "SET SESSION ROLE helper",
+            "RESET ROLE",
+            "SELECT 1;\nSET\n  ROLE helper",
+            "SET /* a comment */ ROLE helper",
+        ] {
+            assert!(may_change_role(sql), "{sql}");
+        }
+        for sql in [
+            "SELECT body FROM notes WHERE id = $1",
+            "UPDATE roles_table SET x = 1",
+            "SELECT id, role, content FROM messages WHERE role = 'user'",
+            "DECLARE c CURSOR FOR SELECT 1",
+        ] {
+            assert!(!may_change_role(sql), "{sql}");
+        }
+    }
 
     #[test]
     fn statements_that_leave_session_state_are_seen() {

@@ -18,8 +18,61 @@ use sqlx::{PgConnection, Postgres};
 use tenant_core::{Ctx, TenantId, Validated};
 
 use crate::stash::{Held, Stash};
-use crate::taint;
 use crate::Error;
+use crate::{control, taint};
+
+/// How a tenant transaction commits, in one message: it clears what the
+/// transaction may have left in the session, then commits, so that the
+/// next `begin` on the connection starts clean at no cost of its own.
+///
+/// * `SET CONSTRAINTS ALL IMMEDIATE` first, where the database has
+///   deferrable constraint triggers (seen at connect) or a statement of the
+///   transaction mentions constraints (`SET CONSTRAINTS … DEFERRED`):
+///   deferred triggers run now, while the tenant (and the role) are still
+///   set. A deferrable trigger created while the pool runs would run after
+///   the clearing, with no tenant set: it then sees no tenant's rows.
+/// * In a transaction the server has aborted (a failed statement whose
+///   error was ignored) the first statement fails with 25P02 and nothing
+///   after it runs: the commit reports [`Error::TransactionAborted`].
+/// * `RESET ALL`: every setting made with `SET` or `set_config(…, false)`,
+///   session transaction characteristics included (values given at connect
+///   time, in the connection options, are kept).
+/// * `DISCARD TEMP` drops temporary tables and functions (which RLS does
+///   not protect), `DISCARD SEQUENCES` what `lastval()`/`currval()` would
+///   tell of this transaction's inserts.
+/// * `RESET ROLE` undoes a `SET ROLE`, when the role is a member of another
+///   role (checked at connect: otherwise `SET ROLE` has nowhere to go) or a
+///   statement of the transaction mentions a role (`taint::may_change_role`):
+///   it costs the server as much as a short query, so it runs only where it
+///   can matter.
+/// * `CLOSE ALL` drops `WITH HOLD` cursors, always: one declared through
+///   `EXECUTE` inside an existing function shows in no statement's text,
+///   and would keep this transaction's rows for the next borrower.
+///
+/// Behind a transaction pooler, [`CLEAN_BEHIND_POOLER_AT_COMMIT`] comes
+/// before the `COMMIT` too. What a transaction cannot clear is handled by
+/// `taint` (the connection is closed instead of reused).
+pub(crate) const COMMIT_CLEAN: &str = "RESET ALL; DISCARD TEMP; DISCARD SEQUENCES";
+/// Put in front of [`COMMIT_CLEAN`] when deferred constraint triggers may
+/// be pending (see [`Inner::run_deferred`]).
+const RUN_DEFERRED: &str = "SET CONSTRAINTS ALL IMMEDIATE; ";
+/// Added to [`COMMIT_CLEAN`] when the transaction may have changed the role
+/// (see [`Inner::reset_role`]).
+const RESET_ROLE: &str = "; RESET ROLE";
+/// Added to [`COMMIT_CLEAN`]: drops `WITH HOLD` cursors.
+const CLOSE_ALL: &str = "; CLOSE ALL";
+/// Behind a transaction pooler: `LISTEN` registrations end when the
+/// transaction that runs `UNLISTEN *` commits, so the next client of the
+/// server session receives no notification meant for this one; session
+/// advisory locks and prepared statements (sqlx's own are unnamed in this
+/// mode) go too.
+pub(crate) const CLEAN_BEHIND_POOLER_AT_COMMIT: &str =
+    "; UNLISTEN *; DEALLOCATE ALL; SELECT pg_advisory_unlock_all()";
+/// How a tenant transaction rolls back. A rollback undoes the settings,
+/// role, temporary objects and cursors the transaction made; sequence state
+/// survives it, so `DISCARD SEQUENCES` follows in the same message (in a
+/// transaction of its own).
+pub(crate) const ROLLBACK_CLEAN: &str = "ROLLBACK; DISCARD SEQUENCES";
 
 /// Where a transaction is, as far as this crate knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,6 +115,11 @@ pub(crate) struct Inner {
     /// A statement may have left session state that the next begin does not
     /// clear (see `taint`): the connection is closed instead of reused.
     tainted: bool,
+    /// The commit resets the role (see [`COMMIT_CLEAN`]).
+    reset_role: bool,
+    /// The commit runs deferred triggers before clearing (see
+    /// [`COMMIT_CLEAN`]).
+    run_deferred: bool,
     ctx: Ctx<Validated>,
     /// The tenant's admission ([`crate::fair`]), given back when the
     /// transaction lets go of its connection (after the connection itself).
@@ -118,7 +176,13 @@ pub struct TenantTx<'ctx> {
 /// A transaction whose begin message has not completed yet. Not an
 /// associated function, so that rustc never suggests it to a user who tries
 /// a struct literal.
-pub(crate) fn starting<'ctx>(held: Held, stash: Arc<Stash>, ctx: Ctx<Validated>) -> TenantTx<'ctx> {
+pub(crate) fn starting<'ctx>(
+    held: Held,
+    stash: Arc<Stash>,
+    ctx: Ctx<Validated>,
+    facts: crate::pool::SessionFacts,
+) -> TenantTx<'ctx> {
+    let behind_pooler = stash.behind_pooler();
     TenantTx {
         inner: Inner {
             conn: Some(held.conn),
@@ -126,6 +190,10 @@ pub(crate) fn starting<'ctx>(held: Held, stash: Arc<Stash>, ctx: Ctx<Validated>)
             stash,
             state: State::Starting,
             tainted: false,
+            // Behind a pooler the server session is shared with other
+            // clients: always the full clearing.
+            reset_role: facts.member_of_roles || behind_pooler,
+            run_deferred: facts.deferrable_triggers || behind_pooler,
             ctx,
             _permit: held.permit,
         },
@@ -141,10 +209,31 @@ impl Inner {
     /// The session, for a statement with text `sql`: refused inside another
     /// tenant's scope and once the transaction has ended; the statement's
     /// text is checked for session state that outlives the transaction.
+    /// Transaction control written by hand is refused before it is sent
+    /// (see `control`).
     pub(crate) fn session(&mut self, sql: &str) -> Result<&mut PgConnection, sqlx::Error> {
         check_scope(self.ctx.tenant_id()).map_err(Error::into_sqlx)?;
         if !self.state.is_open() {
             return Err(Error::TransactionLost.into_sqlx());
+        }
+        if let Some(statement) = control::transaction_control(sql) {
+            return Err(Error::TransactionControlRefused { statement }.into_sqlx());
+        }
+        self.own_statement(sql)
+    }
+
+    /// [`session`](Self::session) for this crate's own savepoint statements,
+    /// which are transaction control.
+    fn own_statement(&mut self, sql: &str) -> Result<&mut PgConnection, sqlx::Error> {
+        check_scope(self.ctx.tenant_id()).map_err(Error::into_sqlx)?;
+        if !self.state.is_open() {
+            return Err(Error::TransactionLost.into_sqlx());
+        }
+        if !self.reset_role && taint::may_change_role(sql) {
+            self.reset_role = true;
+        }
+        if !self.run_deferred && taint::may_defer_constraints(sql) {
+            self.run_deferred = true;
         }
         if !self.tainted && taint::leaves_session_state(sql) {
             self.tainted = true;
@@ -163,6 +252,17 @@ pub(crate) fn run_raw<'c>(
     sql: &'c str,
 ) -> BoxFuture<'c, Result<PgQueryResult, sqlx::Error>> {
     sqlx::Executor::execute(conn, sqlx::raw_sql(sql))
+}
+
+/// An error that says the connection itself failed (no answer came back).
+fn is_connection_failure(e: &sqlx::Error) -> bool {
+    matches!(
+        e,
+        sqlx::Error::Io(_)
+            | sqlx::Error::Protocol(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::WorkerCrashed
+    )
 }
 
 /// Refuses to work for `tenant` inside the validated scope of another
@@ -202,6 +302,12 @@ impl<'ctx> TenantTx<'ctx> {
 
     /// Commits the transaction.
     ///
+    /// `Ok` means that the transaction `begin` opened, with everything run
+    /// through it, is committed: transaction control written by hand
+    /// (`COMMIT`, `ROLLBACK; BEGIN`, `SAVEPOINT`, …) cannot end or replace
+    /// it, because such a statement is refused before it is sent
+    /// ([`Error::TransactionControlRefused`]).
+    ///
     /// Fails, with the work not committed and the connection closed, when:
     ///
     /// * a [`Savepoint`] was dropped or cancelled without being ended
@@ -209,12 +315,15 @@ impl<'ctx> TenantTx<'ctx> {
     /// * the server had already aborted the transaction, because a statement
     ///   failed (its error ignored) or timed out: PostgreSQL answers such a
     ///   `COMMIT` with a rollback ([`Error::TransactionAborted`]);
-    /// * the transaction was ended behind this `TenantTx`'s back, by a raw
-    ///   `COMMIT`, `ROLLBACK` or `END` ([`Error::TransactionLost`]); what ran
-    ///   after it ran outside any transaction, with no tenant set.
+    /// * a deferred constraint or the `COMMIT` itself failed (a serialization
+    ///   failure, say): [`Error::Database`].
     ///
-    /// It costs no extra round trip: the `COMMIT` travels with a `SAVEPOINT`
-    /// that fails in both of the last two cases.
+    /// If the connection fails while the `COMMIT` is under way, the outcome
+    /// is unknown: [`Error::CommitOutcomeUnknown`] says that the transaction
+    /// may have been committed.
+    ///
+    /// It costs no extra round trip: the clearing that leaves the session
+    /// clean for the next borrower travels with the `COMMIT`.
     pub async fn commit(mut self) -> Result<(), Error> {
         self.end(true).await
     }
@@ -231,16 +340,32 @@ impl<'ctx> TenantTx<'ctx> {
             return Err(Error::TransactionLost);
         }
         let poisoned = inner.state == State::Poisoned;
-        let sql = if commit && !poisoned {
-            // `SAVEPOINT` fails outside a transaction block (the transaction
-            // was ended by hand: 25P01) and in an aborted one (25P02); either
-            // way the `COMMIT` after it in the message is not run.
-            "SAVEPOINT tenant_sqlx_commit; COMMIT"
+        let behind_pooler = inner.stash.behind_pooler();
+        let committing = commit && !poisoned;
+        let sql = if committing {
+            let mut sql = String::with_capacity(160);
+            if inner.run_deferred {
+                sql.push_str(RUN_DEFERRED);
+            }
+            sql.push_str(COMMIT_CLEAN);
+            if inner.reset_role {
+                sql.push_str(RESET_ROLE);
+            }
+            // Always: a `WITH HOLD` cursor can be declared where no
+            // statement text shows it (`EXECUTE` inside an existing
+            // function), and it would hand this transaction's rows to the
+            // next borrower who fetches it by name.
+            sql.push_str(CLOSE_ALL);
+            if behind_pooler {
+                sql.push_str(CLEAN_BEHIND_POOLER_AT_COMMIT);
+            }
+            sql.push_str("; COMMIT");
+            std::borrow::Cow::Owned(sql)
         } else {
-            "ROLLBACK"
+            std::borrow::Cow::Borrowed(ROLLBACK_CLEAN)
         };
         inner.state = State::Ending;
-        let result = run_raw(inner.conn(), sql).await;
+        let result = run_raw(inner.conn(), &sql).await;
         match result {
             Ok(_) => {
                 inner.state = State::Ended;
@@ -251,9 +376,12 @@ impl<'ctx> TenantTx<'ctx> {
                 }
             }
             Err(e) => Err(match e.as_database_error().and_then(|d| d.code()) {
-                Some(c) if c == "25P01" => Error::TransactionLost,
                 Some(c) if c == "25P02" => Error::TransactionAborted,
-                _ => Error::Database(e),
+                Some(_) => Error::Database(e),
+                // No answer from the server: a COMMIT may have been carried
+                // out.
+                None if committing && is_connection_failure(&e) => Error::CommitOutcomeUnknown(e),
+                None => Error::Database(e),
             }),
         }
     }
@@ -363,7 +491,7 @@ impl<'t> Savepoint<'t> {
         if was.is_open() {
             self.inner.state = State::Poisoned;
         }
-        let conn = self.inner.session(&sql)?;
+        let conn = self.inner.own_statement(&sql)?;
         run_raw(conn, &sql).await?;
         self.inner.state = was;
         Ok(())

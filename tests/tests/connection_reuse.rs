@@ -735,3 +735,174 @@ async fn slow_acquire_warnings_only_when_a_begin_really_waited() {
     assert_eq!(seen.len(), 1, "{seen:?}");
     assert!(seen[0].1.contains("begin waited"), "{seen:?}");
 }
+
+/// The clearing travels in the commit message, before the `COMMIT`: a
+/// deferred constraint trigger must still run with the transaction's tenant
+/// and role (the message runs `SET CONSTRAINTS ALL IMMEDIATE` first).
+#[tokio::test]
+async fn deferred_constraint_triggers_run_with_the_tenant_still_set() {
+    let mut fx = fixture().await;
+    common::exec(
+        fx.db.owner_url(),
+        &format!(
+            "CREATE FUNCTION notes_tenant_at_commit() RETURNS trigger
+                 LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+             BEGIN
+                 IF current_setting('app.current_tenant', true) IS DISTINCT FROM NEW.tenant_id
+                    OR current_user <> '{APP_ROLE}' THEN
+                     RAISE EXCEPTION 'deferred trigger saw tenant %, role %',
+                         current_setting('app.current_tenant', true), current_user;
+                 END IF;
+                 RETURN NULL;
+             END $$;
+             CREATE CONSTRAINT TRIGGER notes_tenant_at_commit AFTER INSERT ON notes
+                 DEFERRABLE INITIALLY DEFERRED
+                 FOR EACH ROW EXECUTE FUNCTION notes_tenant_at_commit();"
+        ),
+    )
+    .await;
+    let pool = TenantPool::builder()
+        .max_connections(1)
+        .allow_audit_findings(true)
+        .connect(fx.db.app_url())
+        .await
+        .unwrap();
+    let a = ctx(A);
+    let mut tx = pool.begin(&a).await.unwrap();
+    sqlx::query("INSERT INTO notes (tenant_id, slug, body) VALUES ($1, 'deferred', 'x')")
+        .bind(A)
+        .execute(&mut tx)
+        .await
+        .unwrap();
+    tx.commit()
+        .await
+        .expect("the deferred trigger saw the tenant and role at commit");
+    assert_eq!(fx.count(A).await, SEED[0].1 + 1, "the row is saved");
+
+    // The trigger really runs at commit and really reads the setting: a
+    // transaction that changes its tenant after the insert fails there,
+    // and its row is not saved.
+    let mut tx = pool.begin(&a).await.unwrap();
+    sqlx::query("INSERT INTO notes (tenant_id, slug, body) VALUES ($1, 'deferred-2', 'x')")
+        .bind(A)
+        .execute(&mut tx)
+        .await
+        .unwrap();
+    sqlx::raw_sql("SELECT set_config('app.current_tenant', 'tenant-z', true)")
+        .execute(&mut tx)
+        .await
+        .unwrap();
+    let err = tx.commit().await.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("deferred trigger saw tenant tenant-z"),
+        "{err}"
+    );
+    assert_eq!(
+        fx.count(A).await,
+        SEED[0].1 + 1,
+        "the second row is not saved"
+    );
+    // And the next borrower is clean.
+    assert_clean(&b_looks(&pool).await, "0", "after a failed commit");
+}
+
+/// A proxy like [`slow_connect_proxy`] (without the delay) that cuts the
+/// connection once it has passed on a commit message, before the server's
+/// answer can come back: the client cannot know whether the `COMMIT` ran.
+async fn cut_at_commit_proxy(url: &str) -> (sqlx::postgres::PgConnectOptions, ProxyDir) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::{UnixListener, UnixStream};
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let upstream: sqlx::postgres::PgConnectOptions = url.parse().unwrap();
+    let port = upstream.get_port();
+    let dir = std::env::temp_dir().join(format!(
+        "tenant-cut-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let listener = UnixListener::bind(dir.join(format!(".s.PGSQL.{port}"))).unwrap();
+    let server = upstream
+        .get_socket()
+        .expect("the harness cluster listens on a Unix socket")
+        .join(format!(".s.PGSQL.{port}"));
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let server = server.clone();
+            tokio::spawn(async move {
+                let up = UnixStream::connect(server).await.unwrap();
+                let (mut client_read, mut client_write) = client.into_split();
+                let (mut up_read, mut up_write) = up.into_split();
+                let back = tokio::spawn(async move {
+                    let _ = tokio::io::copy(&mut up_read, &mut client_write).await;
+                    client_write
+                });
+                let mut buf = vec![0u8; 64 * 1024];
+                loop {
+                    let n = match client_read.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => n,
+                    };
+                    if up_write.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                    let commit = buf[..n]
+                        .windows(b"; COMMIT\0".len())
+                        .any(|w| w == b"; COMMIT\0");
+                    if commit {
+                        // Hang up on the client before the answer is passed
+                        // on; the server still gets the whole message.
+                        back.abort();
+                        tokio::time::sleep(Duration::from_millis(300)).await;
+                        break;
+                    }
+                }
+                // Dropping both halves closes both sockets.
+            });
+        }
+    });
+    (upstream.socket(&dir), ProxyDir(dir))
+}
+
+/// The connection is lost while the `COMMIT` is under way: the commit does
+/// not say "nothing was saved" (here the server did commit) but that the
+/// transaction may have been committed.
+#[tokio::test]
+async fn a_connection_lost_during_commit_says_it_may_have_been_committed() {
+    let mut fx = fixture().await;
+    let (options, _dir) = cut_at_commit_proxy(fx.db.app_url()).await;
+    let pool = TenantPool::builder()
+        .max_connections(1)
+        .connect_with(options)
+        .await
+        .unwrap();
+    let a = ctx(A);
+    let mut tx = pool.begin(&a).await.unwrap();
+    sqlx::query("INSERT INTO notes (tenant_id, slug, body) VALUES ($1, 'cut-at-commit', 'x')")
+        .bind(A)
+        .execute(&mut tx)
+        .await
+        .unwrap();
+    let err = tx.commit().await.unwrap_err();
+    assert_eq!(err.code(), "COMMIT_OUTCOME_UNKNOWN", "{err}");
+    assert!(err.to_string().contains("may have been committed"), "{err}");
+    // The client heard of the cut at once; the server runs the COMMIT it
+    // had already received.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let saved: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM notes WHERE slug = 'cut-at-commit'")
+                .fetch_one(&mut fx.admin)
+                .await
+                .unwrap();
+        if saved == 1 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the server did not commit: this test shows nothing"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -40,6 +40,7 @@ async fn assert_next_borrower_is_clean(fx: &mut Fixture, pool: &TenantPool, what
         agent: Option<String>,
         read_only: String,
         isolation: String,
+        deferrable: String,
         current: String,
         session: String,
         prepared_by_hand: i64,
@@ -55,6 +56,7 @@ async fn assert_next_borrower_is_clean(fx: &mut Fixture, pool: &TenantPool, what
                 current_setting('app.current_agent', true) AS agent,
                 current_setting('transaction_read_only') AS read_only,
                 current_setting('transaction_isolation') AS isolation,
+                current_setting('transaction_deferrable') AS deferrable,
                 current_user::text AS current,
                 session_user::text AS session,
                 (SELECT count(*) FROM pg_prepared_statements WHERE from_sql) AS prepared_by_hand,
@@ -75,6 +77,7 @@ async fn assert_next_borrower_is_clean(fx: &mut Fixture, pool: &TenantPool, what
         agent: row.get("agent"),
         read_only: row.get("read_only"),
         isolation: row.get("isolation"),
+        deferrable: row.get("deferrable"),
         current: row.get("current"),
         session: row.get("session"),
         prepared_by_hand: row.get("prepared_by_hand"),
@@ -92,6 +95,7 @@ async fn assert_next_borrower_is_clean(fx: &mut Fixture, pool: &TenantPool, what
     );
     assert_eq!(seen.read_only, "off", "{what}: {seen:?}");
     assert_eq!(seen.isolation, "read committed", "{what}: {seen:?}");
+    assert_eq!(seen.deferrable, "off", "{what}: {seen:?}");
     assert_eq!(
         (seen.current.as_str(), seen.session.as_str()),
         (APP_ROLE, APP_ROLE),
@@ -201,6 +205,67 @@ async fn session_isolation_default_does_not_reach_b() {
 }
 
 #[tokio::test]
+async fn session_characteristics_do_not_reach_b_after_a_commit_or_a_rollback() {
+    // The begin does not clear them: the end of A's transaction does (its
+    // commit message resets every setting; a rollback undoes the SET).
+    let mut fx = fixture().await;
+    let pool = one_connection(&fx).await;
+    let all = "SET SESSION CHARACTERISTICS AS TRANSACTION \
+               ISOLATION LEVEL SERIALIZABLE, READ ONLY, DEFERRABLE; \
+               SET default_transaction_deferrable = on";
+    a_runs(&pool, all).await.unwrap();
+    assert_next_borrower_is_clean(&mut fx, &pool, "characteristics, A committed").await;
+    let a = ctx(A);
+    let mut tx = pool.begin(&a).await.unwrap();
+    sqlx::raw_sql(all).execute(&mut tx).await.unwrap();
+    tx.rollback().await.unwrap();
+    assert_next_borrower_is_clean(&mut fx, &pool, "characteristics, A rolled back").await;
+}
+
+#[tokio::test]
+async fn characteristics_pinned_at_connect_outrank_stored_defaults() {
+    // With all three `default_transaction_*` pinned in the start-up
+    // options, the begin is a bare BEGIN; a default stored for the role
+    // afterwards still shapes no transaction, and a SET by a borrower does
+    // not reach the next one.
+    let mut fx = fixture().await;
+    let db = fx.db.name().to_owned();
+    let options: sqlx::postgres::PgConnectOptions = fx.db.app_url().parse().unwrap();
+    let options = options.options([
+        ("default_transaction_isolation", "read\\ committed"),
+        ("default_transaction_read_only", "off"),
+        ("default_transaction_deferrable", "off"),
+    ]);
+    sqlx::raw_sql(&format!(
+        "ALTER ROLE {APP_ROLE} IN DATABASE \"{db}\" SET default_transaction_read_only = on; \
+         ALTER ROLE {APP_ROLE} IN DATABASE \"{db}\" SET default_transaction_isolation = serializable"
+    ))
+    .execute(&mut fx.admin)
+    .await
+    .unwrap();
+    let pool = TenantPool::builder()
+        .max_connections(1)
+        .allow_audit_findings(true)
+        .connect_with(options)
+        .await
+        .unwrap();
+    assert_next_borrower_is_clean(&mut fx, &pool, "stored defaults, pinned").await;
+    a_runs(
+        &pool,
+        "SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL SERIALIZABLE, READ ONLY, DEFERRABLE",
+    )
+    .await
+    .unwrap();
+    assert_next_borrower_is_clean(&mut fx, &pool, "SET SESSION CHARACTERISTICS, pinned").await;
+    sqlx::raw_sql(&format!(
+        "ALTER ROLE {APP_ROLE} IN DATABASE \"{db}\" RESET ALL"
+    ))
+    .execute(&mut fx.admin)
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
 async fn hand_made_prepared_statement_is_not_visible_to_b() {
     let mut fx = fixture().await;
     let pool = one_connection(&fx).await;
@@ -285,7 +350,7 @@ async fn deallocate_all_by_hand_never_breaks_later_borrowers() {
 }
 
 #[tokio::test]
-async fn commit_then_discard_all_by_hand_never_breaks_later_borrowers() {
+async fn refused_commit_then_discard_all_by_hand_never_breaks_later_borrowers() {
     let mut fx = fixture().await;
     let pool = one_connection(&fx).await;
     for _ in 0..3 {
@@ -293,10 +358,18 @@ async fn commit_then_discard_all_by_hand_never_breaks_later_borrowers() {
     }
     let a = ctx(A);
     let mut tx = pool.begin(&a).await.unwrap();
-    sqlx::raw_sql("COMMIT").execute(&mut tx).await.unwrap();
-    // Outside the transaction now, as DISCARD ALL requires.
-    sqlx::raw_sql("DISCARD ALL").execute(&mut tx).await.unwrap();
-    assert_eq!(tx.commit().await.unwrap_err().code(), "TRANSACTION_LOST");
+    let refused = sqlx::raw_sql("COMMIT").execute(&mut tx).await.unwrap_err();
+    assert_eq!(
+        tenant_sqlx::Error::from(refused).code(),
+        "TRANSACTION_CONTROL_REFUSED"
+    );
+    // Still inside the transaction, where the server refuses DISCARD ALL
+    // (and aborts the transaction).
+    sqlx::raw_sql("DISCARD ALL")
+        .execute(&mut tx)
+        .await
+        .unwrap_err();
+    assert_eq!(tx.commit().await.unwrap_err().code(), "TRANSACTION_ABORTED");
     for i in 0..5 {
         assert_next_borrower_is_clean(&mut fx, &pool, &format!("after DISCARD ALL, #{i}")).await;
     }
@@ -374,6 +447,90 @@ async fn set_role_does_not_reach_b() {
     .unwrap();
 }
 
+/// The pool's role gains a membership after the pool started: a `SET ROLE`
+/// written in the transaction still does not reach B (the commit resets
+/// the role when a statement mentions one).
+#[tokio::test]
+async fn set_role_after_a_membership_granted_later_does_not_reach_b() {
+    let mut fx = fixture().await;
+    let pool = one_connection(&fx).await;
+    assert_next_borrower_is_clean(&mut fx, &pool, "before the grant").await;
+    let helper = format!("escape_late_{}", rand::random::<u32>());
+    sqlx::raw_sql(&format!(
+        "CREATE ROLE {helper} NOLOGIN; GRANT {helper} TO {APP_ROLE}; \
+         GRANT SELECT ON notes TO {helper}"
+    ))
+    .execute(&mut fx.admin)
+    .await
+    .unwrap();
+    a_runs(&pool, &format!("SET ROLE {helper}")).await.unwrap();
+    assert_next_borrower_is_clean(&mut fx, &pool, "SET ROLE, membership granted later").await;
+    a_runs(
+        &pool,
+        &format!("SELECT set_config('role', '{helper}', false)"),
+    )
+    .await
+    .unwrap();
+    assert_next_borrower_is_clean(&mut fx, &pool, "set_config('role')").await;
+    sqlx::raw_sql(&format!(
+        "REVOKE SELECT ON notes FROM {helper}; REVOKE {helper} FROM {APP_ROLE}; DROP ROLE {helper}"
+    ))
+    .execute(&mut fx.admin)
+    .await
+    .unwrap();
+}
+
+/// A function of the schema switches the role itself, where no statement
+/// the application sends says so: the pool's role is a member of that role
+/// (seen at connect), so every commit resets the role.
+#[tokio::test]
+async fn set_role_inside_an_existing_function_does_not_reach_b() {
+    let mut fx = fixture().await;
+    let helper = format!("escape_fn_{}", rand::random::<u32>());
+    sqlx::raw_sql(&format!(
+        "CREATE ROLE {helper} NOLOGIN; GRANT {helper} TO {APP_ROLE}; \
+         GRANT SELECT ON notes TO {helper}"
+    ))
+    .execute(&mut fx.admin)
+    .await
+    .unwrap();
+    common::exec(
+        fx.db.owner_url(),
+        &format!(
+            "CREATE FUNCTION become_helper() RETURNS void LANGUAGE plpgsql \
+             SET search_path = pg_catalog AS $$ BEGIN SET ROLE {helper}; END $$; \
+             GRANT EXECUTE ON FUNCTION become_helper() TO {APP_ROLE};"
+        ),
+    )
+    .await;
+    let pool = TenantPool::builder()
+        .max_connections(1)
+        .allow_audit_findings(true)
+        .connect(fx.db.app_url())
+        .await
+        .unwrap();
+    let a = ctx(A);
+    let mut tx = pool.begin(&a).await.unwrap();
+    sqlx::query("SELECT become_helper()")
+        .execute(&mut tx)
+        .await
+        .unwrap();
+    let current: String = sqlx::query_scalar("SELECT current_user::text")
+        .fetch_one(&mut tx)
+        .await
+        .unwrap();
+    assert_eq!(current, helper, "the function did switch the role");
+    tx.commit().await.unwrap();
+    assert_next_borrower_is_clean(&mut fx, &pool, "SET ROLE inside a function").await;
+    sqlx::raw_sql(&format!(
+        "DROP FUNCTION become_helper(); REVOKE SELECT ON notes FROM {helper}; \
+         REVOKE {helper} FROM {APP_ROLE}; DROP ROLE {helper}"
+    ))
+    .execute(&mut fx.admin)
+    .await
+    .unwrap();
+}
+
 #[tokio::test]
 async fn role_setting_stored_from_a_tenant_transaction_shapes_no_transaction() {
     // Any role may store session defaults for itself, from inside a tenant
@@ -385,7 +542,8 @@ async fn role_setting_stored_from_a_tenant_transaction_shapes_no_transaction() {
     a_runs(
         &pool,
         &format!(
-            "ALTER ROLE CURRENT_USER IN DATABASE \"{db}\" SET default_transaction_read_only = on"
+            "ALTER ROLE CURRENT_USER IN DATABASE \"{db}\" SET default_transaction_read_only = on; \
+             ALTER ROLE CURRENT_USER IN DATABASE \"{db}\" SET default_transaction_deferrable = on"
         ),
     )
     .await
@@ -423,7 +581,7 @@ async fn role_setting_stored_from_a_tenant_transaction_shapes_no_transaction() {
         .unwrap();
     assert_next_borrower_is_clean(&mut fx, &lenient, "stored read-only default").await;
     sqlx::raw_sql(&format!(
-        "ALTER ROLE {APP_ROLE} IN DATABASE \"{db}\" RESET default_transaction_read_only"
+        "ALTER ROLE {APP_ROLE} IN DATABASE \"{db}\" RESET ALL"
     ))
     .execute(&mut fx.admin)
     .await
@@ -464,43 +622,41 @@ async fn other_sessions_cannot_read_a_tenant_id_from_pg_stat_activity() {
 }
 
 // ---------------------------------------------------------------------
-// Ending the transaction behind the TenantTx (issue items 4, 8).
+// Ending the transaction behind the TenantTx.
 // ---------------------------------------------------------------------
 
-async fn ended_by_hand(statement: &str) {
+/// Every spelling of transaction control written by hand is refused before
+/// it is sent: the transaction `begin` opened goes on, `commit()` saves what
+/// ran before and after, and the next borrower is clean.
+#[tokio::test]
+async fn transaction_control_by_hand_is_refused_and_commit_saves_everything() {
+    let mut fx = fixture().await;
+    let pool = one_connection(&fx).await;
+    for statement in common::BY_HAND {
+        common::transaction_control_is_refused(&mut fx, &pool, A, statement).await;
+        assert_next_borrower_is_clean(&mut fx, &pool, statement).await;
+    }
+}
+
+/// The same words where they do not start a statement run as usual.
+#[tokio::test]
+async fn the_same_words_inside_a_statement_run() {
     let mut fx = fixture().await;
     let pool = one_connection(&fx).await;
     let a = ctx(A);
     let mut tx = pool.begin(&a).await.unwrap();
-    sqlx::query("UPDATE notes SET body = 'by-hand'")
+    let (case, body): (i32, String) =
+        sqlx::query_as("SELECT CASE WHEN true THEN 1 END, 'COMMIT; ROLLBACK; BEGIN' /* END */")
+            .fetch_one(&mut tx)
+            .await
+            .unwrap();
+    assert_eq!((case, body.as_str()), (1, "COMMIT; ROLLBACK; BEGIN"));
+    sqlx::raw_sql("DO $$ BEGIN PERFORM 1; END $$")
         .execute(&mut tx)
         .await
         .unwrap();
-    sqlx::raw_sql(statement).execute(&mut tx).await.unwrap();
-    // Outside any transaction there is no tenant: nothing is visible.
-    let seen: i64 = sqlx::query_scalar("SELECT count(*) FROM notes")
-        .fetch_one(&mut tx)
-        .await
-        .unwrap();
-    assert_eq!(seen, 0, "{statement}: rows visible without a tenant");
-    let err = tx.commit().await.unwrap_err();
-    assert_eq!(err.code(), "TRANSACTION_LOST", "{statement}");
-    assert_next_borrower_is_clean(&mut fx, &pool, statement).await;
-}
-
-#[tokio::test]
-async fn raw_commit_is_reported_by_commit() {
-    ended_by_hand("COMMIT").await;
-}
-
-#[tokio::test]
-async fn raw_rollback_is_reported_by_commit() {
-    ended_by_hand("ROLLBACK").await;
-}
-
-#[tokio::test]
-async fn raw_end_is_reported_by_commit() {
-    ended_by_hand("END").await;
+    tx.commit().await.unwrap();
+    assert_next_borrower_is_clean(&mut fx, &pool, "words inside statements").await;
 }
 
 #[tokio::test]

@@ -240,17 +240,16 @@ async fn the_next_client_on_a_shared_server_session_inherits_nothing() {
         // wait for PgBouncer's `query_wait_timeout` and fail.)
         assert!(app_sessions(&mut fx).await <= 1, "{what}");
         let seen = look_all(&second, &b).await;
-        let (tenant, agent, _, foreign, prepared, _, locks, banged) = seen;
+        let (tenant, agent, _, foreign, prepared, listening, locks, banged) = seen;
         assert_eq!(tenant.as_deref(), Some(B), "{what}");
         assert_eq!(agent, "", "{what}: the first client's agent leaked");
         assert_eq!(foreign, 0, "{what}");
         assert_eq!(prepared, 0, "{what}: a prepared statement was handed on");
+        // The first client's commit ran `UNLISTEN *`: already the next
+        // client's first transaction finds no registration.
+        assert_eq!(listening, 0, "{what}: a LISTEN was handed on");
         assert_eq!(locks, 0, "{what}: an advisory lock was handed on");
         assert_eq!(banged, 0, "{what}: B's rows were touched");
-        // `UNLISTEN *` in the begin message takes effect when that
-        // transaction commits: the next one sees no registration.
-        let (_, _, _, _, _, listening, _, _) = look_all(&second, &b).await;
-        assert_eq!(listening, 0, "{what}: a LISTEN was handed on");
     }
     // The first pool's commits did land (A's rows), its rollbacks did not.
     let a_banged: i64 =
@@ -276,6 +275,104 @@ async fn the_next_client_on_a_shared_server_session_inherits_nothing() {
             .all(|b| b.ends_with('!') && !b.ends_with("!!")),
         "{bodies:?}"
     );
+}
+
+/// Listening channels of the server session a transaction of `pool` runs
+/// on, and its backend.
+async fn listening(pool: &TenantPool, c: &Ctx<Validated>, commit: bool) -> (i64, i32) {
+    let mut tx = pool.begin(c).await.expect("begin");
+    let seen =
+        sqlx::query_as("SELECT (SELECT count(*) FROM pg_listening_channels()), pg_backend_pid()")
+            .fetch_one(&mut tx)
+            .await
+            .expect("query");
+    if commit {
+        tx.commit().await.expect("commit");
+    } else {
+        tx.rollback().await.expect("rollback");
+    }
+    seen
+}
+
+/// One server session (PgBouncer pool of 1): a client's `LISTEN` ends with
+/// its transaction, so the next client is never registered for it, in its
+/// first transaction nor in one after a rollback (where an `UNLISTEN *` in
+/// the begin message would have been rolled back too). The server only
+/// sends a notification to a session that listens on its channel.
+#[tokio::test]
+async fn no_borrower_receives_another_ones_notifications() {
+    let bouncer = bouncer(1).await;
+    let mut fx = fixture().await;
+    let first = pool_through(&bouncer, &fx, 1).await;
+    let second = pool_through(&bouncer, &fx, 1).await;
+    let (a, b) = (ctx(A), ctx(B));
+    let (_, backend) = listening(&first, &a, true).await;
+
+    let mut tx = first.begin(&a).await.unwrap();
+    sqlx::raw_sql("LISTEN tenant_a_events")
+        .execute(&mut tx)
+        .await
+        .unwrap();
+    let (registered, _): (i64, i32) =
+        sqlx::query_as("SELECT (SELECT count(*) FROM pg_listening_channels()), pg_backend_pid()")
+            .fetch_one(&mut tx)
+            .await
+            .unwrap();
+    // A LISTEN takes effect at commit: not yet listed.
+    assert_eq!(registered, 0);
+    tx.commit().await.unwrap();
+    sqlx::raw_sql("NOTIFY tenant_a_events, 'for tenant a only'")
+        .execute(&mut fx.admin)
+        .await
+        .unwrap();
+
+    // The next client's first transaction, then one after its rollback.
+    let (seen, pid) = listening(&second, &b, false).await;
+    assert_eq!(pid, backend, "the same server session");
+    assert_eq!(seen, 0, "the next client's first transaction listens");
+    sqlx::raw_sql("NOTIFY tenant_a_events, 'for tenant a only'")
+        .execute(&mut fx.admin)
+        .await
+        .unwrap();
+    let (seen, pid) = listening(&second, &b, true).await;
+    assert_eq!(pid, backend, "the same server session");
+    assert_eq!(seen, 0, "a transaction after a rollback listens");
+    let pending: f64 = sqlx::query_scalar("SELECT pg_notification_queue_usage()")
+        .fetch_one(&mut fx.admin)
+        .await
+        .unwrap();
+    assert_eq!(pending, 0.0, "a notification waits for a listener");
+
+    // A LISTEN in a transaction that rolls back never registers either.
+    let mut tx = first.begin(&a).await.unwrap();
+    sqlx::raw_sql("LISTEN tenant_a_events")
+        .execute(&mut tx)
+        .await
+        .unwrap();
+    tx.rollback().await.unwrap();
+    let (seen, _) = listening(&second, &b, true).await;
+    assert_eq!(seen, 0, "after the first client's rollback");
+}
+
+/// Every spelling of hand-written transaction control is refused before
+/// it reaches PgBouncer (which would otherwise hand the server session to
+/// another client as soon as the transaction ended): the transaction goes
+/// on, and `commit()` saves what ran before and after.
+#[tokio::test]
+async fn transaction_control_by_hand_is_refused_through_pgbouncer() {
+    let bouncer = bouncer(1).await;
+    let mut fx = fixture().await;
+    let pool = pool_through(&bouncer, &fx, 1).await;
+    for statement in common::BY_HAND {
+        common::transaction_control_is_refused(&mut fx, &pool, A, statement).await;
+        let (tenant, agent, _, foreign, _, listening, locks, _) = look_all(&pool, &ctx(B)).await;
+        assert_eq!(tenant.as_deref(), Some(B), "{statement}");
+        assert_eq!(
+            (agent.as_str(), foreign, listening, locks),
+            ("", 0, 0, 0),
+            "{statement}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -67,28 +67,22 @@ async fn assert_next_borrower_is_clean(fx: &mut Fixture, pool: &TenantPool, what
             .unwrap_or_else(|e| panic!("{what}: the next borrower cannot write: {e}"))
             .rows_affected();
     assert_eq!(inserted, 1, "{what}");
-    // End the transaction by hand to look at the connection's session-level
-    // state: no tenant or agent may be set outside a transaction.
-    sqlx::raw_sql("ROLLBACK").execute(&mut tx).await.unwrap();
-    let session: (String, String) = sqlx::query_as(
-        "SELECT coalesce(current_setting('app.current_tenant', true), ''),
-                coalesce(current_setting('app.current_agent', true), '')",
-    )
-    .fetch_one(&mut tx)
-    .await
-    .unwrap();
-    assert_eq!(
-        session,
-        (String::new(), String::new()),
-        "{what}: session-level setting"
+    tx.rollback()
+        .await
+        .unwrap_or_else(|e| panic!("{what}: the next borrower cannot roll back: {e}"));
+    // A session-level agent would show in a transaction whose context
+    // carries none.
+    let mut tx = pool.begin(&b).await.unwrap();
+    let agent: Option<String> =
+        sqlx::query_scalar("SELECT current_setting('app.current_agent', true)")
+            .fetch_one(&mut tx)
+            .await
+            .unwrap();
+    assert!(
+        agent.as_deref().unwrap_or("").is_empty(),
+        "{what}: session-level agent {agent:?}"
     );
-    // The transaction was ended behind the `TenantTx`: its commit says so,
-    // and the connection is closed rather than kept.
-    assert_eq!(
-        tx.commit().await.unwrap_err().code(),
-        "TRANSACTION_LOST",
-        "{what}"
-    );
+    tx.commit().await.unwrap();
     assert_eq!(fx.settle(pool).await, 0, "{what}: after the probe");
 }
 
@@ -197,24 +191,26 @@ async fn commit_after_a_failure_rolled_back_to_a_savepoint_still_commits() {
 }
 
 #[tokio::test]
-async fn after_a_transaction_ended_by_hand_statements_see_no_tenant() {
-    // A `COMMIT` sent through the raw connection ends the tenant
-    // transaction behind the `TenantTx`: what runs after it runs outside
-    // any transaction, where the tenant setting is gone, so RLS shows
-    // nothing; and the connection reaches the next borrower clean.
+async fn a_commit_written_by_hand_is_refused_and_the_transaction_goes_on() {
+    // A `COMMIT` run through the `TenantTx` would end the tenant
+    // transaction behind its back; it is refused before it is sent, so
+    // what runs after it still runs in the tenant transaction, and the
+    // connection reaches the next borrower clean.
     let mut fx = fixture().await;
     let pool = fx.pool(1).await;
     let a = ctx_with_agent("tenant-a");
     let mut tx = pool.begin(&a).await.unwrap();
-    sqlx::raw_sql("COMMIT").execute(&mut tx).await.unwrap();
+    let refused = sqlx::raw_sql("COMMIT").execute(&mut tx).await.unwrap_err();
+    assert_eq!(Error::from(refused).code(), "TRANSACTION_CONTROL_REFUSED");
     let seen: i64 = sqlx::query_scalar("SELECT count(*) FROM notes")
         .fetch_one(&mut tx)
         .await
         .unwrap();
-    assert_eq!(seen, 0, "outside the transaction there is no tenant");
-    // The commit finds no transaction to commit and says so.
-    assert_eq!(tx.commit().await.unwrap_err().code(), "TRANSACTION_LOST");
-    assert_next_borrower_is_clean(&mut fx, &pool, "ended by hand").await;
+    assert_eq!(seen, SEED[0].1, "still tenant A's transaction");
+    bang(&mut tx).await;
+    tx.commit().await.unwrap();
+    assert_eq!(bangs(&mut fx).await, SEED[0].1);
+    assert_next_borrower_is_clean(&mut fx, &pool, "COMMIT by hand refused").await;
 }
 
 #[tokio::test]

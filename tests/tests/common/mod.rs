@@ -291,3 +291,111 @@ impl axum::response::IntoResponse for AppError {
         }
     }
 }
+
+/// Every spelling of hand-written transaction control that a statement run
+/// through a `TenantTx` can start with, alone and after another statement
+/// in the same message.
+pub const BY_HAND: [&str; 23] = [
+    "COMMIT",
+    "COMMIT AND CHAIN",
+    "END",
+    "END WORK",
+    "ROLLBACK",
+    "ROLLBACK AND CHAIN",
+    "ABORT",
+    "BEGIN",
+    "START TRANSACTION",
+    "ROLLBACK; BEGIN",
+    "ABORT; START TRANSACTION",
+    "COMMIT; BEGIN",
+    "PREPARE TRANSACTION 'by_hand'",
+    "COMMIT PREPARED 'by_hand'",
+    "SAVEPOINT by_hand",
+    "RELEASE SAVEPOINT by_hand",
+    "ROLLBACK TO SAVEPOINT by_hand",
+    "SELECT 1; COMMIT",
+    "/* a comment */ commit",
+    "-- a comment\nROLLBACK",
+    // standard_conforming_strings = off would read the string differently.
+    "SELECT 'a\\'; COMMIT; --'",
+    "SELECT CASE WHEN true THEN 1 END; END",
+    // Some PostgreSQL versions count the vertical tab as whitespace.
+    "\x0bCOMMIT",
+];
+
+/// Runs `statement` by hand in a transaction of `tenant` (which has seed
+/// rows), between two inserts. The statement must be refused before it is
+/// sent (`TRANSACTION_CONTROL_REFUSED`), by the simple and, for a single
+/// statement, the extended protocol; the transaction must be the same one
+/// afterwards (same transaction id, tenant still set) and `commit()` must
+/// save both inserts, as the superuser sees.
+pub async fn transaction_control_is_refused(
+    fx: &mut Fixture,
+    pool: &TenantPool,
+    tenant: &str,
+    statement: &str,
+) {
+    let c = ctx(tenant);
+    let slug = format!("by-hand-{}", rand::random::<u64>());
+    let mut tx = pool.begin(&c).await.unwrap();
+    sqlx::query("INSERT INTO notes (tenant_id, slug, body) VALUES ($1, $2, 'before')")
+        .bind(tenant)
+        .bind(format!("{slug}-before"))
+        .execute(&mut tx)
+        .await
+        .unwrap();
+    let xid: String = sqlx::query_scalar("SELECT pg_current_xact_id_if_assigned()::text")
+        .fetch_one(&mut tx)
+        .await
+        .unwrap();
+    let simple = sqlx::raw_sql(statement).execute(&mut tx).await.unwrap_err();
+    let simple = tenant_sqlx::Error::from(simple);
+    assert_eq!(
+        simple.code(),
+        "TRANSACTION_CONTROL_REFUSED",
+        "{statement}: {simple}"
+    );
+    if !statement.contains(';') {
+        let extended = sqlx::query(statement).execute(&mut tx).await.unwrap_err();
+        let extended = tenant_sqlx::Error::from(extended);
+        assert_eq!(
+            extended.code(),
+            "TRANSACTION_CONTROL_REFUSED",
+            "{statement}: {extended}"
+        );
+    }
+    let (same_xid, still, mine): (Option<String>, Option<String>, i64) = sqlx::query_as(
+        "SELECT pg_current_xact_id_if_assigned()::text,
+                current_setting('app.current_tenant', true),
+                (SELECT count(*) FROM notes WHERE slug = $1)",
+    )
+    .bind(format!("{slug}-before"))
+    .fetch_one(&mut tx)
+    .await
+    .unwrap();
+    assert_eq!(
+        same_xid.as_deref(),
+        Some(xid.as_str()),
+        "{statement}: another transaction"
+    );
+    assert_eq!(still.as_deref(), Some(tenant), "{statement}");
+    assert_eq!(mine, 1, "{statement}: the first insert is gone");
+    sqlx::query("INSERT INTO notes (tenant_id, slug, body) VALUES ($1, $2, 'after')")
+        .bind(tenant)
+        .bind(format!("{slug}-after"))
+        .execute(&mut tx)
+        .await
+        .unwrap();
+    tx.commit()
+        .await
+        .unwrap_or_else(|e| panic!("{statement}: commit failed: {e}"));
+    let saved: i64 = sqlx::query_scalar("SELECT count(*) FROM notes WHERE slug LIKE $1 || '-%'")
+        .bind(&slug)
+        .fetch_one(&mut fx.admin)
+        .await
+        .unwrap();
+    assert_eq!(
+        saved, 2,
+        "{statement}: commit() said Ok for rows that are not saved"
+    );
+}
