@@ -878,3 +878,39 @@ async fn advisory_lock_taken_through_sql_assembled_at_run_time_does_not_reach_b(
     .unwrap();
     assert_next_borrower_is_clean(&mut fx, &pool, "query_to_xml advisory lock").await;
 }
+
+/// A function of the schema declares a `WITH HOLD` cursor through
+/// `EXECUTE`, where no statement the application sends says so: the cursor
+/// would keep A's rows for whoever fetches it next on the connection. The
+/// commit closes every cursor, wherever it was declared.
+#[tokio::test]
+async fn a_hold_cursor_declared_inside_a_function_does_not_reach_b() {
+    let mut fx = fixture().await;
+    common::exec(
+        fx.db.owner_url(),
+        &format!(
+            "CREATE FUNCTION open_report() RETURNS void LANGUAGE plpgsql \
+             SET search_path = public, pg_catalog AS $$ BEGIN \
+               EXECUTE 'DECLARE report_cur CURSOR WITH HOLD FOR SELECT tenant_id, body FROM notes'; \
+             END $$; \
+             GRANT EXECUTE ON FUNCTION open_report() TO {APP_ROLE};"
+        ),
+    )
+    .await;
+    let pool = TenantPool::builder()
+        .max_connections(1)
+        .allow_audit_findings(true)
+        .connect(fx.db.app_url())
+        .await
+        .unwrap();
+    a_runs(&pool, "SELECT open_report()").await.unwrap();
+    assert_next_borrower_is_clean(&mut fx, &pool, "WITH HOLD cursor inside a function").await;
+    // And B cannot fetch it by name.
+    let b = ctx(B);
+    let mut tx = pool.begin(&b).await.unwrap();
+    let err = sqlx::query("FETCH ALL FROM report_cur")
+        .fetch_all(&mut tx)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("does not exist"), "{err}");
+}
