@@ -132,8 +132,7 @@ async fn main() -> Result<(), BoxError> {
     let db = cluster.create_database().await?;
     let mut owner = PgConnection::connect(db.owner_url()).await?;
     sqlx::raw_sql(&format!(
-        "CREATE TABLE items (id int PRIMARY KEY, tenant_id text NOT NULL);
-         CREATE INDEX ON items (tenant_id);
+        "CREATE TABLE items (id int NOT NULL, tenant_id text NOT NULL, PRIMARY KEY (tenant_id, id));
          INSERT INTO items SELECT g, CASE WHEN g % 2 = 0 THEN 'quiet' ELSE 'flood' END
            FROM generate_series(1, 1000) g;
          {}",

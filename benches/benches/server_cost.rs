@@ -159,7 +159,8 @@ async fn backend_instructions(out: &Path, pid: i32) -> Result<u64, BoxError> {
 async fn create_table(db: &TestDatabase, hardened: bool) -> Result<(), BoxError> {
     let mut owner = PgConnection::connect(db.owner_url()).await?;
     sqlx::raw_sql(
-        "CREATE TABLE items (id int PRIMARY KEY, tenant_id text NOT NULL, body text NOT NULL)",
+        "CREATE TABLE items (id int NOT NULL, tenant_id text NOT NULL, body text NOT NULL, \
+         PRIMARY KEY (tenant_id, id)); CREATE INDEX items_id ON items (id)",
     )
     .execute(&mut owner)
     .await?;

@@ -19,7 +19,10 @@
 //! 5. `plain_sqlx_again`, a calibration: a second pool identical to the
 //!    first, so `plain_sqlx_again/plain_sqlx` shows how far from 1.00 the
 //!    bench itself moves a ratio;
-//! 6. `tenant_tx_hardened`: `TenantTx` in hardened mode (a proof in every
+//! 6. `tenant_tx_fifo`: `tenant_tx` on a pool without fair shares
+//!    (`fair_shares(None)`), so `tenant_tx/tenant_tx_fifo` is what the
+//!    per-tenant admission costs;
+//! 7. `tenant_tx_hardened`: `TenantTx` in hardened mode (a proof in every
 //!    begin message, policies that call the guard function), on an
 //!    identical table in a database with the guard installed.
 //!
@@ -69,11 +72,12 @@ enum Variant {
     PlainSqlxAgain,
     TenantTxHardened,
     TenantTxUnkept,
+    TenantTxFifo,
 }
 
 impl Variant {
     /// In discriminant order: `samples[variant as usize]`.
-    const ALL: [Variant; 7] = [
+    const ALL: [Variant; 8] = [
         Variant::PlainSqlx,
         Variant::TenantTx,
         Variant::Tenaxum,
@@ -81,6 +85,7 @@ impl Variant {
         Variant::PlainSqlxAgain,
         Variant::TenantTxHardened,
         Variant::TenantTxUnkept,
+        Variant::TenantTxFifo,
     ];
     fn name(self) -> &'static str {
         match self {
@@ -91,6 +96,7 @@ impl Variant {
             Variant::PlainSqlxAgain => "plain_sqlx_again",
             Variant::TenantTxHardened => "tenant_tx_hardened",
             Variant::TenantTxUnkept => "tenant_tx_unkept",
+            Variant::TenantTxFifo => "tenant_tx_fifo",
         }
     }
 }
@@ -100,6 +106,7 @@ struct Setup {
     plain_again: PgPool,
     ours: TenantPool,
     unkept: TenantPool,
+    fifo: TenantPool,
     hardened: TenantPool,
     peer: PgPool,
     peer_tenancy: tenaxum::Tenancy,
@@ -126,7 +133,8 @@ async fn create_table(
 ) -> Result<(), Box<dyn std::error::Error>> {
     let mut owner = PgConnection::connect(owner_url).await?;
     sqlx::raw_sql(
-        "CREATE TABLE items (id int PRIMARY KEY, tenant_id text NOT NULL, body text NOT NULL)",
+        "CREATE TABLE items (id int NOT NULL, tenant_id text NOT NULL, body text NOT NULL, \
+         PRIMARY KEY (tenant_id, id)); CREATE INDEX items_id ON items (id)",
     )
     .execute(&mut owner)
     .await?;
@@ -182,6 +190,14 @@ async fn setup(cluster: &TestCluster) -> Result<Setup, Box<dyn std::error::Error
         .keep_connections(false)
         .connect(rls_db.app_url())
         .await?;
+    // The same as `ours` without fair shares: connections first come,
+    // first served, whatever the tenant.
+    let fifo = TenantPool::builder()
+        .max_connections(POOL_SIZE)
+        .min_connections(POOL_SIZE)
+        .fair_shares(None)
+        .connect(rls_db.app_url())
+        .await?;
     let hardened = TenantPool::builder()
         .max_connections(POOL_SIZE)
         .min_connections(POOL_SIZE)
@@ -199,6 +215,7 @@ async fn setup(cluster: &TestCluster) -> Result<Setup, Box<dyn std::error::Error
         plain_again,
         ours,
         unkept,
+        fifo,
         hardened,
         peer,
         peer_tenancy: tenaxum::Tenancy::new().guc("app.current_tenant"),
@@ -228,10 +245,14 @@ async fn one(s: &Setup, variant: Variant, t: usize, i: usize) {
             tx.commit().await.expect("plain commit");
             body
         }
-        Variant::TenantTx | Variant::TenantTxHardened | Variant::TenantTxUnkept => {
+        Variant::TenantTx
+        | Variant::TenantTxHardened
+        | Variant::TenantTxUnkept
+        | Variant::TenantTxFifo => {
             let pool = match variant {
                 Variant::TenantTx => &s.ours,
                 Variant::TenantTxHardened => &s.hardened,
+                Variant::TenantTxFifo => &s.fifo,
                 _ => &s.unkept,
             };
             let mut tx = pool.begin(&s.ctxs[t]).await.expect("tenant_tx begin");
@@ -425,6 +446,12 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
             tasks,
             paired_ratio(&samples, Variant::TenantTxUnkept, Variant::TenantTx),
         ));
+        ratios.push((
+            Variant::TenantTx,
+            Variant::TenantTxFifo,
+            tasks,
+            paired_ratio(&samples, Variant::TenantTx, Variant::TenantTxFifo),
+        ));
     }
     for (variant, base) in [
         (Variant::TenantTx, Variant::PlainSqlx),
@@ -432,6 +459,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         (Variant::TenantTx, Variant::Tenaxum),
         (Variant::TenantTxHardened, Variant::TenantTx),
         (Variant::TenantTxUnkept, Variant::TenantTx),
+        (Variant::TenantTx, Variant::TenantTxFifo),
     ] {
         for &(v, b, tasks, ratio) in &ratios {
             if (v, b) == (variant, base) {
@@ -454,6 +482,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     s.ours.close().await;
     s.hardened.close().await;
     s.unkept.close().await;
+    s.fifo.close().await;
     drop(cluster);
     Ok(())
 }
