@@ -1044,13 +1044,13 @@ impl TenantPoolBuilder {
             }
             for finding in &report.findings {
                 tracing::warn!(
-                    ?finding,
+                    %finding,
                     "tenant-sqlx audit finding allowed by configuration"
                 );
             }
         }
         for finding in &report.performance {
-            tracing::warn!(?finding, "tenant-sqlx audit: performance");
+            tracing::warn!(%finding, "tenant-sqlx audit: performance");
         }
         let stash = Arc::new(Stash::new(
             &pool,

@@ -45,9 +45,9 @@
 //! Every refusal is the JSON envelope `{"error":{"code":…,"message":…}}`
 //! with a stable code; the bounds are [`Limits`] (defaults in parentheses).
 //!
-//! * Bad input is a 4xx before any I/O: a NUL character in a message's
-//!   `content` (PostgreSQL `text` cannot store it) is
-//!   `400 CONTENT_INVALID`; a body that is not the expected JSON is
+//! * Bad input is a 4xx before any I/O: empty or blank `content` is
+//!   `400 CONTENT_EMPTY`; a NUL character in a message's `content`
+//!   (PostgreSQL `text` cannot store it) is `400 CONTENT_INVALID`; a body that is not the expected JSON is
 //!   `400`/`422 BODY_INVALID` or `415 BODY_NOT_JSON`; a bad query string is
 //!   `400 QUERY_INVALID`, a path segment that is not UTF-8
 //!   `400 PATH_INVALID`; an unknown path `404 NOT_FOUND`, a method the path
@@ -154,6 +154,13 @@ fn conversation_json(ctx: &ConversationCtx) -> Value {
 /// Refuses content the database cannot store or the service will not,
 /// before any I/O.
 fn check_content(content: &str, limits: &Limits) -> Result<(), ApiError> {
+    if content.trim().is_empty() {
+        return Err(ApiError::refused(
+            StatusCode::BAD_REQUEST,
+            "CONTENT_EMPTY",
+            "the content is empty: send the message's text in `content`",
+        ));
+    }
     if content.len() > limits.max_content_bytes {
         return Err(ApiError::refused(
             StatusCode::PAYLOAD_TOO_LARGE,

@@ -105,7 +105,7 @@ async fn main() -> ExitCode {
             println!("  curl -s -i http://{addr}/api/agents/agent-7/messages -H 'X-Conversation-ID: conv-1'   # 400 TENANT_REQUIRED");
         }
     }
-    println!("Ctrl-C stops it.");
+    println!("Ctrl-C or SIGTERM stops it, after the requests in flight.");
     match service.run_until_ctrl_c().await {
         Ok(()) => {
             println!("agent-service stopped");

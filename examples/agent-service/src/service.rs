@@ -367,9 +367,28 @@ impl Service {
         served
     }
 
-    /// Serves until Ctrl-C, then [`stop`](Self::stop)s.
+    /// Serves until Ctrl-C or (on Unix) SIGTERM, then [`stop`](Self::stop)s:
+    /// both drain the requests in flight.
     pub async fn run_until_ctrl_c(self) -> std::io::Result<()> {
-        let _ = tokio::signal::ctrl_c().await;
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            match signal(SignalKind::terminate()) {
+                Ok(mut term) => {
+                    tokio::select! {
+                        _ = tokio::signal::ctrl_c() => {}
+                        _ = term.recv() => {}
+                    }
+                }
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
         self.stop().await
     }
 }

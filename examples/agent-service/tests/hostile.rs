@@ -125,6 +125,19 @@ async fn bad_content_is_a_4xx_before_any_io_and_failures_are_logged_with_the_con
         .await;
         assert_eq!(status, 400, "{body}");
         assert_eq!(error_code(&body), "CONTENT_INVALID");
+        // Empty or blank content is refused too.
+        for empty in [r#"{"content":""}"#, r#"{"content":"  \n\t"}"#] {
+            let (status, body) = call(
+                addr,
+                "POST",
+                MESSAGES,
+                &conversation("acme-logs"),
+                Some(empty),
+            )
+            .await;
+            assert_eq!(status, 400, "{body}");
+            assert_eq!(error_code(&body), "CONTENT_EMPTY");
+        }
         let message = body["error"]["message"].as_str().unwrap();
         assert!(
             message.contains("NUL") && message.contains("byte 5"),
