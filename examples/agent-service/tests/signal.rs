@@ -25,7 +25,10 @@ fn sigterm_stops_the_service_cleanly() {
             ready = true;
             break;
         }
-        assert!(Instant::now() < deadline, "the service did not start in time");
+        assert!(
+            Instant::now() < deadline,
+            "the service did not start in time"
+        );
     }
     assert!(ready, "the service exited before it was ready");
     let status = Command::new("kill")
@@ -35,7 +38,10 @@ fn sigterm_stops_the_service_cleanly() {
     assert!(status.success());
     let rest: Vec<String> = lines.map_while(Result::ok).collect();
     let exit = child.wait().expect("the service exits");
-    assert!(exit.success(), "exit status {exit:?}; output after SIGTERM: {rest:?}");
+    assert!(
+        exit.success(),
+        "exit status {exit:?}; output after SIGTERM: {rest:?}"
+    );
     assert!(
         rest.iter().any(|l| l.contains("agent-service stopped")),
         "{rest:?}"
