@@ -275,14 +275,22 @@ impl TenantPool {
     /// fails with [`Error::ContextNotAuthorized`] before a connection is
     /// taken.
     pub fn begin<'c, S: IsValidated>(&self, ctx: &'c Ctx<S>) -> Begin<'c> {
-        let refused = self.shared.require_authorized && !ctx.is_authorized();
-        if refused {
-            let tenant = ctx.tenant_id().clone();
+        if let Err(refused) = self.authorized(ctx) {
             return Begin {
-                inner: Box::pin(async move { Err(Error::ContextNotAuthorized { tenant }) }),
+                inner: Box::pin(async move { Err(refused) }),
             };
         }
         self.begin_unchecked(ctx)
+    }
+
+    /// The provenance check of a pool that requires authorization.
+    fn authorized<S: IsValidated>(&self, ctx: &Ctx<S>) -> Result<(), Error> {
+        if self.shared.require_authorized && !ctx.is_authorized() {
+            return Err(Error::ContextNotAuthorized {
+                tenant: ctx.tenant_id().clone(),
+            });
+        }
+        Ok(())
     }
 
     /// The checks [`begin`](Self::begin) makes before it takes a connection
@@ -292,11 +300,7 @@ impl TenantPool {
     /// transaction would be.
     #[cfg_attr(not(feature = "registry"), allow(dead_code))]
     pub(crate) fn admits<S: IsValidated>(&self, ctx: &Ctx<S>) -> Result<(), Error> {
-        if self.shared.require_authorized && !ctx.is_authorized() {
-            return Err(Error::ContextNotAuthorized {
-                tenant: ctx.tenant_id().clone(),
-            });
-        }
+        self.authorized(ctx)?;
         check_scope(ctx.tenant_id())
     }
 

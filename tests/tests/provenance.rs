@@ -7,7 +7,7 @@ mod common;
 
 use std::sync::{Arc, Mutex};
 
-use common::{as_caller, ctx, fixture, AppError, Fixture};
+use common::{as_caller, ctx, fixture, notes, AppError, Fixture};
 use tenant_core::envelope::Envelope;
 use tenant_core::{
     current, with_context, ContextError, Ctx, Incoming, Provenance, Validated, Validator, WithAgent,
@@ -35,16 +35,6 @@ fn seeded_tenants() -> Arc<dyn Validator> {
             _ => Err(ContextError::TenantUnknown),
         }
     })
-}
-
-/// Opens a transaction for `ctx` and counts the notes it sees.
-async fn notes<S: tenant_core::IsValidated>(pool: &TenantPool, ctx: &Ctx<S>) -> Result<i64, Error> {
-    let mut tx = pool.begin(ctx).await?;
-    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM notes")
-        .fetch_one(&mut tx)
-        .await?;
-    tx.commit().await?;
-    Ok(n)
 }
 
 fn refused(result: Result<i64, Error>) -> bool {

@@ -15,7 +15,7 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::routing::get;
 use axum::Router;
-use common::{as_caller, ctx, fixture, AppError, Fixture};
+use common::{as_caller, ctx, fixture, notes, AppError, Fixture};
 use http::{Request, StatusCode};
 use jsonwebtoken::Algorithm;
 use serde::Deserialize;
@@ -29,7 +29,7 @@ use tenant_core::{
 };
 use tenant_sqlx::registry::{RegistrySchema, TenantRegistry, TenantSettings};
 use tenant_sqlx::testing::APP_ROLE;
-use tenant_sqlx::{Error, TenantPool};
+use tenant_sqlx::TenantPool;
 use tower::ServiceExt;
 
 /// What a test router shares with its handlers.
@@ -77,16 +77,6 @@ async fn setup() -> (Fixture, App) {
             settings,
         },
     )
-}
-
-/// The notes `ctx` sees.
-async fn notes<S: tenant_core::IsValidated>(pool: &TenantPool, ctx: &Ctx<S>) -> Result<i64, Error> {
-    let mut tx = pool.begin(ctx).await?;
-    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM notes")
-        .fetch_one(&mut tx)
-        .await?;
-    tx.commit().await?;
-    Ok(n)
 }
 
 // ---- handlers, written as an application developer would ----

@@ -148,6 +148,19 @@ impl Fixture {
     }
 }
 
+/// Opens a transaction for `ctx` and counts the notes it sees.
+pub async fn notes<S: tenant_core::IsValidated>(
+    pool: &TenantPool,
+    ctx: &Ctx<S>,
+) -> Result<i64, tenant_sqlx::Error> {
+    let mut tx = pool.begin(ctx).await?;
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM notes")
+        .fetch_one(&mut tx)
+        .await?;
+    tx.commit().await?;
+    Ok(n)
+}
+
 pub fn ctx(tenant: &str) -> Ctx<Validated> {
     Ctx::unvalidated()
         .with_tenant(tenant)
