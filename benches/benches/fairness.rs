@@ -28,8 +28,8 @@ use std::time::{Duration, Instant};
 use sqlx::{Connection, PgConnection};
 use tenant_core::{Ctx, Validated};
 use tenant_sqlx::rls::RlsPolicy;
-use tenant_sqlx::testing::{TestCluster, APP_ROLE};
 use tenant_sqlx::{FairShares, TenantPool};
+use tenant_testing::{TestCluster, APP_ROLE};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 

@@ -12,7 +12,7 @@
 //!    registry's cache (a hit: no database round trip);
 //! 3. `uncached`: the same after `registry.invalidate(tenant)`, so every
 //!    validation reads the registry (one tenant transaction on the
-//!    throwaway PostgreSQL, or `DATABASE_URL`, see `tenant_sqlx::testing`).
+//!    throwaway PostgreSQL, or `DATABASE_URL`, see `tenant_testing`).
 //!    The invalidation is inside the measured time; it costs far less than
 //!    the round trip.
 //!
@@ -29,8 +29,8 @@ use std::time::Instant;
 use sqlx::{Connection, PgConnection};
 use tenant_core::{Ctx, TenantId, Validated};
 use tenant_sqlx::registry::{RegistrySchema, TenantRegistry};
-use tenant_sqlx::testing::{TestCluster, APP_ROLE};
 use tenant_sqlx::TenantPool;
+use tenant_testing::{TestCluster, APP_ROLE};
 
 const TENANTS: usize = 32;
 const CACHED_PER_ROUND: usize = 20_000;

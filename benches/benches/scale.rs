@@ -50,8 +50,8 @@ use rand::{Rng, SeedableRng};
 use sqlx::{Connection, PgConnection};
 use tenant_core::{Ctx, Validated};
 use tenant_sqlx::rls::RlsPolicy;
-use tenant_sqlx::testing::{TestCluster, APP_ROLE};
 use tenant_sqlx::{memory, SettingNames, TenantPool, TenantTx};
+use tenant_testing::{TestCluster, APP_ROLE};
 
 const SMALL_TENANTS: u64 = 9_990;
 const BIG_TENANTS: u64 = 10;

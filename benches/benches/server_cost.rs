@@ -46,8 +46,8 @@ use sqlx::{Connection, PgConnection};
 use tenant_core::{Ctx, Validated};
 use tenant_sqlx::guard::GuardSecret;
 use tenant_sqlx::rls::RlsPolicy;
-use tenant_sqlx::testing::{TestCluster, TestDatabase, APP_ROLE, DEFAULT_BIN_DIR};
 use tenant_sqlx::TenantPool;
+use tenant_testing::{TestCluster, TestDatabase, APP_ROLE, DEFAULT_BIN_DIR};
 
 type BoxError = Box<dyn std::error::Error>;
 

@@ -3,7 +3,7 @@
 //!
 //! Every variant runs the same work, one short transaction that reads one row
 //! by primary key, on a pool with the same settings, against the same
-//! throwaway PostgreSQL (or `DATABASE_URL`, see `tenant_sqlx::testing`):
+//! throwaway PostgreSQL (or `DATABASE_URL`, see `tenant_testing`):
 //!
 //! 1. `plain_sqlx`: `PgPool::begin`, the SELECT, `commit`, on a table
 //!    without RLS (in a database of its own, so the RLS database passes the
@@ -55,8 +55,8 @@ use sqlx::{Connection, PgConnection, PgPool};
 use tenant_core::{Ctx, Validated};
 use tenant_sqlx::guard::GuardSecret;
 use tenant_sqlx::rls::RlsPolicy;
-use tenant_sqlx::testing::{TestCluster, APP_ROLE};
 use tenant_sqlx::TenantPool;
+use tenant_testing::{TestCluster, APP_ROLE};
 
 const TENANTS: usize = 32;
 const ROWS_PER_TENANT: usize = 64;

@@ -53,11 +53,11 @@ use sqlx::{Connection, PgConnection};
 use tenant_core::envelope::Envelope;
 use tenant_core::{with_context, Ctx, Validated};
 use tenant_sqlx::rls::RlsPolicy;
-use tenant_sqlx::testing::redis::TestRedis;
-use tenant_sqlx::testing::{TestCluster, APP_ROLE};
-use tenant_sqlx::worker::{self, Job, Relay, Worker, WorkerError};
 use tenant_sqlx::{AdminPool, TenantPool};
+use tenant_testing::redis::TestRedis;
+use tenant_testing::{TestCluster, APP_ROLE};
 use tenant_tests::worker_fixture::{self, install, tenant, Effect, Handlers};
+use tenant_worker::{self as worker, Job, Relay, Worker, WorkerError};
 use tokio::sync::oneshot;
 
 const TENANTS: usize = 20;

@@ -9,12 +9,8 @@
 //!   at start-up that the database really enforces them.
 //! * [`AdminPool`] is the explicit, logged way around all of this, for
 //!   migrations and deliberate cross-tenant jobs.
-//! * [`testing`] (feature `testing`) starts a throwaway PostgreSQL.
 //! * `registry` (feature `registry`): the `tenants` table, a cached
 //!   `Validator` on it, and typed per-tenant settings.
-//! * `worker` (feature `worker`): a transactional outbox, its relay to Redis
-//!   Streams, and a worker that records each event in the tenant
-//!   transaction of its effect.
 //! * `memory` (feature `memory`): conversation memory for chat agents
 //!   (`ConversationMemory`), stored under Row-Level Security.
 //!
@@ -51,19 +47,13 @@ mod pool;
 #[cfg(feature = "registry")]
 pub mod registry;
 pub mod rls;
+#[cfg(test)]
+mod server_tests;
 mod setting_names;
 mod sql;
 mod stash;
 mod taint;
 mod tx;
-#[cfg(feature = "worker")]
-pub mod worker;
-
-#[cfg(feature = "testing")]
-pub mod testing;
-
-#[cfg(all(test, feature = "testing"))]
-mod server_tests;
 
 pub use admin::{AdminConn, AdminPool};
 pub use error::Error;

@@ -18,8 +18,8 @@ use tenant_core::{Ctx, Validated};
 use crate::rls::RlsPolicy;
 use crate::sql::set_local_sql;
 use crate::stash::Held;
-use crate::testing::{TestCluster, TestDatabase, APP_ROLE};
 use crate::TenantPool;
+use tenant_testing::{TestCluster, TestDatabase, APP_ROLE};
 
 /// A database with a `notes` table under the crate's own policy and rows
 /// for two tenants.
@@ -108,7 +108,7 @@ async fn a_session_of_another_role_is_closed_never_used() {
     // FORCE).
     let owner = PgPool::connect(db.owner_url()).await.unwrap();
     inject(&pool, &owner).await;
-    assert_eq!(backends_of(&db, crate::testing::OWNER_ROLE).await, 1);
+    assert_eq!(backends_of(&db, tenant_testing::OWNER_ROLE).await, 1);
 
     let a = ctx("tenant-a");
     let mut tx = pool.begin(&a).await.unwrap();
@@ -126,7 +126,7 @@ async fn a_session_of_another_role_is_closed_never_used() {
     // the owner now has nothing left of it either.
     owner.close().await;
     assert!(
-        wait_gone(&db, crate::testing::OWNER_ROLE).await,
+        wait_gone(&db, tenant_testing::OWNER_ROLE).await,
         "the foreign session was closed"
     );
     // Nothing but the pool's own connections is kept.

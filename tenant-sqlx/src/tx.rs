@@ -293,10 +293,9 @@ impl<'ctx> TenantTx<'ctx> {
         self.inner.ctx.tenant_id()
     }
 
-    /// The context the transaction was opened with (the worker's outbox
-    /// wraps events with it).
-    #[cfg(feature = "worker")]
-    pub(crate) fn ctx(&self) -> &Ctx<Validated> {
+    /// The context the transaction was opened with: the tenant's, validated
+    /// (an outbox wraps the events it writes with it).
+    pub fn ctx(&self) -> &Ctx<Validated> {
         &self.inner.ctx
     }
 

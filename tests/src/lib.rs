@@ -16,9 +16,9 @@ pub mod worker_fixture {
     use sqlx::{Connection, PgConnection};
     use tenant_core::{with_context, Ctx, Validated};
     use tenant_sqlx::rls::RlsPolicy;
-    use tenant_sqlx::testing::{TestDatabase, APP_ROLE};
-    use tenant_sqlx::worker::{self, Job, Worker, WorkerError, WorkerStats};
     use tenant_sqlx::TenantPool;
+    use tenant_testing::{TestDatabase, APP_ROLE};
+    use tenant_worker::{self as worker, Job, Worker, WorkerError, WorkerStats};
     use tokio::sync::oneshot;
     use tokio::task::JoinHandle;
 

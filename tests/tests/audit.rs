@@ -15,8 +15,8 @@ use sqlx::{Connection, PgConnection};
 use tenant_core::{Ctx, Validated};
 use tenant_sqlx::audit::{self, AuditReport, Finding, PolicyClause};
 use tenant_sqlx::rls::RlsPolicy;
-use tenant_sqlx::testing::{TestCluster, TestDatabase, APP_ROLE, EXTERNAL_PASSWORD};
 use tenant_sqlx::{SettingNames, TenantPool};
+use tenant_testing::{TestCluster, TestDatabase, APP_ROLE, EXTERNAL_PASSWORD};
 
 const COLUMN: &str = "tenant_id";
 const TABLE: &str = "public.notes";

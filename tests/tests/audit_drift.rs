@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use common::{ctx, exec, fixture, fixture_in, Fixture};
 use tenant_sqlx::audit::Finding;
-use tenant_sqlx::testing::{TestCluster, APP_ROLE};
 use tenant_sqlx::TenantPool;
+use tenant_testing::{TestCluster, APP_ROLE};
 
 const INTERVAL: Duration = Duration::from_secs(1);
 /// How long a test waits for what should happen within one interval (the

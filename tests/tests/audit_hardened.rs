@@ -16,8 +16,8 @@ use common::{ctx, exec, fresh_proof, Fixture, SEED};
 use sqlx::{Connection, PgConnection};
 use tenant_sqlx::audit::{self, AuditOptions, AuditReport, Finding, PolicyClause};
 use tenant_sqlx::guard::{Guard, GuardSecret};
-use tenant_sqlx::testing::{APP_ROLE, GUARD_ROLE};
 use tenant_sqlx::{memory, Error, SettingNames, TenantPool};
+use tenant_testing::{APP_ROLE, GUARD_ROLE};
 
 const SECRET: &[u8] = b"hardened-audit-test-secret-0123456789abcdef";
 const A: &str = "tenant-a";

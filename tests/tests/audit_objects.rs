@@ -12,8 +12,8 @@ mod common;
 use common::{ctx, exec, fixture, leaky_pool, refused, Fixture, SEED};
 use tenant_sqlx::audit::{DefinerRights, Finding};
 use tenant_sqlx::rls::RlsPolicy;
-use tenant_sqlx::testing::{APP_ROLE, OWNER_ROLE};
 use tenant_sqlx::TenantPool;
+use tenant_testing::{APP_ROLE, OWNER_ROLE};
 
 const A: &str = "tenant-a";
 const B: &str = "tenant-b";

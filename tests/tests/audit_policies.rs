@@ -15,8 +15,8 @@ use common::{ctx, exec, fixture, leaky_pool, refused, Fixture, SEED};
 use sqlx::{Connection, PgConnection};
 use tenant_sqlx::audit::{Finding, PolicyClause};
 use tenant_sqlx::rls::RlsPolicy;
-use tenant_sqlx::testing::APP_ROLE;
 use tenant_sqlx::TenantPool;
+use tenant_testing::APP_ROLE;
 
 const A: &str = "tenant-a";
 const B: &str = "tenant-b";

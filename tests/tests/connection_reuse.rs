@@ -8,8 +8,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{ctx, fixture, Fixture, SEED};
-use tenant_sqlx::testing::APP_ROLE;
 use tenant_sqlx::TenantPool;
+use tenant_testing::APP_ROLE;
 
 const A: &str = "tenant-a";
 const B: &str = "tenant-b";

@@ -14,8 +14,8 @@ use std::time::Duration;
 use common::{ctx, fixture, Fixture, SEED};
 use sqlx::Row;
 use tenant_core::{Ctx, Validated};
-use tenant_sqlx::testing::APP_ROLE;
 use tenant_sqlx::{TenantPool, TenantTx};
+use tenant_testing::APP_ROLE;
 
 const A: &str = "tenant-a";
 const B: &str = "tenant-b";

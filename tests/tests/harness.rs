@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use sqlx::{Connection, PgConnection};
-use tenant_sqlx::testing::{HarnessError, TestCluster, APP_ROLE, OWNER_ROLE};
+use tenant_testing::{HarnessError, TestCluster, APP_ROLE, OWNER_ROLE};
 
 #[tokio::test]
 async fn app_role_is_neither_superuser_nor_bypassrls() {

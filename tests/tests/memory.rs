@@ -6,8 +6,8 @@
 use sqlx::{Connection, PgConnection};
 use tenant_core::{CollectionId, Ctx, Validated, WithAgent, WithConversation};
 use tenant_sqlx::memory::{self, ConversationMemory, Role};
-use tenant_sqlx::testing::{TestCluster, TestDatabase, APP_ROLE};
 use tenant_sqlx::{SettingNames, TenantPool};
+use tenant_testing::{TestCluster, TestDatabase, APP_ROLE};
 
 type ConvCtx = Ctx<Validated<WithAgent, WithConversation>>;
 

@@ -23,8 +23,8 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use sqlx::{Connection, PgConnection};
 use tenant_core::{Ctx, Validated};
-use tenant_sqlx::testing::{TestCluster, TestPgBouncer, APP_ROLE};
 use tenant_sqlx::{Error, TenantPool};
+use tenant_testing::{TestCluster, TestPgBouncer, APP_ROLE};
 
 const A: &str = "tenant-a";
 const B: &str = "tenant-b";

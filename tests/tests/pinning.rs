@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use common::{ctx, exec, fixture, fixture_in, SEED};
 use sqlx::{Connection, PgConnection};
-use tenant_sqlx::testing::{TestCluster, APP_ROLE};
 use tenant_sqlx::TenantPool;
+use tenant_testing::{TestCluster, APP_ROLE};
 
 const A: &str = "tenant-a";
 

@@ -28,8 +28,8 @@ use tenant_core::{
     Provenance, Validated, Validator, WithAgent,
 };
 use tenant_sqlx::registry::{RegistrySchema, TenantRegistry, TenantSettings};
-use tenant_sqlx::testing::APP_ROLE;
 use tenant_sqlx::TenantPool;
+use tenant_testing::APP_ROLE;
 use tower::ServiceExt;
 
 /// What a test router shares with its handlers.

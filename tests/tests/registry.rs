@@ -22,8 +22,8 @@ use tenant_core::layer::ContextLayer;
 use tenant_core::{with_context, ContextError, Ctx, Provenance, Validator};
 use tenant_sqlx::guard::GuardSecret;
 use tenant_sqlx::registry::{CacheOptions, RegistrySchema, TenantRegistry, TenantSettings};
-use tenant_sqlx::testing::APP_ROLE;
 use tenant_sqlx::{Error, TenantPool};
+use tenant_testing::APP_ROLE;
 use tower::ServiceExt;
 
 const SECRET: &[u8] = b"registry-test-guard-secret-0123456789abcdef";

@@ -9,8 +9,8 @@
 use sqlx::{Connection, PgConnection};
 use tenant_sqlx::audit;
 use tenant_sqlx::rls::{RlsPolicy, TableName};
-use tenant_sqlx::testing::{TestCluster, TestDatabase, APP_ROLE};
 use tenant_sqlx::SettingNames;
+use tenant_testing::{TestCluster, TestDatabase, APP_ROLE};
 
 async fn fresh_database() -> TestDatabase {
     TestCluster::shared()

@@ -14,8 +14,8 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use sqlx::{Connection, PgConnection};
 use tenant_core::{Ctx, Validated};
-use tenant_sqlx::testing::TestCluster;
 use tenant_sqlx::{Error, TenantPool};
+use tenant_testing::TestCluster;
 
 const TENANTS: usize = 32;
 const TASKS_PER_TENANT: usize = 64;

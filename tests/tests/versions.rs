@@ -9,8 +9,8 @@ mod common;
 
 use common::{ctx, exec, fixture, Fixture, SEED};
 use sqlx::Connection;
-use tenant_sqlx::testing::{TestCluster, APP_ROLE};
 use tenant_sqlx::TenantPool;
+use tenant_testing::{TestCluster, APP_ROLE};
 
 const A: &str = "tenant-a";
 const B: &str = "tenant-b";

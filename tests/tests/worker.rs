@@ -11,13 +11,13 @@ use std::time::{Duration, Instant};
 use redis::aio::ConnectionManager;
 use sqlx::{Connection, PgConnection};
 use tenant_core::{with_context, Ctx, Validated};
-use tenant_sqlx::testing::redis::TestRedis;
-use tenant_sqlx::testing::{TestCluster, TestDatabase};
-use tenant_sqlx::worker::{Job, Relay, Worker, WorkerError, WorkerStats};
 use tenant_sqlx::{AdminPool, TenantPool};
+use tenant_testing::redis::TestRedis;
+use tenant_testing::{TestCluster, TestDatabase};
 use tenant_tests::worker_fixture::{
     self, audit_effects, install, produce, Effect, Handlers, GROUP,
 };
+use tenant_worker::{Job, Relay, Worker, WorkerError, WorkerStats};
 
 struct Setup {
     db: TestDatabase,

@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 
 use rand::Rng;
 use sqlx::{Connection, PgConnection};
-use tenant_sqlx::testing::redis::TestRedis;
-use tenant_sqlx::testing::{TestCluster, TestDatabase};
 use tenant_sqlx::TenantPool;
+use tenant_testing::redis::TestRedis;
+use tenant_testing::{TestCluster, TestDatabase};
 use tenant_tests::worker_fixture::{audit_effects, install, produce, tenant};
 
 const PROC: &str = env!("CARGO_BIN_EXE_worker-proc");

@@ -21,13 +21,13 @@ use std::time::{Duration, Instant};
 use redis::aio::ConnectionManager;
 use sqlx::{Connection, PgConnection};
 use tenant_core::{Ctx, Validated};
-use tenant_sqlx::testing::redis::TestRedis;
-use tenant_sqlx::testing::{TestCluster, TestDatabase};
-use tenant_sqlx::worker::{
-    self, consumer_acl, relay_acl, Pruned, Relay, Worker, WorkerStats, DEFAULT_PREFIX,
-};
 use tenant_sqlx::{AdminPool, TenantPool};
+use tenant_testing::redis::TestRedis;
+use tenant_testing::{TestCluster, TestDatabase};
 use tenant_tests::worker_fixture::{self, audit_effects, install, produce, Handlers, GROUP};
+use tenant_worker::{
+    self as worker, consumer_acl, relay_acl, Pruned, Relay, Worker, WorkerStats, DEFAULT_PREFIX,
+};
 
 struct Setup {
     db: TestDatabase,

@@ -12,11 +12,11 @@ use std::time::{Duration, Instant};
 
 use sqlx::{Connection, PgConnection};
 use tenant_core::{Ctx, Validated};
-use tenant_sqlx::testing::redis::TestRedis;
-use tenant_sqlx::testing::TestCluster;
-use tenant_sqlx::worker::{self, Relay, Worker, WorkerError};
 use tenant_sqlx::{AdminPool, TenantPool};
+use tenant_testing::redis::TestRedis;
+use tenant_testing::TestCluster;
 use tenant_tests::worker_fixture::{self, audit_effects, install, tenant, Effect, Handlers, GROUP};
+use tenant_worker::{self as worker, Relay, Worker, WorkerError};
 use tokio::sync::oneshot;
 
 /// Kills the cluster's postmaster with `SIGQUIT` (an immediate shutdown:

@@ -74,10 +74,10 @@ impl From<tenant_sqlx::Error> for ApiError {
     }
 }
 
-impl From<tenant_sqlx::worker::WorkerError> for ApiError {
-    fn from(error: tenant_sqlx::worker::WorkerError) -> Self {
+impl From<tenant_worker::WorkerError> for ApiError {
+    fn from(error: tenant_worker::WorkerError) -> Self {
         match error {
-            tenant_sqlx::worker::WorkerError::Database(error) => error.into(),
+            tenant_worker::WorkerError::Database(error) => error.into(),
             other => {
                 tracing::error!(code = other.code(), error = %other, "the event was not written");
                 ApiError::refused(

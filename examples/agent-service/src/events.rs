@@ -13,12 +13,12 @@
 use serde::{Deserialize, Serialize};
 use tenant_core::{with_context, Ctx, Validated, WithAgent, WithConversation};
 use tenant_sqlx::rls::{quote_ident, RlsPolicy, DEFAULT_POLICY_NAME};
-use tenant_sqlx::testing::redis::TestRedis;
-use tenant_sqlx::testing::HarnessError;
-use tenant_sqlx::worker::{
-    self, Job, Relay, Worker, WorkerError, DEFAULT_PREFIX, OUTBOX_TABLE, PROCESSED_TABLE,
-};
 use tenant_sqlx::{AdminPool, TenantPool};
+use tenant_testing::redis::TestRedis;
+use tenant_testing::HarnessError;
+use tenant_worker::{
+    self as worker, Job, Relay, Worker, WorkerError, DEFAULT_PREFIX, OUTBOX_TABLE, PROCESSED_TABLE,
+};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 

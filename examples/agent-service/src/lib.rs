@@ -20,13 +20,13 @@
 //! # Events
 //!
 //! Storing a message also writes a `message.created` event to the outbox,
-//! in the same transaction ([`tenant_sqlx::worker::publish`]): the event
+//! in the same transaction ([`tenant_worker::publish`]): the event
 //! exists exactly when the message does. A relay and a worker, tasks of the
 //! service (on a throwaway Redis unless `REDIS_URL` is set), keep a
 //! per-conversation summary (message count, last activity) in
 //! `agent_conversation_summaries`, under RLS like every table; the worker
 //! records each event in the summary's own transaction
-//! ([`Job::begin`](tenant_sqlx::worker::Job::begin)), so a redelivered event
+//! ([`Job::begin`](tenant_worker::Job::begin)), so a redelivered event
 //! counts once. `GET …/summary` shows it; until the worker has seen a
 //! message of the conversation it is `404 SUMMARY_NOT_FOUND`.
 //!
@@ -205,7 +205,7 @@ async fn post_message(
     let id = ConversationMemory::new(&app.pool, &ctx)
         .add_message_in(&mut tx, role, &body.content)
         .await?;
-    tenant_sqlx::worker::publish(
+    tenant_worker::publish(
         &mut tx,
         MESSAGE_CREATED,
         &MessageCreated { message_id: id.0 },

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use sqlx::postgres::PgConnectOptions;
 use tenant_sqlx::guard::GuardSecret;
 use tenant_sqlx::memory;
-use tenant_sqlx::testing::{HarnessError, TestCluster, TestDatabase};
 use tenant_sqlx::{AdminPool, FairShares, SettingNames, TenantPool};
+use tenant_testing::{HarnessError, TestCluster, TestDatabase};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -63,7 +63,7 @@ pub enum StartError {
     RedisMissing,
     /// The relay or the worker could not connect to Redis.
     #[error("could not start the events' relay and worker: {0}")]
-    Events(tenant_sqlx::worker::WorkerError),
+    Events(tenant_worker::WorkerError),
     /// The listening socket could not be opened.
     #[error("could not listen on {addr}: {source}")]
     Bind {
@@ -285,7 +285,7 @@ async fn migrate(owner_url: &str, app_url: &str, hardened: bool) -> Result<(), S
     let app_role = app_options.get_username();
     let worker_tables_exist: bool = sqlx::query_scalar(&format!(
         "SELECT to_regclass('{}') IS NOT NULL",
-        tenant_sqlx::worker::OUTBOX_TABLE
+        tenant_worker::OUTBOX_TABLE
     ))
     .fetch_one(&mut conn)
     .await

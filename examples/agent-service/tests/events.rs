@@ -16,8 +16,8 @@ use agent_service::{start_with, Config, DatabaseConfig};
 use common::call;
 use serde_json::Value;
 use sqlx::{Connection, PgConnection};
-use tenant_sqlx::testing::redis::TestRedis;
-use tenant_sqlx::testing::{TestCluster, APP_ROLE};
+use tenant_testing::redis::TestRedis;
+use tenant_testing::{TestCluster, APP_ROLE};
 use tokio::time::{sleep, timeout, Instant};
 
 /// The whole test gives up after this long.

@@ -16,7 +16,7 @@ use agent_service::{start_with, Auth, Config, DatabaseConfig, Limits, Service};
 use common::{call, contents, parse, request};
 use serde_json::{json, Value};
 use sqlx::{Connection, PgConnection};
-use tenant_sqlx::testing::{TestCluster, TestDatabase, APP_ROLE};
+use tenant_testing::{TestCluster, TestDatabase, APP_ROLE};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::{sleep, timeout, Instant};

@@ -9,9 +9,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rand::Rng;
-use tenant_sqlx::worker::{Relay, Worker};
 use tenant_sqlx::{AdminPool, TenantPool};
 use tenant_tests::worker_fixture::{kill_self, CrashAt, Handlers, GROUP};
+use tenant_worker::{Relay, Worker};
 use tokio::io::AsyncReadExt;
 
 fn var(name: &str) -> String {

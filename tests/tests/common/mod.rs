@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use sqlx::{Connection, PgConnection};
 use tenant_core::{Ctx, Validated};
 use tenant_sqlx::rls::RlsPolicy;
-use tenant_sqlx::testing::{TestCluster, TestDatabase, APP_ROLE};
 use tenant_sqlx::TenantPool;
+use tenant_testing::{TestCluster, TestDatabase, APP_ROLE};
 
 /// Rows seeded per tenant: (tenant, number of notes).
 pub const SEED: [(&str, i64); 2] = [("tenant-a", 3), ("tenant-b", 5)];

@@ -1,4 +1,4 @@
-//! A throwaway Redis server for tests and demos (feature `testing`).
+//! A throwaway Redis server for tests and demos.
 //!
 //! [`TestRedis::start`] runs Debian's `redis-server` (`apt-get install
 //! redis-server`; `REDIS_SERVER` names another binary) the way
@@ -16,9 +16,9 @@
 //!   removes the directory.
 //!
 //! ```no_run
-//! use tenant_sqlx::testing::redis::TestRedis;
+//! use tenant_testing::redis::TestRedis;
 //!
-//! # async fn demo() -> Result<(), tenant_sqlx::testing::HarnessError> {
+//! # async fn demo() -> Result<(), tenant_testing::HarnessError> {
 //! let redis = TestRedis::start().await?;
 //! println!("{}", redis.url()); // redis+unix:///tmp/tenant-redis-…/redis.sock
 //! redis.restart().await?; // kill -9, then the watchdog starts it again

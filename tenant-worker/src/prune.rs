@@ -2,7 +2,7 @@ use std::time::Duration;
 
 use super::schema::{OUTBOX_TABLE, PROCESSED_TABLE};
 use super::WorkerError;
-use crate::AdminPool;
+use tenant_sqlx::AdminPool;
 
 /// What the admin connection of [`prune`] is logged with.
 const REASON: &str = "outbox prune: delete published events and processed records past retention";
@@ -34,9 +34,9 @@ pub struct Pruned {
 /// the relay.
 ///
 /// ```no_run
-/// # async fn demo(admin: &tenant_sqlx::AdminPool) -> Result<(), tenant_sqlx::worker::WorkerError> {
+/// # async fn demo(admin: &tenant_sqlx::AdminPool) -> Result<(), tenant_worker::WorkerError> {
 /// use std::time::Duration;
-/// let pruned = tenant_sqlx::worker::prune(admin, Duration::from_secs(7 * 86_400)).await?;
+/// let pruned = tenant_worker::prune(admin, Duration::from_secs(7 * 86_400)).await?;
 /// println!("{} events, {} records", pruned.outbox, pruned.processed);
 /// # Ok(()) }
 /// ```

@@ -86,7 +86,7 @@ impl HarnessError {
     /// A stable, machine-readable code.
     ///
     /// ```
-    /// # use tenant_sqlx::testing::HarnessError;
+    /// # use tenant_testing::HarnessError;
     /// assert_eq!(HarnessError::NoPostgresUser.code(), "HARNESS_NO_POSTGRES_USER");
     /// ```
     pub fn code(&self) -> &'static str {

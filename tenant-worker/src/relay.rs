@@ -7,7 +7,7 @@ use redis::aio::ConnectionManager;
 
 use super::schema::OUTBOX_TABLE;
 use super::{field, Keys, WorkerError, DEFAULT_PREFIX};
-use crate::{AdminConn, AdminPool};
+use tenant_sqlx::{AdminConn, AdminPool};
 
 /// What the relay's admin connection is logged with.
 const REASON: &str = "outbox relay: publish committed events of every tenant";
@@ -35,7 +35,7 @@ type Hook = Arc<dyn Fn() + Send + Sync>;
 /// Options of a [`Relay`].
 ///
 /// ```
-/// let builder = tenant_sqlx::worker::Relay::builder().batch(500);
+/// let builder = tenant_worker::Relay::builder().batch(500);
 /// # let _ = builder;
 /// ```
 #[derive(Clone)]
@@ -232,7 +232,7 @@ impl Relay {
 
     /// Runs [`run_once`](Self::run_once) until `shutdown` completes, sleeping
     /// when there is nothing to publish and backing off on errors (logged at
-    /// `WARN`, target `tenant_sqlx::worker`); prunes when
+    /// `WARN`, target `tenant_worker`); prunes when
     /// [`RelayBuilder::retention`] says so.
     pub async fn run(mut self, shutdown: impl Future<Output = ()>) {
         tokio::pin!(shutdown);
@@ -245,10 +245,10 @@ impl Relay {
                     pruned = Some(Instant::now());
                     match super::prune(&self.admin, retention).await {
                         Ok(p) => {
-                            tracing::debug!(target: "tenant_sqlx::worker", outbox = p.outbox, processed = p.processed, "pruned")
+                            tracing::debug!(target: "tenant_worker", outbox = p.outbox, processed = p.processed, "pruned")
                         }
                         Err(e) => {
-                            tracing::warn!(target: "tenant_sqlx::worker", code = e.code(), error = %e, "outbox prune failed")
+                            tracing::warn!(target: "tenant_worker", code = e.code(), error = %e, "outbox prune failed")
                         }
                     }
                 }
@@ -264,7 +264,7 @@ impl Relay {
                 }
                 Err(e) => {
                     failures = failures.saturating_add(1);
-                    tracing::warn!(target: "tenant_sqlx::worker", code = e.code(), error = %e, "outbox relay round failed");
+                    tracing::warn!(target: "tenant_worker", code = e.code(), error = %e, "outbox relay round failed");
                     backoff(failures, Duration::from_millis(20), Duration::from_secs(2))
                 }
             };

@@ -1,4 +1,4 @@
-use crate::rls::{quote_ident, RlsPolicy};
+use tenant_sqlx::rls::{quote_ident, RlsPolicy};
 
 /// The outbox table: events written in the transaction that caused them.
 pub const OUTBOX_TABLE: &str = "tenant_outbox";
@@ -16,10 +16,10 @@ pub const PROCESSED_TABLE: &str = "tenant_processed_messages";
 ///
 /// The relay reads the outbox of every tenant and [`prune`](super::prune)
 /// deletes old rows of every tenant, so both connect through an
-/// [`AdminPool`](crate::AdminPool) with a role that bypasses RLS.
+/// [`AdminPool`](tenant_sqlx::AdminPool) with a role that bypasses RLS.
 ///
 /// ```
-/// let sql = tenant_sqlx::worker::schema_sql("tenant_app");
+/// let sql = tenant_worker::schema_sql("tenant_app");
 /// assert!(sql.contains("CREATE TABLE IF NOT EXISTS tenant_outbox"));
 /// assert!(sql.contains("PRIMARY KEY (tenant_id, consumer_group, event_id)"));
 /// assert!(sql.contains(r#"ALTER TABLE "tenant_processed_messages" FORCE ROW LEVEL SECURITY"#));

@@ -1,5 +1,5 @@
-//! A throwaway PostgreSQL cluster for tests and demos (feature `testing`),
-//! and a throwaway PgBouncer in front of it ([`TestPgBouncer`]).
+//! Throwaway PostgreSQL, PgBouncer and Redis servers for tests and demos,
+//! started and stopped by the test process ([`TestCluster`], [`TestPgBouncer`], [`redis::TestRedis`]).
 //!
 //! The server binaries are taken from `PG_BIN_DIR` when it is set, otherwise
 //! from Debian's PostgreSQL 15 ([`DEFAULT_BIN_DIR`]), otherwise from `PATH`.
@@ -26,7 +26,7 @@
 //!   migrations and creates the RLS policies; neither superuser nor
 //!   `BYPASSRLS`;
 //! * [`APP_ROLE`] (`tenant_app`): `LOGIN NOSUPERUSER NOBYPASSRLS`, owns
-//!   nothing; the role a [`TenantPool`](crate::TenantPool) connects as.
+//!   nothing; the role a [`TenantPool`](tenant_sqlx::TenantPool) connects as.
 //!
 //! # Stopping the server
 //!
@@ -59,7 +59,7 @@
 //! databases are not dropped.
 //!
 //! ```no_run
-//! use tenant_sqlx::testing::TestCluster;
+//! use tenant_testing::TestCluster;
 //!
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! let cluster = TestCluster::shared().await?; // one per test binary

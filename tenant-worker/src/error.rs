@@ -6,13 +6,13 @@ use tenant_core::ContextError;
 /// Why a worker, a relay or a handler failed.
 ///
 /// Handlers return it: `?` converts a [`ContextError`] (the context did not
-/// validate: dead-lettered at once), an [`Error`](crate::Error) or an
+/// validate: dead-lettered at once), an [`Error`](tenant_sqlx::Error) or an
 /// `sqlx::Error` (retried with backoff). [`WorkerError::AlreadyProcessed`],
 /// from [`Job::begin`](super::Job::begin), means the event's effect is
 /// already committed: the worker acknowledges it.
 ///
 /// ```
-/// use tenant_sqlx::worker::WorkerError;
+/// use tenant_worker::WorkerError;
 /// assert_eq!(WorkerError::handler("upstream timed out").code(), "HANDLER_FAILED");
 /// assert_eq!(WorkerError::reject("BAD_ORDER", "no lines").code(), "BAD_ORDER");
 /// ```
@@ -37,7 +37,7 @@ pub enum WorkerError {
     TenantMismatch,
     /// The database failed.
     #[error(transparent)]
-    Database(#[from] crate::Error),
+    Database(#[from] tenant_sqlx::Error),
     /// Redis failed.
     #[error("redis: {0}")]
     Redis(Arc<redis::RedisError>),
@@ -111,7 +111,7 @@ impl From<redis::RedisError> for WorkerError {
 /// Why a message went to the dead-letter stream (its `reason` field).
 ///
 /// ```
-/// use tenant_sqlx::worker::DeadLetterReason;
+/// use tenant_worker::DeadLetterReason;
 /// assert_eq!(DeadLetterReason::PayloadTooLarge.code(), "PAYLOAD_TOO_LARGE");
 /// assert_eq!(DeadLetterReason::EventNotInOutbox.code(), "EVENT_NOT_IN_OUTBOX");
 /// ```

@@ -49,7 +49,7 @@ mod unix {
     /// A running watchdog. Dropping it closes the pipe and waits until the
     /// watchdog has stopped the server and removed its directory.
     #[derive(Debug)]
-    pub(in crate::testing) struct Watchdog {
+    pub(crate) struct Watchdog {
         child: Child,
         /// Closing this pipe is what tells the watchdog to stop the server.
         lifeline: Option<ChildStdin>,
@@ -59,7 +59,7 @@ mod unix {
         /// Starts `sh -c <script> <name> <dir> <command...>` in `dir`, in a
         /// process group of its own, with a pipe from this process as its
         /// standard input. `action` names the step in the error.
-        pub(in crate::testing) fn spawn<I, S>(
+        pub(crate) fn spawn<I, S>(
             name: &str,
             script: &Script,
             dir: &Path,
@@ -111,10 +111,10 @@ mod other {
     /// Elsewhere there is no watchdog: every throwaway server refuses to
     /// start with [`HarnessError::Unsupported`] before it gets here.
     #[derive(Debug)]
-    pub(in crate::testing) enum Watchdog {}
+    pub(crate) enum Watchdog {}
 
     impl Watchdog {
-        pub(in crate::testing) fn spawn<I, S>(
+        pub(crate) fn spawn<I, S>(
             name: &str,
             script: &Script,
             dir: &Path,

@@ -1,10 +1,10 @@
-//! Workers on Redis Streams (feature `worker`): events that carry their
+//! Workers on Redis Streams for tenant-scoped services: events that carry their
 //! tenant, published through a transactional outbox and applied exactly once.
 //!
 //! The pipeline has three parts:
 //!
 //! 1. **Outbox.** [`publish`] writes an event into `tenant_outbox` inside the
-//!    caller's [`TenantTx`](crate::TenantTx), under RLS, wrapped in an
+//!    caller's [`TenantTx`](tenant_sqlx::TenantTx), under RLS, wrapped in an
 //!    [`Envelope`](tenant_core::envelope::Envelope) carrying the
 //!    transaction's context. It exists only if the business write commits.
 //! 2. **Relay.** [`Relay`] moves committed outbox rows to Redis (`XADD`), one
@@ -39,7 +39,7 @@
 //!    so a flooding tenant cannot starve the others.
 //!
 //! The SQL for both tables, with policies that pass this crate's
-//! [`audit`](crate::audit), is [`schema_sql`]. [`prune`] (or
+//! [`audit`](tenant_sqlx::audit), is [`schema_sql`]. [`prune`] (or
 //! [`RelayBuilder::retention`]) deletes published events and processed
 //! records past a retention window without weakening the proof. The Redis
 //! ACL users that keep a consumer from writing into the tenant streams are
@@ -48,7 +48,7 @@
 //! ```no_run
 //! use serde::{Deserialize, Serialize};
 //! use tenant_core::{with_context, Ctx, Validated};
-//! use tenant_sqlx::worker::{self, Job, Relay, Worker, WorkerError};
+//! use tenant_worker::{self as worker, Job, Relay, Worker, WorkerError};
 //! use tenant_sqlx::{AdminPool, TenantPool};
 //!
 //! #[derive(Serialize, Deserialize)]

@@ -3,7 +3,7 @@ use tenant_core::envelope::Envelope;
 
 use super::schema::{OUTBOX_TABLE, PROCESSED_TABLE};
 use super::WorkerError;
-use crate::TenantTx;
+use tenant_sqlx::TenantTx;
 
 /// Writes an event into the outbox inside `tx`, wrapped in an
 /// [`Envelope`] with the transaction's context; returns its event id.
@@ -13,7 +13,8 @@ use crate::TenantTx;
 /// transaction.
 ///
 /// ```no_run
-/// # use tenant_sqlx::{TenantPool, worker::{self, WorkerError}};
+/// # use tenant_sqlx::TenantPool;
+/// # use tenant_worker::{self as worker, WorkerError};
 /// # use tenant_core::{Ctx, Validated};
 /// # async fn demo(pool: &TenantPool, ctx: &Ctx<Validated>) -> Result<(), WorkerError> {
 /// let mut tx = pool.begin(ctx).await?;

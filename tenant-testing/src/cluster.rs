@@ -28,7 +28,7 @@ const READY_TIMEOUT: Duration = Duration::from_secs(60);
 ///
 /// A throwaway cluster is stopped and its directory removed when the
 /// `TestCluster` is dropped, or when the process ends (see the
-/// [module documentation](crate::testing)).
+/// [module documentation](crate)).
 pub struct TestCluster {
     server: Server,
     next_db: AtomicU64,
@@ -101,8 +101,8 @@ impl TestCluster {
     /// Starts a throwaway cluster, whatever `DATABASE_URL` says.
     ///
     /// ```no_run
-    /// # async fn demo() -> Result<(), tenant_sqlx::testing::HarnessError> {
-    /// let cluster = tenant_sqlx::testing::TestCluster::start().await?;
+    /// # async fn demo() -> Result<(), tenant_testing::HarnessError> {
+    /// let cluster = tenant_testing::TestCluster::start().await?;
     /// let db = cluster.create_database().await?;
     /// println!("app role: {}", db.app_url());
     /// # Ok(()) }
@@ -112,7 +112,7 @@ impl TestCluster {
     }
 
     /// The server named by `DATABASE_URL` when it is set (see the
-    /// [module documentation](crate::testing) for what it must allow), otherwise a
+    /// [module documentation](crate) for what it must allow), otherwise a
     /// throwaway cluster.
     pub async fn from_env() -> Result<TestCluster, HarnessError> {
         match std::env::var("DATABASE_URL") {
@@ -286,7 +286,7 @@ impl TestDatabase {
     /// [`APP_ROLE`] and by [`OWNER_ROLE`], whose policies call it) with one
     /// secret, as the superuser.
     pub async fn install_guard(&self, secret: &[u8]) -> Result<(), HarnessError> {
-        let guard = crate::guard::Guard::new()
+        let guard = tenant_sqlx::guard::Guard::new()
             .owner(GUARD_ROLE)
             .grant_to(APP_ROLE)
             .grant_to(OWNER_ROLE);
@@ -313,7 +313,7 @@ impl TestDatabase {
     pub fn owner_url(&self) -> &str {
         &self.owner_url
     }
-    /// [`APP_ROLE`]: what a [`TenantPool`](crate::TenantPool) connects as.
+    /// [`APP_ROLE`]: what a [`TenantPool`](tenant_sqlx::TenantPool) connects as.
     pub fn app_url(&self) -> &str {
         &self.app_url
     }

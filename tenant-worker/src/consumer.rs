@@ -17,7 +17,7 @@ use tokio::task::JoinSet;
 use super::outbox::{claim, parse_event_id, standing, Entry, Standing};
 use super::relay::backoff;
 use super::{field, DeadLetterReason, Keys, WorkerError, DEFAULT_PREFIX};
-use crate::{TenantPool, TenantTx};
+use tenant_sqlx::{TenantPool, TenantTx};
 
 /// How much of a dead message's envelope is copied into the dead-letter
 /// entry.
@@ -157,7 +157,7 @@ impl Counters {
 ///
 /// ```
 /// use std::time::Duration;
-/// let builder = tenant_sqlx::worker::Worker::builder("summaries")
+/// let builder = tenant_worker::Worker::builder("summaries")
 ///     .max_in_flight(8)
 ///     .per_tenant_in_flight(2)
 ///     .visibility_timeout(Duration::from_secs(30))
@@ -403,7 +403,7 @@ impl Worker {
                     Ok(()) => refreshed = Some(Instant::now()),
                     Err(e) => {
                         failures += 1;
-                        tracing::warn!(target: "tenant_sqlx::worker", code = e.code(), error = %e, "worker could not list tenant streams");
+                        tracing::warn!(target: "tenant_worker", code = e.code(), error = %e, "worker could not list tenant streams");
                     }
                 }
             }
@@ -457,7 +457,7 @@ impl Worker {
                             refreshed = None;
                             tenants.clear();
                         }
-                        tracing::warn!(target: "tenant_sqlx::worker", code = e.code(), error = %e, "worker read failed");
+                        tracing::warn!(target: "tenant_worker", code = e.code(), error = %e, "worker read failed");
                     }
                 }
             }
@@ -757,7 +757,7 @@ where
             );
         }
         shared.counters.retries.fetch_add(1, Ordering::Relaxed);
-        tracing::warn!(target: "tenant_sqlx::worker", event_id, attempt, code = error.code(), error = %error, "handler failed; retrying");
+        tracing::warn!(target: "tenant_worker", event_id, attempt, code = error.code(), error = %error, "handler failed; retrying");
         tokio::time::sleep(backoff(attempt, cfg.backoff_base, cfg.backoff_cap)).await;
     }
 }
@@ -794,7 +794,7 @@ async fn precheck(
         match result {
             Ok(found) => return Ok(found),
             Err(e) if e.is_retryable() && attempt < cfg.max_attempts => {
-                tracing::warn!(target: "tenant_sqlx::worker", event_id = entry.event_id, attempt, code = e.code(), error = %e, "outbox check failed; retrying");
+                tracing::warn!(target: "tenant_worker", event_id = entry.event_id, attempt, code = e.code(), error = %e, "outbox check failed; retrying");
                 tokio::time::sleep(backoff(attempt, cfg.backoff_base, cfg.backoff_cap)).await;
             }
             Err(e) => {
@@ -823,7 +823,7 @@ async fn settle(shared: &Shared, tenant: &str, entry: &StreamId, outcome: Outcom
         }
         Outcome::Dead(reason, detail) => {
             counters.dead_lettered.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(target: "tenant_sqlx::worker", stream, id = entry.id, reason = reason.code(), detail, "message dead-lettered");
+            tracing::warn!(target: "tenant_worker", stream, id = entry.id, reason = reason.code(), detail, "message dead-lettered");
             let mut envelope = text(entry, field::ENVELOPE).unwrap_or_default();
             if envelope.len() > DEAD_ENVELOPE_KEEP {
                 let mut cut = DEAD_ENVELOPE_KEEP;
@@ -861,7 +861,7 @@ async fn settle(shared: &Shared, tenant: &str, entry: &StreamId, outcome: Outcom
         match pipe.query_async::<()>(&mut redis).await {
             Ok(()) => return,
             Err(e) => {
-                tracing::warn!(target: "tenant_sqlx::worker", id = entry.id, error = %e, "acknowledgement failed");
+                tracing::warn!(target: "tenant_worker", id = entry.id, error = %e, "acknowledgement failed");
                 tokio::time::sleep(backoff(
                     attempt,
                     Duration::from_millis(50),

@@ -20,7 +20,7 @@
 //! OS user (PgBouncer refuses root).
 //!
 //! ```no_run
-//! use tenant_sqlx::testing::{TestCluster, TestPgBouncer};
+//! use tenant_testing::{TestCluster, TestPgBouncer};
 //!
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! let cluster = TestCluster::start().await?;

@@ -5,7 +5,7 @@
 /// tenants under `prefix`, nothing else.
 ///
 /// ```
-/// let rules = tenant_sqlx::worker::relay_acl("tenant:events");
+/// let rules = tenant_worker::relay_acl("tenant:events");
 /// assert!(rules.contains(&"+xadd".to_owned()));
 /// assert!(rules.contains(&"~tenant:events:t:*".to_owned()));
 /// ```
@@ -25,7 +25,7 @@ pub fn relay_acl(prefix: &str) -> Vec<String> {
 /// position (`XGROUP SETID`).
 ///
 /// ```
-/// let rules = tenant_sqlx::worker::consumer_acl("tenant:events");
+/// let rules = tenant_worker::consumer_acl("tenant:events");
 /// assert!(!rules.contains(&"+xadd".to_owned()));
 /// assert_eq!(rules.last().unwrap(), "(+xadd ~tenant:events:dead)");
 /// ```

@@ -27,7 +27,7 @@ mod unix {
     /// The `postgres` OS user, to run the servers as when this process is
     /// root.
     #[derive(Debug, Clone, Copy)]
-    pub(in crate::testing) struct RunAs {
+    pub(crate) struct RunAs {
         uid: u32,
         gid: u32,
     }
@@ -35,18 +35,14 @@ mod unix {
     impl RunAs {
         /// Gives `path` to the `postgres` user; `action` names the step in
         /// the error.
-        pub(in crate::testing) fn chown(
-            &self,
-            path: &Path,
-            action: &'static str,
-        ) -> Result<(), HarnessError> {
+        pub(crate) fn chown(&self, path: &Path, action: &'static str) -> Result<(), HarnessError> {
             std::os::unix::fs::chown(path, Some(self.uid), Some(self.gid))
                 .map_err(HarnessError::io(action))
         }
     }
 
     /// The `postgres` OS user when this process is root, `None` otherwise.
-    pub(in crate::testing) fn run_as_postgres() -> Result<Option<RunAs>, HarnessError> {
+    pub(crate) fn run_as_postgres() -> Result<Option<RunAs>, HarnessError> {
         // `/proc/self` belongs to the effective user: no `unsafe` geteuid needed.
         let euid = std::fs::metadata("/proc/self")
             .map_err(HarnessError::io("read /proc/self"))?
@@ -85,10 +81,10 @@ mod other {
 
     /// There is no root to step down from elsewhere: never a value.
     #[derive(Debug, Clone, Copy)]
-    pub(in crate::testing) enum RunAs {}
+    pub(crate) enum RunAs {}
 
     impl RunAs {
-        pub(in crate::testing) fn chown(
+        pub(crate) fn chown(
             &self,
             _path: &Path,
             _action: &'static str,
@@ -97,7 +93,7 @@ mod other {
         }
     }
 
-    pub(in crate::testing) fn run_as_postgres() -> Result<Option<RunAs>, HarnessError> {
+    pub(crate) fn run_as_postgres() -> Result<Option<RunAs>, HarnessError> {
         Ok(None)
     }
 }
