@@ -1,7 +1,7 @@
 //! Tests on a real PostgreSQL that need this crate's insides: a session the
 //! pool never lent is pushed into it the only way that remains (the
 //! crate's own hand-off), and the quoting of values that no public API
-//! accepts any more is checked on the server.
+//! accepts is checked on the server.
 //!
 //! Connecting directly, every session of a pool is opened with the pool's
 //! own options (so as the role it checked at connect) and the hand-off takes

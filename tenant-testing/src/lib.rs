@@ -1,10 +1,11 @@
 //! Throwaway PostgreSQL, PgBouncer and Redis servers for tests and demos,
-//! started and stopped by the test process ([`TestCluster`], [`TestPgBouncer`], [`redis::TestRedis`]).
+//! started and stopped by the test process: [`TestCluster`],
+//! [`TestPgBouncer`] and [`redis::TestRedis`].
 //!
 //! The server binaries are taken from `PG_BIN_DIR` when it is set, otherwise
-//! from Debian's PostgreSQL 15 ([`DEFAULT_BIN_DIR`]), otherwise from `PATH`.
-//! CI runs the database tests a second time on PostgreSQL 17 with
-//! `PG_BIN_DIR=$(bash .ci/pg17)`.
+//! from Debian's PostgreSQL 15 ([`DEFAULT_BIN_DIR`]), otherwise from `PATH`:
+//! point `PG_BIN_DIR` at another major's `bin` directory to run the same
+//! tests on it.
 //!
 //! [`TestCluster::from_env`] uses the server named by `DATABASE_URL` when it is
 //! set, and otherwise starts a private cluster:

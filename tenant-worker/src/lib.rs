@@ -41,9 +41,9 @@
 //! The SQL for both tables, with policies that pass this crate's
 //! [`audit`](tenant_sqlx::audit), is [`schema_sql`]. [`prune`] (or
 //! [`RelayBuilder::retention`]) deletes published events and processed
-//! records past a retention window without weakening the proof. The Redis
-//! ACL users that keep a consumer from writing into the tenant streams are
-//! in `docs/workers.md`.
+//! records past a retention window without weakening the proof.
+//! [`relay_acl`] and [`consumer_acl`] write the Redis ACL rules that keep a
+//! consumer from writing into the tenant streams.
 //!
 //! ```no_run
 //! use serde::{Deserialize, Serialize};

@@ -686,7 +686,7 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Warnings {
 
 #[tokio::test]
 async fn slow_acquire_warnings_only_when_a_begin_really_waited() {
-    // The reviewer's case: with kept connections handed from one begin to
+    // With kept connections handed from one begin to
     // the next, sqlx's acquire left running in the background finished
     // (or gave up) long after, and logged "time to acquire exceeded slow
     // threshold" while no client waited. A current-thread runtime keeps

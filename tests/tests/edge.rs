@@ -1,7 +1,8 @@
 //! Tenant resolution at the HTTP edge, through a real axum router: each
 //! source (trusted header, host, `X-Forwarded-Host` behind a trusted proxy,
 //! bearer JWT with HS256, RS256, ES256 and a JWKS file), the chain's
-//! agreement rule, and every piece of bad input the issue lists, each a
+//! agreement rule, and every kind of bad input (empty, `default`, too long, non-ASCII, control
+//! or quote characters), each a
 //! 4xx with a stable code that never reaches the handler.
 
 mod jwt;

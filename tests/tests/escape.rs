@@ -688,7 +688,7 @@ async fn commit_of_a_transaction_the_server_aborted_is_an_error() {
 }
 
 // ---------------------------------------------------------------------
-// A transaction or context stretched past its request (issue item 2).
+// A transaction or context stretched past its request .
 // ---------------------------------------------------------------------
 
 /// A context that lives for ever, as `Box::leak` or a `static` gives.
@@ -801,7 +801,7 @@ async fn forgotten_transaction_is_never_handed_on() {
 }
 
 // ---------------------------------------------------------------------
-// Getting past the statement scan (found by the compile-time review).
+// Getting past the statement scan.
 // ---------------------------------------------------------------------
 
 /// An `Execute` that shows the checks one text and would run another.

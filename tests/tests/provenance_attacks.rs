@@ -343,7 +343,7 @@ fn refused(answer: (StatusCode, String), status: u16, code: &str) {
     assert!(!body.contains("b-secret"), "{body}");
 }
 
-// ---- the review's attacks ----
+// ---- attacks through the edge, the scopes and the caches ----
 
 #[tokio::test]
 async fn a_tenant_in_the_path_cannot_replace_the_tokens() {

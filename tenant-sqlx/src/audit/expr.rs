@@ -563,7 +563,7 @@ mod tests {
             "true",
             "is_public",
             "(body <> ''::text)",
-            // The fail-open patterns of the issue.
+            // Fail-open patterns: an OR that admits every row, a NULL that passes.
             "((tenant_id = ( SELECT NULLIF(current_setting('app.current_tenant'::text, true), ''::text) AS \"nullif\")) OR true)",
             "((tenant_id = current_setting('app.current_tenant'::text, true)) OR (current_setting('app.current_tenant'::text, true) IS NULL))",
             "(tenant_id = COALESCE(current_setting('app.current_tenant'::text, true), tenant_id))",

@@ -1,6 +1,6 @@
 //! Calling the crate's own `set_local_sql` by path to build a
 //! `SET LOCAL app.current_tenant = …` for another tenant and run it inside
-//! the current transaction. It is not public (any more): the tenant of a
+//! the current transaction. It is not public: the tenant of a
 //! transaction is only ever set by `TenantPool::begin`, from a validated
 //! context.
 use tenant_core::{Ctx, Validated};

@@ -1,6 +1,6 @@
-//! Reaching the pooled connection through a `conn` field, the name it had
-//! in earlier versions of `TenantTx` (and in sqlx's `Transaction`). No such
-//! field is visible: a `TenantTx` has no public fields at all.
+//! Reaching the pooled connection through a `conn` field, the name sqlx's
+//! `Transaction` gives it internally. No such field is visible: a
+//! `TenantTx` has no public fields at all.
 use tenant_core::{Ctx, Validated};
 use tenant_sqlx::TenantPool;
 
