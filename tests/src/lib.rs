@@ -2,6 +2,9 @@
 //! `tests/`; this library holds the worker fixture they share with the
 //! `worker-proc` binary that the crash tests kill.
 
+#[cfg(doctest)]
+pub mod readme;
+
 pub mod worker_fixture {
     //! The worker tests' schema, producer and handlers.
     //!
