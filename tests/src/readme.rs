@@ -1,7 +1,7 @@
 //! README code, compiled as doctests: every Rust block of the workspace
-//! README and of the docs is a doctest of one of these items (`cargo test
-//! -p tenant-tests --doc`), so the code a newcomer copies builds against
-//! today's crates.
+//! README, of the guides in `docs/` and of `tenant-macros`' README is a
+//! doctest of one of these items (`cargo test -p tenant-tests --doc`), so
+//! the code a newcomer copies builds against the crates as they are.
 
 #[doc = include_str!("../../README.md")]
 #[derive(Debug)]
@@ -10,3 +10,11 @@ pub struct ReadmeDoctests;
 #[doc = include_str!("../../docs/workers.md")]
 #[derive(Debug)]
 pub struct WorkersDoctests;
+
+#[doc = include_str!("../../docs/registry.md")]
+#[derive(Debug)]
+pub struct RegistryDoctests;
+
+#[doc = include_str!("../../tenant-macros/README.md")]
+#[derive(Debug)]
+pub struct MacrosReadmeDoctests;
