@@ -9,7 +9,10 @@ pub const PROCESSED_TABLE: &str = "tenant_processed_messages";
 /// The migration for the worker's two tables, to run as the tables' owner:
 /// both are tenant tables (`ENABLE` + `FORCE ROW LEVEL SECURITY`, a policy
 /// with `WITH CHECK`) whose keys start with the tenant column, so no
-/// tenant's row can collide with, or pre-claim, another tenant's.
+/// tenant's row can collide with, or pre-claim, another tenant's. The keys
+/// are also the index on the tenant column that the audit looks for
+/// (`TENANT_COLUMN_NOT_INDEXED`): a pool on these tables starts without a
+/// performance warning.
 /// `app_role` may read and insert (and use the outbox's sequence), not
 /// update, delete or `TRUNCATE`: a written event and a processed record
 /// stay as they were written.
@@ -21,6 +24,7 @@ pub const PROCESSED_TABLE: &str = "tenant_processed_messages";
 /// ```
 /// let sql = tenant_worker::schema_sql("tenant_app");
 /// assert!(sql.contains("CREATE TABLE IF NOT EXISTS tenant_outbox"));
+/// assert!(sql.contains("PRIMARY KEY (tenant_id, id)"));
 /// assert!(sql.contains("PRIMARY KEY (tenant_id, consumer_group, event_id)"));
 /// assert!(sql.contains(r#"ALTER TABLE "tenant_processed_messages" FORCE ROW LEVEL SECURITY"#));
 /// ```

@@ -1,6 +1,9 @@
 //! HTTP/1.1 by hand, over a real socket: what a client (hostile or not)
-//! sends, byte for byte, and what it gets back.
+//! sends, byte for byte, and what it gets back; and the service binary,
+//! started as a user starts it ([`binary`]).
 #![allow(dead_code)] // each test binary uses its own part
+
+pub mod binary;
 
 use std::net::SocketAddr;
 
