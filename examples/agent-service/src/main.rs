@@ -5,6 +5,15 @@
 //! instead, for a gateway deployment. A relay and a summary worker run as
 //! tasks, on a throwaway Redis unless `REDIS_URL` is set (a throwaway
 //! Redis needs `redis-server`).
+//!
+//! `TRANSACTION_POOLER=1` runs the tenant pool behind PgBouncer in
+//! transaction mode, built with `transaction_pooler(true)`: without
+//! `DATABASE_URL` the service also starts a throwaway PgBouncer (it needs
+//! `pgbouncer`) in front of its throwaway PostgreSQL and connects through
+//! it; with `DATABASE_URL` it says that this URL names the pooler (the
+//! migrations and the relay use `DATABASE_OWNER_URL` and
+//! `RELAY_DATABASE_URL` as given: URLs of PostgreSQL itself). One `INFO`
+//! line at start-up says the pool runs behind PgBouncer.
 
 use std::process::ExitCode;
 

@@ -9,7 +9,7 @@ use sqlx::postgres::PgConnectOptions;
 use tenant_sqlx::guard::GuardSecret;
 use tenant_sqlx::memory;
 use tenant_sqlx::{AdminPool, FairShares, SettingNames, TenantPool};
-use tenant_testing::{HarnessError, TestCluster, TestDatabase};
+use tenant_testing::{HarnessError, TestCluster, TestDatabase, TestPgBouncer};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -28,6 +28,13 @@ pub enum StartError {
     /// The throwaway PostgreSQL could not be started.
     #[error("could not start the throwaway PostgreSQL: {0}")]
     Harness(#[from] HarnessError),
+    /// The throwaway PgBouncer (`TRANSACTION_POOLER=1`) could not be
+    /// started.
+    #[error(
+        "could not start the throwaway PgBouncer that TRANSACTION_POOLER=1 asks for (is \
+         `pgbouncer` installed? `apt-get install pgbouncer`, or unset TRANSACTION_POOLER): {0}"
+    )]
+    PgBouncer(HarnessError),
     /// A URL in the environment is not a PostgreSQL URL.
     #[error("`{var}` is not a usable PostgreSQL URL: {source}")]
     BadUrl {
@@ -121,6 +128,15 @@ pub struct Config {
     /// throwaway database uses its superuser; with an external database and
     /// no relay URL, no relay or worker runs and events wait in the outbox.
     pub relay_url: Option<String>,
+    /// The tenant pool reaches PostgreSQL through PgBouncer in transaction
+    /// mode (`TRANSACTION_POOLER=1`), and is built with
+    /// [`transaction_pooler(true)`](tenant_sqlx::TenantPoolBuilder::transaction_pooler).
+    /// With a throwaway database the service starts a throwaway PgBouncer
+    /// in front of it (`pgbouncer` must be installed) and the migrations
+    /// and the relay connect to PostgreSQL directly; with an external one,
+    /// `DATABASE_URL` must name the pooler, and the owner's and the relay's
+    /// URLs, used as given, should name PostgreSQL itself.
+    pub transaction_pooler: bool,
 }
 
 impl fmt::Debug for Config {
@@ -141,6 +157,7 @@ impl fmt::Debug for Config {
             .field("events", &self.events)
             .field("redis_url", &self.redis_url.as_ref().map(|_| "…"))
             .field("relay_url", &self.relay_url.as_ref().map(|_| "…"))
+            .field("transaction_pooler", &self.transaction_pooler)
             .finish()
     }
 }
@@ -159,6 +176,7 @@ impl Config {
             events: true,
             redis_url: None,
             relay_url: None,
+            transaction_pooler: false,
         }
     }
 
@@ -168,7 +186,9 @@ impl Config {
     /// HS256 key of the bearer tokens; else a development key made up now),
     /// or `TRUST_TENANT_HEADER=1` to take the tenant from `X-Tenant-ID` as
     /// sent (only behind a gateway that sets it); `REDIS_URL` (else a
-    /// throwaway Redis) and `RELAY_DATABASE_URL` for the events.
+    /// throwaway Redis) and `RELAY_DATABASE_URL` for the events;
+    /// `TRANSACTION_POOLER=1` for a tenant pool behind PgBouncer in
+    /// transaction mode (see [`Config::transaction_pooler`]).
     pub fn from_env(bind: impl Into<String>) -> Result<Config, StartError> {
         let var = |name| std::env::var(name).ok().filter(|v: &String| !v.is_empty());
         let database = match var("DATABASE_URL") {
@@ -201,6 +221,7 @@ impl Config {
             auth,
             redis_url: var("REDIS_URL"),
             relay_url: var("RELAY_DATABASE_URL"),
+            transaction_pooler: var("TRANSACTION_POOLER").is_some_and(|v| v == "1"),
             ..Config::new(bind)
         })
     }
@@ -210,35 +231,79 @@ impl Config {
 #[derive(Debug)]
 enum Database {
     Throwaway {
-        // Field order matters: the database handle goes before the cluster.
+        // Field order matters: the database handle and PgBouncer go before
+        // the cluster.
         db: TestDatabase,
+        bouncer: Option<Box<TestPgBouncer>>,
         cluster: TestCluster,
     },
     External {
         app_url: String,
         owner_url: Option<String>,
+        transaction_pooler: bool,
     },
 }
 
 impl Database {
-    async fn open(config: &DatabaseConfig) -> Result<Database, StartError> {
+    async fn open(
+        config: &DatabaseConfig,
+        transaction_pooler: bool,
+    ) -> Result<Database, StartError> {
         match config {
             DatabaseConfig::External { app_url, owner_url } => Ok(Database::External {
                 app_url: app_url.clone(),
                 owner_url: owner_url.clone(),
+                transaction_pooler,
             }),
             DatabaseConfig::Throwaway => {
                 let cluster = TestCluster::start().await?;
                 let db = cluster.create_database().await?;
-                Ok(Database::Throwaway { db, cluster })
+                let bouncer = if transaction_pooler {
+                    Some(Box::new(
+                        TestPgBouncer::start(&cluster)
+                            .await
+                            .map_err(StartError::PgBouncer)?,
+                    ))
+                } else {
+                    None
+                };
+                Ok(Database::Throwaway {
+                    db,
+                    bouncer,
+                    cluster,
+                })
             }
         }
     }
 
+    /// The application role's URL: what the migrations grant to.
     fn app_url(&self) -> &str {
         match self {
             Database::Throwaway { db, .. } => db.app_url(),
             Database::External { app_url, .. } => app_url,
+        }
+    }
+
+    /// Where the tenant pool connects: the application role, through the
+    /// throwaway PgBouncer if there is one.
+    fn pool_url(&self) -> String {
+        match self {
+            Database::Throwaway {
+                db,
+                bouncer: Some(bouncer),
+                ..
+            } => bouncer.app_url(db),
+            _ => self.app_url().to_owned(),
+        }
+    }
+
+    /// Whether the tenant pool connects through a transaction pooler.
+    fn transaction_pooler(&self) -> bool {
+        match self {
+            Database::Throwaway { bouncer, .. } => bouncer.is_some(),
+            Database::External {
+                transaction_pooler, ..
+            } => *transaction_pooler,
         }
     }
 
@@ -260,14 +325,55 @@ impl Database {
 
     fn describe(&self) -> String {
         match self {
-            Database::Throwaway { cluster, .. } => format!(
-                "a throwaway PostgreSQL in {} (removed on exit)",
-                cluster
+            Database::Throwaway {
+                cluster, bouncer, ..
+            } => {
+                let server = cluster
                     .dir()
                     .map(|d| d.display().to_string())
-                    .unwrap_or_default()
+                    .unwrap_or_default();
+                match bouncer {
+                    None => format!("a throwaway PostgreSQL in {server} (removed on exit)"),
+                    Some(bouncer) => format!(
+                        "a throwaway PostgreSQL in {server}, reached through a throwaway \
+                         PgBouncer in transaction mode in {} ({} server sessions; both \
+                         removed on exit)",
+                        bouncer.dir().display(),
+                        bouncer.pool_size()
+                    ),
+                }
+            }
+            Database::External {
+                transaction_pooler: false,
+                ..
+            } => "the database in DATABASE_URL".to_owned(),
+            Database::External {
+                transaction_pooler: true,
+                ..
+            } => "the database behind the transaction pooler in DATABASE_URL".to_owned(),
+        }
+    }
+
+    /// The start-up line that says the tenant pool runs behind PgBouncer.
+    fn log_pooler(&self) {
+        match self {
+            Database::Throwaway {
+                bouncer: Some(bouncer),
+                ..
+            } => tracing::info!(
+                pgbouncer = %bouncer.dir().display(),
+                server_sessions = bouncer.pool_size(),
+                "the tenant pool runs behind PgBouncer in transaction mode \
+                 (a throwaway one, in front of the throwaway PostgreSQL)"
             ),
-            Database::External { .. } => "the database in DATABASE_URL".to_owned(),
+            Database::External {
+                transaction_pooler: true,
+                ..
+            } => tracing::info!(
+                "the tenant pool runs behind PgBouncer in transaction mode \
+                 (DATABASE_URL names the pooler: TRANSACTION_POOLER=1)"
+            ),
+            _ => {}
         }
     }
 }
@@ -333,6 +439,12 @@ impl Service {
     /// How many database connections its pool opens at most.
     pub fn pool_size(&self) -> u32 {
         POOL_CONNECTIONS
+    }
+
+    /// Whether its tenant pool reaches PostgreSQL through PgBouncer in
+    /// transaction mode ([`Config::transaction_pooler`]).
+    pub fn transaction_pooler(&self) -> bool {
+        self.database.transaction_pooler()
     }
 
     /// The limits it enforces.
@@ -431,11 +543,15 @@ pub async fn start(bind: &str) -> Result<Service, StartError> {
 /// which refuses to start if the audit finds a problem, then the server,
 /// with the header-read timeout and the other [`Limits`].
 ///
+/// With [`Config::transaction_pooler`], the pool connects through
+/// PgBouncer in transaction mode (a throwaway one in front of a throwaway
+/// database) and is built for it; one `INFO` line at start-up says so.
+///
 /// In hardened mode, on a throwaway database the guard is installed with a
 /// secret made up at start; on an external one it must be installed
 /// already (`tenant_sqlx::guard::Guard`) and its secret configured.
 pub async fn start_with(config: Config) -> Result<Service, StartError> {
-    let database = Database::open(&config.database).await?;
+    let database = Database::open(&config.database, config.transaction_pooler).await?;
     let secret = if config.hardened {
         let secret = guard_secret(&config, &database)?;
         if let Database::Throwaway { db, .. } = &database {
@@ -451,6 +567,7 @@ pub async fn start_with(config: Config) -> Result<Service, StartError> {
     let limits = config.limits;
     let mut builder = TenantPool::builder()
         .max_connections(POOL_CONNECTIONS)
+        .transaction_pooler(database.transaction_pooler())
         .fair_shares(Some(
             FairShares::new()
                 .per_tenant(limits.tenant_connections)
@@ -459,7 +576,8 @@ pub async fn start_with(config: Config) -> Result<Service, StartError> {
     if let Some(secret) = secret {
         builder = builder.hardened(secret);
     }
-    let pool = Arc::new(builder.connect(database.app_url()).await?);
+    let pool = Arc::new(builder.connect(&database.pool_url()).await?);
+    database.log_pooler();
     let bind = config.bind.as_str();
     let listener = TcpListener::bind(bind)
         .await
