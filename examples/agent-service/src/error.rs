@@ -113,11 +113,11 @@ impl IntoResponse for ApiError {
                 code,
                 message,
             } => envelope(status, code, &message),
-            ApiError::Database { error, span } if error.retry_after().is_some() => {
+            ApiError::Database { error, .. } if error.retry_after().is_some() => {
                 // The tenant is over its share of the pool: 429, not a
-                // failure of the service.
+                // failure of the service (logged with every other refusal,
+                // by the router's outermost layer).
                 let retry = error.retry_after().unwrap_or_default().as_secs().max(1);
-                span.in_scope(|| tracing::info!(code = error.code(), "refused: {error}"));
                 let mut response = envelope(
                     StatusCode::TOO_MANY_REQUESTS,
                     error.code(),

@@ -70,15 +70,20 @@
 //!   whose handler has not answered by then is cancelled,
 //!   `503 RESPONSE_TIMEOUT`; a client that stops reading its response for
 //!   [`Limits::send_timeout`] (10 s) is disconnected.
-//! * Logs: a database error is logged inside the handler's span, with its
-//!   `tenant_id`, `agent_id` and `conversation_id`, like every other line
-//!   a handler writes; the client gets `500 DATABASE_ERROR` and no detail.
+//! * Logs: every refused request (a `4xx`, or `503 RESPONSE_TIMEOUT`) is
+//!   logged once, at `INFO`, as `request refused` with its `code`,
+//!   `status`, `method`, `path` and, when the request got as far as
+//!   resolving one, its `tenant`. A database error is logged at `ERROR`
+//!   inside the handler's span, with its `tenant_id`, `agent_id` and
+//!   `conversation_id`, like every other line a handler writes; the client
+//!   gets `500 DATABASE_ERROR` and no detail.
 #![deny(missing_docs)]
 
 mod auth;
 mod error;
 mod events;
 mod limits;
+mod refusals;
 mod serve;
 mod service;
 
@@ -403,6 +408,8 @@ pub fn router(pool: Arc<TenantPool>, limits: Limits, resolver: Resolver) -> Rout
         .route("/api/agents/{agent_id}/summary", get(get_summary))
         // Inside the context layer, which resolves the tenant it counts.
         .layer(limits.rate_limit())
+        // Between the two: sees the rate limit's refusals and the tenant.
+        .layer(middleware::from_fn(refusals::tag))
         .layer(ContextLayer::new().resolver(resolver));
     let public = Router::new()
         .route("/status", get(status))
@@ -411,5 +418,7 @@ pub fn router(pool: Arc<TenantPool>, limits: Limits, resolver: Resolver) -> Rout
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(middleware::from_fn_with_state(limits, limits::edge))
+        // Outside everything that refuses, so each refusal is logged once.
+        .layer(middleware::from_fn(refusals::log))
         .with_state(AppState { pool, limits })
 }
