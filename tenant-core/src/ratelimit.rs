@@ -171,7 +171,7 @@ where
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
         if let Some(tenant) = resolved_tenant() {
             if let Err(wait) = self.limits.check(&tenant) {
-                tracing::info!(
+                tracing::debug!(
                     target: "tenant_core::ratelimit",
                     tenant_id = %tenant,
                     retry_after_ms = wait.as_millis() as u64,

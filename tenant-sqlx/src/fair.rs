@@ -302,7 +302,7 @@ impl Fair {
                     // time-out, as without fair shares.
                     return Err(Error::Database(sqlx::Error::PoolTimedOut));
                 }
-                tracing::warn!(
+                tracing::debug!(
                     target: "tenant_sqlx::fair",
                     tenant_id = %tenant,
                     waited_ms = waited.as_millis() as u64,
