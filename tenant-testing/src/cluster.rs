@@ -60,6 +60,7 @@ impl fmt::Debug for TestCluster {
 #[derive(Debug, Clone, Default)]
 pub struct TestClusterBuilder {
     bin_dir: Option<PathBuf>,
+    settings: Vec<(String, String)>,
 }
 
 impl TestClusterBuilder {
@@ -70,15 +71,35 @@ impl TestClusterBuilder {
         self
     }
 
+    /// Gives the server `name = value` on its command line (`-c`), for
+    /// what only a server start can set, such as `shared_preload_libraries`.
+    /// Added to the harness's own settings, and outranking them for the
+    /// same name; without any, the server runs with the harness's alone.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), tenant_testing::HarnessError> {
+    /// let cluster = tenant_testing::TestCluster::builder()
+    ///     .setting("shared_preload_libraries", "pg_stat_statements")
+    ///     .start()
+    ///     .await?;
+    /// # let _ = cluster;
+    /// # Ok(()) }
+    /// ```
+    pub fn setting(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.settings.push((name.into(), value.into()));
+        self
+    }
+
     /// Starts a throwaway cluster (ignores `DATABASE_URL`).
     pub async fn start(self) -> Result<TestCluster, HarnessError> {
-        let bin_dir = self.bin_dir;
-        let local = tokio::task::spawn_blocking(move || LocalServer::spawn(bin_dir.as_deref()))
-            .await
-            .map_err(|e| HarnessError::Io {
-                action: "run the cluster start-up task",
-                source: Arc::new(io::Error::other(e.to_string())),
-            })??;
+        let TestClusterBuilder { bin_dir, settings } = self;
+        let local =
+            tokio::task::spawn_blocking(move || LocalServer::spawn(bin_dir.as_deref(), &settings))
+                .await
+                .map_err(|e| HarnessError::Io {
+                    action: "run the cluster start-up task",
+                    source: Arc::new(io::Error::other(e.to_string())),
+                })??;
         let cluster = TestCluster {
             server: Server::Local(local),
             next_db: AtomicU64::new(0),

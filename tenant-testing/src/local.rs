@@ -30,7 +30,12 @@ pub(super) struct LocalServer {
 }
 
 impl LocalServer {
-    pub(super) fn spawn(bin_dir: Option<&Path>) -> Result<LocalServer, HarnessError> {
+    /// `settings` go on the server's command line after the harness's own,
+    /// so that they win for the same name.
+    pub(super) fn spawn(
+        bin_dir: Option<&Path>,
+        settings: &[(String, String)],
+    ) -> Result<LocalServer, HarnessError> {
         if !cfg!(unix) {
             return Err(HarnessError::Unsupported {
                 what: "PostgreSQL cluster",
@@ -43,7 +48,7 @@ impl LocalServer {
             .tempdir()
             .map_err(HarnessError::io("create a temporary directory"))?
             .keep();
-        match Self::spawn_in(&bin, run_as.as_ref(), &dir) {
+        match Self::spawn_in(&bin, run_as.as_ref(), &dir, settings) {
             Ok(server) => Ok(server),
             Err(e) => {
                 let _ = std::fs::remove_dir_all(&dir);
@@ -56,6 +61,7 @@ impl LocalServer {
         bin: &Path,
         run_as: Option<&RunAs>,
         dir: &Path,
+        settings: &[(String, String)],
     ) -> Result<LocalServer, HarnessError> {
         if let Some(user) = run_as {
             user.chown(dir, "give the cluster directory to `postgres`")?;
@@ -130,6 +136,10 @@ impl LocalServer {
             ]
             .map(OsString::from),
         );
+        for (name, value) in settings {
+            args.push("-c".into());
+            args.push(format!("{name}={value}").into());
+        }
         let watchdog = Watchdog::spawn(
             "tenant-pg-watchdog",
             &WATCHDOG,
