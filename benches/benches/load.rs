@@ -3,7 +3,8 @@
 //!
 //! * `agent_service`: the example (`agent_service::start_with`, ordinary
 //!   mode, its throwaway PostgreSQL, release build), the tenant in the plain
-//!   `X-Tenant-ID` header;
+//!   `X-Tenant-ID` header taken as sent (`Auth::TrustedHeader`, as behind a
+//!   gateway);
 //! * `baseline`: an axum service on a `PgPool` (10 connections, as the
 //!   `TenantPool`'s default) over an identical messages table without RLS,
 //!   its own throwaway PostgreSQL; it reads `X-Tenant-ID` and puts it in
@@ -278,6 +279,9 @@ async fn main() -> Result<(), BoxError> {
         .unwrap_or(30.0);
     let mut config = agent_service::Config::new("127.0.0.1:0");
     config.hardened = false;
+    // The tenant as sent in `X-Tenant-ID`, as the baseline reads it: both
+    // sides do the same work per request apart from the tenant checks.
+    config.auth = agent_service::Auth::TrustedHeader;
     let service = agent_service::start_with(config).await?;
     let baseline_cluster = TestCluster::start().await?;
     let baseline = start_baseline(&baseline_cluster).await?;

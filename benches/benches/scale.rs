@@ -37,8 +37,7 @@
 //! `10000,100000,1000000`), `SCALE_ITERS` (samples per query, side and size,
 //! default 400), `SCALE_SUBSELECT=1` (a third database whose policies read
 //! the setting once per statement, in a sub-select:
-//! `RlsPolicy::per_statement(true)`, the form `RlsPolicy` wrote by default
-//! before 2026-12-02: `RATIO rls_subselect/explicit_where`, to weigh the two
+//! `RlsPolicy::per_statement(true)`: `RATIO rls_subselect/explicit_where`, to weigh the two
 //! forms side by side), `SCALE_EXPLAIN=1` (print `EXPLAIN (ANALYZE,
 //! BUFFERS)` of `count_small_tenant` on both sides at each size, default
 //! and generic plan).

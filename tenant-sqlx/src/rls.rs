@@ -15,8 +15,8 @@
 //!   comparison as an index condition on an index that leads with the tenant
 //!   column (evaluated once per scan), as it would a hand-written
 //!   `WHERE tenant_id = $1`, and estimates it with the tenant's own
-//!   statistics. Wrapped in a sub-select (`(SELECT NULLIF(…))`, this
-//!   crate's form before 2026-12-02) it becomes an init-plan, read once per
+//!   statistics. Wrapped in a sub-select (`(SELECT NULLIF(…))`, what
+//!   [`RlsPolicy::per_statement`] writes) it becomes an init-plan, read once per
 //!   statement even in a sequential scan, but that init-plan costs a few
 //!   microseconds on every statement: the `scale` bench measured inserts
 //!   and updates 5–11% slower than `WHERE tenant_id = $1` by hand, and this
