@@ -4,7 +4,8 @@
 //! * `agent_service`: the example (`agent_service::start_with`, ordinary
 //!   mode, its throwaway PostgreSQL, release build), the tenant in the plain
 //!   `X-Tenant-ID` header taken as sent (`Auth::TrustedHeader`, as behind a
-//!   gateway);
+//!   gateway), with no relay or worker running (each POST still writes its
+//!   event's outbox row, which the baseline does not);
 //! * `baseline`: an axum service on a `PgPool` (10 connections, as the
 //!   `TenantPool`'s default) over an identical messages table without RLS,
 //!   its own throwaway PostgreSQL; it reads `X-Tenant-ID` and puts it in
@@ -282,6 +283,13 @@ async fn main() -> Result<(), BoxError> {
     // The tenant as sent in `X-Tenant-ID`, as the baseline reads it: both
     // sides do the same work per request apart from the tenant checks.
     config.auth = agent_service::Auth::TrustedHeader;
+    // No relay or worker in the process (each POST still writes its
+    // outbox row in its transaction).
+    config.events = false;
+    // No per-tenant request rate: the load generator's 100 tenants would
+    // each pass the example's 50 a second, and the baseline has no limit.
+    config.limits.tenant_rate_per_second = 1_000_000;
+    config.limits.tenant_burst = 1_000_000;
     let service = agent_service::start_with(config).await?;
     let baseline_cluster = TestCluster::start().await?;
     let baseline = start_baseline(&baseline_cluster).await?;
