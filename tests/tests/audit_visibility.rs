@@ -281,3 +281,43 @@ async fn statements_recorded_after_b(pool: &TenantPool) -> Vec<String> {
     spy.rollback().await.expect("rollback A");
     texts.into_iter().flatten().collect()
 }
+
+/// A setting stored for the role in one database takes precedence over the
+/// role's own: the role says `off` (the harness's), the database says `on`.
+/// The audit reads the value the session really has, so it refuses, and
+/// its message names where to reset it.
+#[tokio::test]
+async fn track_activities_on_for_the_role_in_one_database_is_refused() {
+    let cluster = TestCluster::start().await.expect("private cluster");
+    let fx = fixture_in(&cluster, None, false).await;
+    let name = fx.db.name().to_owned();
+    exec(
+        fx.db.admin_url(),
+        &format!("ALTER ROLE {APP_ROLE} IN DATABASE \"{name}\" SET track_activities = on"),
+    )
+    .await;
+    assert_eq!(app_setting(&fx, "track_activities").await, "on");
+
+    let report = refused(&fx).await;
+    assert_eq!(report.codes(), ["QUERY_TEXT_VISIBLE"], "{report}");
+    says(&report, &format!("ALTER ROLE {APP_ROLE} IN DATABASE"));
+
+    // The role-wide fix alone does not override the database's setting...
+    exec(
+        fx.db.admin_url(),
+        &format!("ALTER ROLE {APP_ROLE} SET track_activities = off"),
+    )
+    .await;
+    assert_eq!(refused(&fx).await.codes(), ["QUERY_TEXT_VISIBLE"]);
+    // ...resetting it there does.
+    exec(
+        fx.db.admin_url(),
+        &format!("ALTER ROLE {APP_ROLE} IN DATABASE \"{name}\" RESET track_activities"),
+    )
+    .await;
+    TenantPool::builder()
+        .max_connections(2)
+        .connect(fx.db.app_url())
+        .await
+        .expect("the reset passes the audit");
+}

@@ -262,7 +262,8 @@ pub enum Finding {
     #[error(
         "`track_activities` is on for the role {role}, so each of its sessions can read the \
          statements of the others in pg_stat_activity, other tenants' ids included: as a \
-         superuser, run `ALTER ROLE {role} SET track_activities = off`"
+         superuser, run `ALTER ROLE {role} SET track_activities = off` (a setting stored \
+         with `ALTER ROLE {role} IN DATABASE … SET` takes precedence: reset it there)"
     )]
     QueryTextVisible {
         /// The role.
