@@ -175,7 +175,8 @@ async fn the_quick_start_works_on_an_empty_postgresql() {
         );
     }
     for line in [
-        r#"let pool = TenantPool::connect("postgres://app:app-secret@localhost/app").await?;"#,
+        r#"let url = "postgres://app:app-secret@localhost/app";"#,
+        r#"let pool = TenantPool::connect(url).await.inspect_err(|e| eprintln!("{e}"))?;"#,
         r#"let tokens = BearerAuth::new(JwtKey::hs256(key.as_bytes())).issuer("https://auth.example.com");"#,
         ".route(\"/notes\", get(count_notes))",
         ".layer(ContextLayer::new().resolver(Resolver::new().bearer(tokens)));",
@@ -194,10 +195,21 @@ async fn the_quick_start_works_on_an_empty_postgresql() {
         .with_state(pool.clone())
         .layer(ContextLayer::new().resolver(Resolver::new().bearer(tokens)));
 
-    // 4. The answers the README prints.
-    assert!(README.contains("answers `0 notes for acme`"));
+    // 4. The README's token, made with its shell lines (all but the
+    // `curl`), and the answer it prints.
+    let shell = block_with("sh", "openssl dgst");
+    let (make, ask) = shell.rsplit_once("curl ").expect("the curl line");
+    assert!(ask.contains("# 0 notes for acme"), "{ask}");
+    let out = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(format!("{make}\nprintf %s \"$TOKEN\""))
+        .env("JWT_SECRET", std::str::from_utf8(SECRET).unwrap())
+        .output()
+        .expect("bash and openssl");
+    assert!(out.status.success(), "{out:?}");
+    let readme_token = String::from_utf8(out.stdout).unwrap();
     assert_eq!(
-        call(&app, &[bearer("acme")]).await,
+        call(&app, &[("authorization", format!("Bearer {readme_token}"))]).await,
         (StatusCode::OK, "0 notes for acme\n".to_owned())
     );
     // A note of acme's, written through a tenant transaction: acme counts
