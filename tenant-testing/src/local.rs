@@ -8,13 +8,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use super::user::{run_as_postgres, RunAs, SETPRIV};
-use super::watchdog::{Script, Watchdog};
+use super::watchdog::{logged_to, Script, Watchdog};
 use super::{HarnessError, DEFAULT_BIN_DIR};
 
-/// Starts the server in the background and, on end-of-file, stops it with
-/// `SIGQUIT` (an immediate shutdown).
+/// Starts the server in the background (its output to `server.log`, see
+/// [`logged_to`]) and, on end-of-file, stops it with `SIGQUIT` (an
+/// immediate shutdown).
 const WATCHDOG: Script = Script {
-    start: r#""$@" >"$dir/server.log" 2>&1 &
+    start: r#""$@" &
 pg=$!
 "#,
     stop: r#"kill -QUIT "$pg" 2>/dev/null
@@ -108,9 +109,12 @@ impl LocalServer {
             });
         }
 
-        let server = command(&bin.join("postgres"));
-        let mut args: Vec<OsString> = vec![server.get_program().to_owned()];
-        args.extend(server.get_args().map(OsString::from));
+        let mut args: Vec<OsString> = Vec::new();
+        if run_as.is_some() {
+            args.extend(SETPRIV.map(OsString::from));
+        }
+        args.extend(logged_to(&dir.join("server.log")));
+        args.push(bin.join("postgres").into_os_string());
         args.extend([
             "-D".into(),
             data.into_os_string(),

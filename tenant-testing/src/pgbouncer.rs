@@ -42,7 +42,7 @@ use std::time::Duration;
 use sqlx::postgres::PgConnectOptions;
 
 use super::user::{run_as_postgres, RunAs, SETPRIV};
-use super::watchdog::{Script, Watchdog};
+use super::watchdog::{logged_to, Script, Watchdog};
 use super::{
     tail, wait_connectable, HarnessError, TestCluster, TestDatabase, APP_ROLE, EXTERNAL_PASSWORD,
     OWNER_ROLE,
@@ -60,7 +60,7 @@ const READY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Starts PgBouncer in the background and, on end-of-file, stops it with
 /// `SIGTERM`.
 const WATCHDOG: Script = Script {
-    start: r#""$@" >"$dir/pgbouncer.log" 2>&1 &
+    start: r#""$@" &
 pid=$!
 "#,
     stop: r#"kill -TERM "$pid" 2>/dev/null
@@ -200,6 +200,8 @@ impl TestPgBouncerBuilder {
             }
             command.extend(SETPRIV.map(OsString::from));
         }
+        // The log is opened by PgBouncer's user (see `logged_to`).
+        command.extend(logged_to(&dir.join("pgbouncer.log")));
         command.extend([binary.into(), config.into()]);
         let watchdog = Watchdog::spawn(
             "tenant-pgbouncer-watchdog",

@@ -23,6 +23,22 @@ pub(super) struct Script {
     pub(super) stop: &'static str,
 }
 
+/// The start of a command line that sends the server's output to `log`,
+/// opened by the server's own user: `sh -c 'exec "$@" >"$0" 2>&1' <log>`,
+/// followed by the server's program and arguments (after `setpriv` when
+/// the server runs as `postgres`). The watchdog's shell runs as the caller,
+/// root included, and the server's directory belongs to the server's user:
+/// a log the watchdog opened there could be a symlink that user planted,
+/// and root would write the server's output into the file it points to.
+pub(super) fn logged_to(log: &std::path::Path) -> [std::ffi::OsString; 4] {
+    [
+        "/bin/sh".into(),
+        "-c".into(),
+        r#"exec "$@" >"$0" 2>&1"#.into(),
+        log.as_os_str().to_owned(),
+    ]
+}
+
 impl Script {
     /// The whole `sh` script.
     fn text(&self) -> String {

@@ -179,3 +179,40 @@ fn the_shared_cluster_is_removed_when_the_process_exits() {
     }
     assert!(!dir.exists(), "{} was left behind", dir.display());
 }
+
+/// The uid of the OS user `postgres`, from `/etc/passwd`.
+fn postgres_uid() -> Option<u32> {
+    std::fs::read_to_string("/etc/passwd")
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("postgres:"))
+        .and_then(|rest| rest.split(':').nth(1)?.parse().ok())
+}
+
+/// The servers' logs are opened by the servers' own user. As root, the
+/// cluster's and PgBouncer's directories belong to `postgres`: a log that
+/// root's watchdog opened there could be a symlink `postgres` planted
+/// during `initdb`, and root would truncate and write the file it points
+/// to. A log created by the server's user is owned by that user.
+#[tokio::test]
+async fn server_logs_are_created_by_the_servers_user() {
+    use std::os::unix::fs::MetadataExt;
+    let me = std::fs::metadata("/proc/self").map(|m| m.uid()).unwrap();
+    let server_user = if me == 0 {
+        postgres_uid().expect("a `postgres` OS user when run as root")
+    } else {
+        me
+    };
+    let cluster = TestCluster::start().await.unwrap();
+    let dir = cluster.dir().expect("a throwaway cluster").to_owned();
+    let log = std::fs::symlink_metadata(dir.join("server.log")).unwrap();
+    assert!(log.file_type().is_file(), "server.log is a plain file");
+    assert_eq!(log.uid(), server_user, "server.log's owner");
+
+    let bouncer = tenant_testing::TestPgBouncer::start(&cluster)
+        .await
+        .unwrap();
+    let log = std::fs::symlink_metadata(bouncer.dir().join("pgbouncer.log")).unwrap();
+    assert!(log.file_type().is_file(), "pgbouncer.log is a plain file");
+    assert_eq!(log.uid(), server_user, "pgbouncer.log's owner");
+}
