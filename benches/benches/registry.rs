@@ -14,7 +14,7 @@
 //!    trip);
 //! 3. `uncached`: the same after `registry.invalidate(tenant)`, so every
 //!    validation reads the registry (one tenant transaction on the
-//!    throwaway PostgreSQL, or `DATABASE_URL`, see `tenant_testing`).
+//!    throwaway PostgreSQL, or `TENANT_TESTING_DATABASE_URL`, see `tenant_testing`).
 //!    The invalidation is inside the measured time; it costs far less than
 //!    the round trip.
 //!

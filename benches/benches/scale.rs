@@ -2,7 +2,7 @@
 //! `WHERE tenant_id = $1`, from 10,000 to 1,000,000 rows over 10,000
 //! tenants.
 //!
-//! Two databases on one throwaway PostgreSQL (or `DATABASE_URL`), with the
+//! Two databases on one throwaway PostgreSQL (or `TENANT_TESTING_DATABASE_URL`), with the
 //! same rows:
 //!
 //! * `rls`: tables with `RlsPolicy`'s policy (ENABLE, FORCE, one

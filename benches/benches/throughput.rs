@@ -3,7 +3,7 @@
 //!
 //! Every variant runs the same work, one short transaction that reads one row
 //! by primary key, on a pool with the same settings, against the same
-//! throwaway PostgreSQL (or `DATABASE_URL`, see `tenant_testing`):
+//! throwaway PostgreSQL (or `TENANT_TESTING_DATABASE_URL`, see `tenant_testing`):
 //!
 //! 1. `plain_sqlx`: `PgPool::begin`, the SELECT, `commit`, on a table
 //!    without RLS (in a database of its own, so the RLS database passes the

@@ -1,5 +1,5 @@
 //! [`TestCluster`] and [`TestDatabase`]: a server with the harness's roles
-//! (a throwaway [`LocalServer`] or the one `DATABASE_URL` names), and one
+//! (a throwaway [`LocalServer`] or the one `TENANT_TESTING_DATABASE_URL` names), and one
 //! database per test on it.
 
 use std::fmt;
@@ -24,7 +24,7 @@ const READY_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A PostgreSQL server with an owner role and an application role: either a
 /// throwaway cluster this process started, or the server named by
-/// `DATABASE_URL`.
+/// `TENANT_TESTING_DATABASE_URL`.
 ///
 /// A throwaway cluster is stopped and its directory removed when the
 /// `TestCluster` is dropped, or when the process ends (see the
@@ -90,7 +90,7 @@ impl TestClusterBuilder {
         self
     }
 
-    /// Starts a throwaway cluster (ignores `DATABASE_URL`).
+    /// Starts a throwaway cluster (ignores `TENANT_TESTING_DATABASE_URL`).
     pub async fn start(self) -> Result<TestCluster, HarnessError> {
         let TestClusterBuilder { bin_dir, settings } = self;
         let local =
@@ -119,7 +119,7 @@ impl TestCluster {
         TestClusterBuilder::default()
     }
 
-    /// Starts a throwaway cluster, whatever `DATABASE_URL` says.
+    /// Starts a throwaway cluster, whatever `TENANT_TESTING_DATABASE_URL` says.
     ///
     /// ```no_run
     /// # async fn demo() -> Result<(), tenant_testing::HarnessError> {
@@ -132,11 +132,11 @@ impl TestCluster {
         Self::builder().start().await
     }
 
-    /// The server named by `DATABASE_URL` when it is set (see the
+    /// The server named by `TENANT_TESTING_DATABASE_URL` when it is set (see the
     /// [module documentation](crate) for what it must allow), otherwise a
     /// throwaway cluster.
     pub async fn from_env() -> Result<TestCluster, HarnessError> {
-        match std::env::var("DATABASE_URL") {
+        match std::env::var("TENANT_TESTING_DATABASE_URL") {
             Ok(url) if !url.trim().is_empty() => {
                 let cluster = TestCluster {
                     server: Server::External(UrlParts::parse(url.trim())?),
@@ -160,7 +160,7 @@ impl TestCluster {
         SHARED.get_or_try_init(Self::from_env).await
     }
 
-    /// `true` for a cluster this process started, `false` for `DATABASE_URL`.
+    /// `true` for a cluster this process started, `false` for `TENANT_TESTING_DATABASE_URL`.
     pub fn is_throwaway(&self) -> bool {
         matches!(self.server, Server::Local(_))
     }
@@ -203,7 +203,7 @@ impl TestCluster {
             .map(|d| d.subsec_nanos())
             .unwrap_or(0);
         // The pid and a clock salt keep names apart when several processes
-        // share one `DATABASE_URL` server.
+        // share one `TENANT_TESTING_DATABASE_URL` server.
         let name = format!("tenant_test_{}_{n}_{salt:x}", std::process::id());
         let mut admin = self.connect_admin().await?;
         sqlx::raw_sql(&format!(
@@ -261,7 +261,7 @@ impl TestCluster {
         let mut admin = self.connect_admin().await?;
         for role in [OWNER_ROLE, APP_ROLE] {
             // Idempotent, and safe against a concurrent test binary creating
-            // the same role on a shared `DATABASE_URL` server.
+            // the same role on a shared `TENANT_TESTING_DATABASE_URL` server.
             sqlx::raw_sql(&format!(
                 "DO $$ BEGIN \
                    CREATE ROLE \"{role}\" LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE{password}; \

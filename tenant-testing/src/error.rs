@@ -11,7 +11,7 @@ pub enum HarnessError {
     #[error(
         "the PostgreSQL server binaries (initdb, postgres) were not found in {searched}; \
          install them with `apt-get install postgresql-15`, point `PG_BIN_DIR` at them, \
-         or set DATABASE_URL to an existing server"
+         or set TENANT_TESTING_DATABASE_URL to an existing server"
     )]
     BinariesMissing {
         /// The places that were searched.
@@ -48,8 +48,8 @@ pub enum HarnessError {
         /// The end of the server log.
         log: String,
     },
-    /// `DATABASE_URL` is not a `postgres://` URL.
-    #[error("DATABASE_URL is not a postgres:// URL: {0}")]
+    /// `TENANT_TESTING_DATABASE_URL` is not a `postgres://` URL.
+    #[error("TENANT_TESTING_DATABASE_URL is not a postgres:// URL: {0}")]
     BadUrl(String),
     /// A SQL statement of the harness failed.
     #[error("harness SQL failed: {0}")]
@@ -64,9 +64,9 @@ pub enum HarnessError {
         searched: String,
     },
     /// A [`TestPgBouncer`](super::TestPgBouncer) was asked for in front of a
-    /// server named by `DATABASE_URL`; it only fronts a throwaway cluster.
+    /// server named by `TENANT_TESTING_DATABASE_URL`; it only fronts a throwaway cluster.
     #[error(
-        "a TestPgBouncer fronts a throwaway cluster only, not the server named by DATABASE_URL"
+        "a TestPgBouncer fronts a throwaway cluster only, not the server named by TENANT_TESTING_DATABASE_URL"
     )]
     PgBouncerNeedsThrowawayCluster,
     /// A throwaway server (PostgreSQL, PgBouncer, Redis) was asked for on a
@@ -74,7 +74,7 @@ pub enum HarnessError {
     /// supervised through a pipe by a process group of its own.
     #[error(
         "a throwaway {what} needs a Unix system (a private Unix socket, a process group of \
-         its own); on this one, set DATABASE_URL to an existing PostgreSQL server"
+         its own); on this one, set TENANT_TESTING_DATABASE_URL to an existing PostgreSQL server"
     )]
     Unsupported {
         /// What was asked for.

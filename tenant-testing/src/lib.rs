@@ -7,7 +7,7 @@
 //! point `PG_BIN_DIR` at another major's `bin` directory to run the same
 //! tests on it.
 //!
-//! [`TestCluster::from_env`] uses the server named by `DATABASE_URL` when it is
+//! [`TestCluster::from_env`] uses the server named by `TENANT_TESTING_DATABASE_URL` when it is
 //! set, and otherwise starts a private cluster:
 //!
 //! * `initdb` into a fresh directory under the system temporary directory;
@@ -47,17 +47,22 @@
 //!
 //! The throwaway servers need a Unix system (Unix sockets, process groups,
 //! `setpriv`); elsewhere starting one fails with
-//! [`HarnessError::Unsupported`], and a server named by `DATABASE_URL` is
+//! [`HarnessError::Unsupported`], and a server named by `TENANT_TESTING_DATABASE_URL` is
 //! the way to run the tests.
 //!
 //! # Using an existing server
 //!
-//! With `DATABASE_URL` set (for example in CI with a PostgreSQL service), the
+//! With `TENANT_TESTING_DATABASE_URL` set (for example in CI with a PostgreSQL service), the
 //! URL must name a role that may create roles and databases (a superuser is
 //! simplest). The harness creates [`OWNER_ROLE`] and [`APP_ROLE`] if they do
 //! not exist, with the password [`EXTERNAL_PASSWORD`], and a fresh database
 //! for each [`TestCluster::create_database`]. Use a disposable server: the
 //! databases are not dropped.
+//!
+//! The variable is not `DATABASE_URL` on purpose: sqlx's compile-time
+//! checked queries read that one, and it usually names a development
+//! database, which the harness must never fill with test roles and
+//! databases.
 //!
 //! ```no_run
 //! use tenant_testing::TestCluster;
@@ -98,7 +103,7 @@ pub const APP_ROLE: &str = "tenant_app";
 /// [`TestDatabase::install_guard`]).
 pub const GUARD_ROLE: &str = "tenant_guard";
 /// The password given to [`OWNER_ROLE`] and [`APP_ROLE`] on a server named by
-/// `DATABASE_URL` (a throwaway cluster uses `trust` on a private socket).
+/// `TENANT_TESTING_DATABASE_URL` (a throwaway cluster uses `trust` on a private socket).
 pub const EXTERNAL_PASSWORD: &str = "tenant-test-only";
 
 /// Where the PostgreSQL 15 server binaries are looked for first.

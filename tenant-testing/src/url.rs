@@ -1,4 +1,4 @@
-//! The `DATABASE_URL` of an existing server, taken apart to build one URL per
+//! The `TENANT_TESTING_DATABASE_URL` of an existing server, taken apart to build one URL per
 //! role and database, and redacted for error messages.
 
 use super::HarnessError;

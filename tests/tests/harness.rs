@@ -156,7 +156,7 @@ fn the_shared_cluster_is_removed_when_the_process_exits() {
             "--test-threads=1",
         ])
         .env(CHILD_ENV, "1")
-        .env_remove("DATABASE_URL")
+        .env_remove("TENANT_TESTING_DATABASE_URL")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
