@@ -44,7 +44,7 @@ fn bearer_request(token: &str) -> Request<()> {
 
 fn main() {
     let bearer = Resolver::new().bearer(
-        BearerAuth::new(JwtKey::hs256(HS_SECRET))
+        BearerAuth::new(JwtKey::hs256(HS_SECRET).unwrap())
             .key(JwtKey::rs256_pem(RSA_PUBLIC).unwrap())
             .key(JwtKey::es256_pem(EC_PUBLIC).unwrap())
             .audience("api"),

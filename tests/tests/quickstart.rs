@@ -34,7 +34,9 @@ const README: &str = include_str!("../../README.md");
 const HANDLER: &str = include_str!("quickstart/handler.rs");
 const API_ERROR: &str = include_str!("quickstart/api_error.rs");
 const ISSUER: &str = "https://auth.example.com";
-const SECRET: &[u8] = b"quickstart-secret";
+/// As `openssl rand -hex 32` prints one: 64 bytes of hex.
+const SECRET: &[u8] = b"5f0c3a9e1b7d4f2a8c6e0b9d3f1a7c5e2b8d4f6a0c9e3b1d7f5a2c8e6b0d4f9a";
+const AUDIENCE: &str = "notes";
 
 /// The README's code blocks of one language, in order, without rustdoc's
 /// hidden (`# `) lines.
@@ -109,7 +111,7 @@ fn token(tenant: &str, key: &[u8]) -> String {
         + 600;
     jsonwebtoken::encode(
         &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-        &serde_json::json!({ "tenant": tenant, "iss": ISSUER, "exp": exp }),
+        &serde_json::json!({ "tenant": tenant, "iss": ISSUER, "aud": AUDIENCE, "exp": exp }),
         &jsonwebtoken::EncodingKey::from_secret(key).unwrap(),
     )
     .unwrap()
@@ -177,7 +179,8 @@ async fn the_quick_start_works_on_an_empty_postgresql() {
     for line in [
         r#"let url = "postgres://app:app-secret@localhost/app";"#,
         r#"let pool = TenantPool::connect(url).await.inspect_err(|e| eprintln!("{e}"))?;"#,
-        r#"let tokens = BearerAuth::new(JwtKey::hs256(key.as_bytes())).issuer("https://auth.example.com");"#,
+        r#"let key = JwtKey::hs256(secret.as_bytes())?;"#,
+        r#"let tokens = BearerAuth::new(key).issuer("https://auth.example.com").audience("notes");"#,
         ".route(\"/notes\", get(count_notes))",
         ".layer(ContextLayer::new().resolver(Resolver::new().bearer(tokens)));",
     ] {
@@ -189,7 +192,9 @@ async fn the_quick_start_works_on_an_empty_postgresql() {
     let pool = TenantPool::connect(&app_url)
         .await
         .unwrap_or_else(|e| panic!("the README's database fails the audit: {e}"));
-    let tokens = BearerAuth::new(JwtKey::hs256(SECRET)).issuer(ISSUER);
+    let tokens = BearerAuth::new(JwtKey::hs256(SECRET).unwrap())
+        .issuer(ISSUER)
+        .audience(AUDIENCE);
     let app = Router::new()
         .route("/notes", get(count_notes))
         .with_state(pool.clone())

@@ -5,7 +5,7 @@ use std::fmt;
 
 use jsonwebtoken::{encode, get_current_timestamp, EncodingKey, Header};
 use serde_json::json;
-use tenant_core::edge::{BearerAuth, JwtKey, Resolver};
+use tenant_core::edge::{BearerAuth, JwtKey, KeyError, Resolver};
 
 /// The `iss` of the tokens this service accepts.
 pub const ISSUER: &str = "agent-service-dev";
@@ -49,16 +49,17 @@ impl Auth {
         }
     }
 
-    /// The resolver of the service's context layer.
-    pub fn resolver(&self) -> Resolver {
-        match self {
+    /// The resolver of the service's context layer; a bearer secret
+    /// shorter than 32 bytes is refused.
+    pub fn resolver(&self) -> Result<Resolver, KeyError> {
+        Ok(match self {
             Auth::Bearer { secret } => Resolver::new().bearer(
-                BearerAuth::new(JwtKey::hs256(secret))
+                BearerAuth::new(JwtKey::hs256(secret)?)
                     .issuer(ISSUER)
                     .audience(AUDIENCE),
             ),
             Auth::TrustedHeader => Resolver::new().trusted_header(),
-        }
+        })
     }
 
     /// The signing key as hex, for a developer to mint their own tokens;

@@ -605,7 +605,14 @@ pub async fn start_with(config: Config) -> Result<Service, StartError> {
         }
     };
     let (shutdown, stopped) = oneshot::channel::<()>();
-    let app = router(Arc::clone(&pool), config.limits, config.auth.resolver());
+    let app = router(
+        Arc::clone(&pool),
+        config.limits,
+        config
+            .auth
+            .resolver()
+            .map_err(|_| StartError::BadJwtSecret)?,
+    );
     let server = tokio::spawn(serve::serve(listener, app, config.limits, stopped));
     Ok(Service {
         addr,

@@ -27,8 +27,10 @@ pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
 ///
 /// ```
 /// use tenant_core::edge::JwtKey;
-/// let key = JwtKey::hs256(b"a development secret of 32 bytes!").with_kid("dev");
+/// let key = JwtKey::hs256(b"a development secret of 32 bytes!")?.with_kid("dev");
+/// assert!(JwtKey::hs256(b"short").is_err()); // at least 32 bytes
 /// # let _ = key;
+/// # Ok::<(), tenant_core::edge::KeyError>(())
 /// ```
 #[derive(Clone)]
 pub struct JwtKey {
@@ -77,16 +79,36 @@ pub enum KeyError {
     /// The JWKS file could not be read.
     #[error("could not read the JWKS file: {0}")]
     Io(#[from] std::io::Error),
+    /// An HS256 secret shorter than the hash's output (32 bytes), the least
+    /// RFC 7518 (section 3.2) allows: short secrets can be guessed offline
+    /// from any one token.
+    #[error("an HS256 secret must be at least {MIN_HS256_SECRET} bytes; this one has {len}")]
+    SecretTooShort {
+        /// The secret's length in bytes.
+        len: usize,
+    },
 }
 
+/// The shortest HS256 secret [`JwtKey::hs256`] accepts, in bytes.
+pub const MIN_HS256_SECRET: usize = 32;
+
 impl JwtKey {
-    /// An HS256 (HMAC-SHA-256) shared secret.
-    pub fn hs256(secret: &[u8]) -> JwtKey {
-        JwtKey {
+    /// An HS256 (HMAC-SHA-256) shared secret of at least
+    /// [`MIN_HS256_SECRET`] bytes; a shorter one is
+    /// [`KeyError::SecretTooShort`].
+    pub fn hs256(secret: &[u8]) -> Result<JwtKey, KeyError> {
+        if secret.len() < MIN_HS256_SECRET {
+            return Err(KeyError::SecretTooShort { len: secret.len() });
+        }
+        let key = DecodingKey::from_secret(secret).map_err(|source| KeyError::Key {
+            alg: "HS256",
+            source,
+        })?;
+        Ok(JwtKey {
             kid: None,
             alg: Algorithm::HS256,
-            key: DecodingKey::from_secret(secret).expect("HMAC accepts a secret of any length"),
-        }
+            key,
+        })
     }
 
     /// An RS256 public key in PEM (`BEGIN PUBLIC KEY` or
@@ -221,7 +243,7 @@ impl ClaimNames {
 /// use tenant_core::edge::{BearerAuth, JwtKey, Resolver};
 ///
 /// let secret = b"a development secret of 32 bytes!";
-/// let resolver = Resolver::new().bearer(BearerAuth::new(JwtKey::hs256(secret)).audience("api"));
+/// let resolver = Resolver::new().bearer(BearerAuth::new(JwtKey::hs256(secret)?).audience("api"));
 ///
 /// let exp = jsonwebtoken::get_current_timestamp() + 600;
 /// let claims = serde_json::json!({"tenant": "acme", "aud": "api", "exp": exp, "sub": "ann"});

@@ -248,8 +248,9 @@ impl Resolver {
     /// ```
     /// use tenant_core::edge::{BearerAuth, JwtKey, Resolver};
     /// let resolver = Resolver::new()
-    ///     .bearer(BearerAuth::new(JwtKey::hs256(b"a development secret of 32 bytes!")));
+    ///     .bearer(BearerAuth::new(JwtKey::hs256(b"a development secret of 32 bytes!")?));
     /// # let _ = resolver;
+    /// # Ok::<(), tenant_core::edge::KeyError>(())
     /// ```
     #[cfg(feature = "jwt")]
     pub fn bearer(mut self, bearer: BearerAuth) -> Self {

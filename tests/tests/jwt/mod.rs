@@ -22,7 +22,7 @@ pub const ISSUER: &str = "https://issuer.test";
 /// HS256, RS256 and ES256 keys, the JWKS file's key, audience and issuer
 /// required.
 pub fn bearer() -> BearerAuth {
-    BearerAuth::new(JwtKey::hs256(HS_SECRET))
+    BearerAuth::new(JwtKey::hs256(HS_SECRET).expect("the HS256 secret"))
         .key(JwtKey::rs256_pem(RSA_PUBLIC).expect("the RSA public key"))
         .key(JwtKey::es256_pem(EC_PUBLIC).expect("the EC public key"))
         .with_jwks(JwtKey::from_jwks_file(JWKS_PATH).expect("the JWKS file"))
