@@ -15,7 +15,7 @@ use futures_util::future::BoxFuture;
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::PgQueryResult;
 use sqlx::{PgConnection, Postgres};
-use tenant_core::{Ctx, TenantId, Validated};
+use tenant_core::{Ctx, TenantId, Unvalidated, Validated};
 
 use crate::stash::{Held, Stash};
 use crate::Error;
@@ -293,10 +293,18 @@ impl<'ctx> TenantTx<'ctx> {
         self.inner.ctx.tenant_id()
     }
 
-    /// The context the transaction was opened with: the tenant's, validated
-    /// (an outbox wraps the events it writes with it).
-    pub fn ctx(&self) -> &Ctx<Validated> {
-        &self.inner.ctx
+    /// The values of the context the transaction was opened with (tenant,
+    /// and agent, conversation and collection where it has them), as a raw
+    /// context: what an outbox wraps the events it writes with.
+    ///
+    /// Raw on purpose: code that holds only a transaction gets the values,
+    /// never the validated context itself, so it cannot keep a context
+    /// that outlives the transaction or carries the caller's provenance
+    /// (validated again, it is `Unchecked`, which a pool with
+    /// [`require_authorized`](crate::TenantPoolBuilder::require_authorized)
+    /// refuses).
+    pub fn to_unvalidated(&self) -> Ctx<Unvalidated> {
+        self.inner.ctx.to_unvalidated()
     }
 
     /// Commits the transaction.

@@ -1,5 +1,6 @@
 use serde::Serialize;
 use tenant_core::envelope::Envelope;
+use tenant_core::Validated;
 
 use super::schema::{OUTBOX_TABLE, PROCESSED_TABLE};
 use super::WorkerError;
@@ -27,7 +28,13 @@ pub async fn publish<T: Serialize>(
     topic: &str,
     payload: &T,
 ) -> Result<i64, WorkerError> {
-    let envelope = serde_json::to_string(&Envelope::new(tx.ctx(), payload))
+    // The transaction's context values, validated again (they were when it
+    // began): the envelope carries raw values only.
+    let ctx = tx
+        .to_unvalidated()
+        .validate::<Validated>()
+        .map_err(|e| WorkerError::Encode(e.to_string()))?;
+    let envelope = serde_json::to_string(&Envelope::new(&ctx, payload))
         .map_err(|e| WorkerError::Encode(e.to_string()))?;
     let tenant = tx.tenant_id().as_str().to_owned();
     let id: i64 = sqlx::query_scalar(&format!(

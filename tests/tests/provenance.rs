@@ -136,6 +136,27 @@ async fn raw_values_lose_the_mark() {
     assert_eq!(notes(&pool, &again).await.unwrap(), 3);
 }
 
+/// Code that holds only a transaction (a helper, an outbox) reads its
+/// context's values, never the authorized context itself: validated again,
+/// they are `Unchecked`, and the strict pool refuses them, in or out of the
+/// transaction's lifetime.
+#[tokio::test]
+async fn a_transaction_hands_out_values_not_its_authorized_context() {
+    let fx = fixture().await;
+    let pool = strict_pool(&fx).await;
+    let authorized = as_caller("tenant-a", ctx("tenant-a").authorize(&*seeded_tenants()))
+        .await
+        .unwrap();
+    let tx = pool.begin(&authorized).await.unwrap();
+    let values = tx.to_unvalidated();
+    assert_eq!(values.raw_tenant(), Some("tenant-a"));
+    tx.commit().await.unwrap();
+    drop(authorized);
+    let taken: Ctx = values.validate().unwrap();
+    assert_eq!(taken.provenance(), Provenance::Unchecked);
+    assert!(refused(notes(&pool, &taken).await));
+}
+
 #[tokio::test]
 async fn an_envelope_round_trip_needs_a_validator_or_trust() {
     let fx = fixture().await;
