@@ -73,8 +73,10 @@
 //! * Logs: every refused request (a `4xx`, or `503 RESPONSE_TIMEOUT`) is
 //!   logged once, at `INFO`, as `request refused` with its `code`,
 //!   `status`, `method`, `path` and, when the request got as far as
-//!   resolving one, its `tenant`. A database error is logged at `ERROR`
-//!   inside the handler's span, with its `tenant_id`, `agent_id` and
+//!   resolving one, its `tenant`; a request hyper's parser refuses (a head
+//!   over its limit, a malformed one) is logged the same way, with its
+//!   `peer` (`REQUEST_HEAD_TOO_LARGE`, `REQUEST_HEAD_INVALID`). A database
+//!   error is logged at `ERROR` inside the handler's span, with its `tenant_id`, `agent_id` and
 //!   `conversation_id`, like every other line a handler writes; the client
 //!   gets `500 DATABASE_ERROR` and no detail.
 #![deny(missing_docs)]

@@ -28,6 +28,17 @@ use tokio::sync::oneshot;
 use tokio::time::Sleep;
 use tower_layer::Layer;
 
+/// The code logged for a request hyper's parser refused, if it was one.
+fn parser_refusal(e: &hyper::Error) -> Option<&'static str> {
+    if e.is_parse_too_large() {
+        Some("REQUEST_HEAD_TOO_LARGE")
+    } else if e.is_parse() || e.is_parse_status() {
+        Some("REQUEST_HEAD_INVALID")
+    } else {
+        None
+    }
+}
+
 use crate::limits::Limits;
 
 /// Serves `app` on `listener` until `stop` fires (or its sender is
@@ -62,9 +73,16 @@ pub(crate) async fn serve(
         let io = TokioIo::new(SendTimeout::new(stream, limits.send_timeout));
         let connection = graceful.watch(http.serve_connection(io, service));
         tokio::spawn(async move {
-            // A client that went away, or was cut off by the header-read
-            // timeout: nothing to do about it here.
-            let _ = connection.await;
+            // A request hyper's parser refused (`431`, `414`, `400`) never
+            // reaches the router: logged here, once, like the refusals the
+            // router answers. A client that went away, or an idle
+            // connection closed by the header-read timeout, is not a
+            // refused request.
+            if let Err(e) = connection.await {
+                if let Some(code) = parser_refusal(&e) {
+                    tracing::info!(code, peer = %peer, error = %e, "request refused");
+                }
+            }
         });
     }
     drop(listener);

@@ -112,6 +112,7 @@ async fn each_refused_request_is_logged_once_with_its_code_and_tenant() {
 
     // (status, code, tenant) of each refusal, in the order sent.
     let mut expected: Vec<(u16, &str, Option<&str>)> = Vec::new();
+    let mut expected_parser: Vec<&str> = Vec::new();
     let mut send =
         async |method: &str,
                path: &str,
@@ -193,8 +194,44 @@ async fn each_refused_request_is_logged_once_with_its_code_and_tenant() {
 
     // Each line is written before its response is sent; give a straggler
     // (a second line, say) a moment to show up anyway.
+    // Requests hyper's parser refuses, before any router: a head over its
+    // limit (431) and a malformed header line (400).
+    for raw in [
+        format!(
+            "GET {MESSAGES} HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+            "a".repeat(1 << 20)
+        ),
+        format!("GET {MESSAGES} HTTP/1.1\r\nHost: x\r\nno colon here\r\n\r\n"),
+    ] {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let _ = stream.write_all(raw.as_bytes()).await;
+        let mut answer = Vec::new();
+        let _ = stream.read_to_end(&mut answer).await;
+        let answer = String::from_utf8_lossy(&answer);
+        let (status, code) = if raw.len() > 1 << 20 {
+            ("431", "REQUEST_HEAD_TOO_LARGE")
+        } else {
+            ("400", "REQUEST_HEAD_INVALID")
+        };
+        assert!(
+            answer.starts_with(&format!("HTTP/1.1 {status}")),
+            "{answer}"
+        );
+        expected_parser.push(code);
+    }
+
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let logged: Vec<_> = capture.refusals().split_off(before);
+    let mut logged: Vec<_> = capture.refusals().split_off(before);
+    // The parser's refusals carry no status field and no tenant.
+    let parser: Vec<_> = logged.split_off(logged.len().saturating_sub(expected_parser.len()));
+    assert_eq!(
+        parser,
+        expected_parser
+            .iter()
+            .map(|code| (Level::INFO, (*code).to_owned(), String::new(), None))
+            .collect::<Vec<_>>()
+    );
     let want: Vec<_> = expected
         .iter()
         .map(|(status, code, tenant)| {
