@@ -67,8 +67,8 @@ fn envelope_code(body: &[u8]) -> Option<String> {
 }
 
 /// Outside every layer that refuses: logs each refused request once, at
-/// `INFO`, as `request refused` with `code`, `status`, `method`, `path`
-/// and, if one was resolved, `tenant`.
+/// `INFO`, as `request refused` with `code`, `status`, `method`, `path`,
+/// `retry_after_s` for a `429`, and, if one was resolved, `tenant`.
 pub(crate) async fn log(request: Request, next: Next) -> Response {
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
@@ -91,10 +91,17 @@ pub(crate) async fn log(request: Request, next: Next) -> Response {
     } else {
         (None, body)
     };
+    // A `429`'s `Retry-After` (seconds), so the line says when the tenant
+    // is let in again.
+    let retry_after = parts
+        .headers
+        .get(axum::http::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     tracing::info!(
         code = code.as_deref().unwrap_or("UNKNOWN"),
         status = status.as_u16(),
         tenant = tenant.as_ref().map(|t| t.0.as_str()),
+        retry_after_s = retry_after,
         %method,
         path,
         "request refused"

@@ -69,6 +69,18 @@ fn captured() -> Capture {
 }
 
 impl Capture {
+    /// The `retry_after_s` of the `request refused` events with `code`.
+    fn retry_after(&self, code: &str) -> Vec<Option<String>> {
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|e| e.fields.get("message").map(String::as_str) == Some("request refused"))
+            .filter(|e| e.fields.get("code").map(String::as_str) == Some(code))
+            .map(|e| e.fields.get("retry_after_s").cloned())
+            .collect()
+    }
+
     /// The `request refused` events so far: level, code, status, tenant.
     fn refusals(&self) -> Vec<(Level, String, String, Option<String>)> {
         self.0
@@ -244,5 +256,7 @@ async fn each_refused_request_is_logged_once_with_its_code_and_tenant() {
         })
         .collect();
     assert_eq!(logged, want);
+    // The 429's line says when the tenant is let in again.
+    assert_eq!(capture.retry_after("RATE_LIMITED"), [Some("1".to_owned())]);
     service.stop().await.unwrap();
 }
