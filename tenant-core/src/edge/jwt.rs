@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use ::http::header::{HeaderMap, AUTHORIZATION};
 use jsonwebtoken::errors::ErrorKind;
-use jsonwebtoken::jwk::{JwkSet, KeyAlgorithm};
+use jsonwebtoken::jwk::{AlgorithmParameters, JwkSet, KeyAlgorithm};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Map, Value};
 
@@ -140,7 +140,16 @@ impl JwtKey {
 
     /// The keys of a JWKS document (`{"keys":[...]}`). Each key must say
     /// its `alg` (HS256, RS256 or ES256): a key is never tried with an
-    /// algorithm the token picks.
+    /// algorithm the token picks. An HS256 (`oct`) key holds at least
+    /// [`MIN_HS256_SECRET`] bytes, as [`hs256`](Self::hs256) requires.
+    ///
+    /// ```
+    /// use tenant_core::edge::{JwtKey, KeyError};
+    /// // "c2hvcnQ" is base64url for "short", 5 bytes.
+    /// let jwks = r#"{"keys":[{"kty":"oct","alg":"HS256","k":"c2hvcnQ"}]}"#;
+    /// let err = JwtKey::from_jwks(jwks).unwrap_err();
+    /// assert!(matches!(err, KeyError::SecretTooShort { len: 5 }));
+    /// ```
     pub fn from_jwks(json: &str) -> Result<Vec<JwtKey>, KeyError> {
         let set: JwkSet = serde_json::from_str(json)?;
         set.keys
@@ -153,6 +162,13 @@ impl JwtKey {
                     Some(KeyAlgorithm::ES256) => Algorithm::ES256,
                     _ => return Err(KeyError::JwkAlgorithm { kid }),
                 };
+                if let AlgorithmParameters::OctetKey(octet) = &jwk.algorithm {
+                    // Base64url, padding optional: 6 bits a character.
+                    let len = octet.value.trim_end_matches('=').len() * 6 / 8;
+                    if len < MIN_HS256_SECRET {
+                        return Err(KeyError::SecretTooShort { len });
+                    }
+                }
                 let key = DecodingKey::from_jwk(jwk)
                     .map_err(|source| KeyError::Key { alg: "JWK", source })?;
                 Ok(JwtKey { kid, alg, key })
