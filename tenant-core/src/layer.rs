@@ -195,8 +195,39 @@ impl ContextLayer {
 /// Why the layer answered instead of the inner service.
 enum Rejection {
     Context(ContextError),
+    /// With the authenticated caller's tenant when the request named
+    /// another tenant or agent than its authenticated source.
     #[cfg(feature = "edge")]
-    Edge(EdgeError),
+    Edge(EdgeError, Option<crate::TenantId>),
+}
+
+/// On a response [`ContextLayer`] refused because the request named
+/// another tenant (`TENANT_MISMATCH`) or agent (`AGENT_MISMATCH`) than its
+/// authenticated source: that source's tenant, the caller who tried. A
+/// response extension, for the application's refusal log; never sent to
+/// the client.
+///
+/// ```
+/// # #[cfg(feature = "jwt")] {
+/// use tenant_core::layer::RefusedCaller;
+/// fn caller(response: &http::Response<String>) -> Option<&str> {
+///     response.extensions().get::<RefusedCaller>().map(|c| c.tenant().as_str())
+/// }
+/// # let _ = caller;
+/// # }
+/// ```
+#[cfg(feature = "edge")]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefusedCaller {
+    tenant: crate::TenantId,
+}
+
+#[cfg(feature = "edge")]
+impl RefusedCaller {
+    /// The authenticated caller's tenant.
+    pub fn tenant(&self) -> &crate::TenantId {
+        &self.tenant
+    }
 }
 
 impl From<ContextError> for Rejection {
@@ -210,7 +241,15 @@ impl Rejection {
         match self {
             Rejection::Context(e) => e.to_http_response(),
             #[cfg(feature = "edge")]
-            Rejection::Edge(e) => e.to_http_response(),
+            Rejection::Edge(e, caller) => {
+                let mut response = e.to_http_response();
+                if let Some(tenant) = caller {
+                    response.extensions_mut().insert(RefusedCaller {
+                        tenant: tenant.clone(),
+                    });
+                }
+                response
+            }
         }
     }
 }
@@ -272,7 +311,9 @@ impl<S> ContextService<S> {
         let Some(resolver) = &self.config.resolver else {
             return Ok(None);
         };
-        let resolved = resolver.resolve(req).map_err(Rejection::Edge)?;
+        let resolved = resolver
+            .resolve_attributed(req.headers(), req.extensions())
+            .map_err(|(e, caller)| Rejection::Edge(e, caller))?;
         let bearer = resolved.bearer();
         #[cfg(feature = "jwt")]
         if let Some(token) = resolved.token() {

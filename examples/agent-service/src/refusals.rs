@@ -21,6 +21,7 @@ use axum::extract::Request;
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::Response;
+use tenant_core::layer::RefusedCaller;
 use tenant_core::{Incoming, TenantId};
 
 /// The largest error body read for its code; every envelope is far
@@ -78,7 +79,15 @@ pub(crate) async fn log(request: Request, next: Next) -> Response {
         return response;
     }
     let (mut parts, body) = response.into_parts();
-    let tenant = parts.extensions.remove::<RefusedTenant>();
+    // The resolved tenant; for a request the context layer refused because
+    // it named another tenant or agent than its token, the token's tenant
+    // (the caller who tried).
+    let tenant = parts.extensions.remove::<RefusedTenant>().or_else(|| {
+        parts
+            .extensions
+            .remove::<RefusedCaller>()
+            .map(|c| RefusedTenant(c.tenant().clone()))
+    });
     let small = body
         .size_hint()
         .exact()

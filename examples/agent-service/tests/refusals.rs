@@ -1,8 +1,10 @@
 //! Every refused request is logged once, at `INFO`, as `request refused`
 //! with its stable code, its status and, when the request got as far as
-//! resolving one, its tenant: whether the context layer refused it (`401`,
-//! `403`), the rate limit (`429`), a handler (`400`) or the router (`404`).
-//! A request that is served logs no such line.
+//! resolving one, its tenant (for a `403` mismatch, the token's: the
+//! caller who tried): whether the context layer refused it (`401`,
+//! `403`), the rate limit (`429`), a handler (`400`), the router (`404`)
+//! or hyper's parser (`431`, `400`). A request that is served logs no such
+//! line.
 
 mod common;
 
@@ -120,6 +122,7 @@ async fn each_refused_request_is_logged_once_with_its_code_and_tenant() {
     let addr = service.addr();
     let acme = format!("Bearer {}", service.token("acme", None).unwrap());
     let globex = format!("Bearer {}", service.token("globex", None).unwrap());
+    let acme_agent_7 = format!("Bearer {}", service.token("acme", Some("agent-7")).unwrap());
     let before = capture.refusals().len();
 
     // (status, code, tenant) of each refusal, in the order sent.
@@ -162,7 +165,21 @@ async fn each_refused_request_is_logged_once_with_its_code_and_tenant() {
             ("X-Conversation-ID", "c"),
         ],
         None,
-        Some((403, "TENANT_MISMATCH", None)),
+        // The token's tenant: the caller who tried another tenant's header.
+        Some((403, "TENANT_MISMATCH", Some("acme"))),
+    )
+    .await;
+    // An agent header that is not the token's agent.
+    send(
+        "GET",
+        MESSAGES,
+        &[
+            ("Authorization", &acme_agent_7),
+            ("X-Agent-ID", "agent-9"),
+            ("X-Conversation-ID", "c"),
+        ],
+        None,
+        Some((403, "AGENT_MISMATCH", Some("acme"))),
     )
     .await;
     // A handler, for a resolved tenant.

@@ -55,12 +55,15 @@ use ::http::{Extensions, HeaderMap, Request};
 use crate::ctx::{Ctx, Unvalidated};
 use crate::error::{ContextError, Field};
 use crate::http::HeaderNames;
+use crate::id::TenantId;
 use crate::principal::{Principal, PrincipalSource};
 
 pub use error::{EdgeError, TokenError};
 pub use host::{HostSource, ProxyNet, ProxyNetError};
 #[cfg(feature = "jwt")]
-pub use jwt::{BearerAuth, ClaimNames, JwtKey, KeyError, VerifiedToken, MAX_TOKEN_BYTES};
+pub use jwt::{
+    BearerAuth, ClaimNames, JwtKey, KeyError, VerifiedToken, MAX_TOKEN_BYTES, MIN_HS256_SECRET,
+};
 
 /// The address of the client (or proxy) at the other end of the
 /// connection, put in the request's extensions by the server loop.
@@ -299,7 +302,19 @@ impl Resolver {
         headers: &HeaderMap,
         extensions: &Extensions,
     ) -> Result<Resolved, EdgeError> {
-        let mut raw = self.names.extract(headers)?;
+        self.resolve_attributed(headers, extensions)
+            .map_err(|(e, _)| e)
+    }
+
+    /// [`resolve_parts`](Self::resolve_parts); a refusal because the tenant
+    /// header names another tenant than the authenticated source comes with
+    /// that source's tenant (the caller), for the refusal's log line.
+    pub(crate) fn resolve_attributed(
+        &self,
+        headers: &HeaderMap,
+        extensions: &Extensions,
+    ) -> Result<Resolved, (EdgeError, Option<TenantId>)> {
+        let mut raw = self.names.extract(headers).map_err(|e| (e.into(), None))?;
         let header_tenant = raw.raw_tenant().map(str::to_owned);
         let mut tenant: Option<(String, &'static str, PrincipalSource)> = None;
         #[cfg(feature = "jwt")]
@@ -316,42 +331,50 @@ impl Resolver {
                     )
                 }
                 Source::Host(host) => (
-                    host.tenant(headers, extensions)?,
+                    host.tenant(headers, extensions).map_err(|e| (e, None))?,
                     "the host",
                     PrincipalSource::Host,
                 ),
                 #[cfg(feature = "jwt")]
-                Source::Bearer(bearer) => match bearer.verify(headers)? {
-                    Some(verified) => {
-                        let t = verified.tenant().as_str().to_owned();
-                        token = Some(verified);
-                        (Some(t), "the bearer token", PrincipalSource::BearerToken)
+                Source::Bearer(bearer) => {
+                    match bearer.verify(headers).map_err(|e| (e.into(), None))? {
+                        Some(verified) => {
+                            let t = verified.tenant().as_str().to_owned();
+                            token = Some(verified);
+                            (Some(t), "the bearer token", PrincipalSource::BearerToken)
+                        }
+                        None => (None, "the bearer token", PrincipalSource::BearerToken),
                     }
-                    None => (None, "the bearer token", PrincipalSource::BearerToken),
-                },
+                }
             };
             let Some(found) = found else { continue };
             match &tenant {
                 None => tenant = Some((found, label, kind)),
                 Some((first, first_label, _)) if *first != found => {
-                    return Err(ContextError::TenantMismatch {
-                        first: (*first_label).into(),
-                        second: label.into(),
-                    }
-                    .into())
+                    return Err((
+                        ContextError::TenantMismatch {
+                            first: (*first_label).into(),
+                            second: label.into(),
+                        }
+                        .into(),
+                        None,
+                    ))
                 }
                 Some(_) => {}
             }
         }
         if let (Some(sent), false) = (&header_tenant, header_trusted) {
             match &tenant {
-                None => return Err(EdgeError::TenantHeaderUntrusted),
+                None => return Err((EdgeError::TenantHeaderUntrusted, None)),
                 Some((resolved, label, _)) if resolved != sent => {
-                    return Err(ContextError::TenantMismatch {
-                        first: "the tenant header".into(),
-                        second: (*label).into(),
-                    }
-                    .into())
+                    return Err((
+                        ContextError::TenantMismatch {
+                            first: "the tenant header".into(),
+                            second: (*label).into(),
+                        }
+                        .into(),
+                        TenantId::parse(resolved).ok(),
+                    ))
                 }
                 Some(_) => {}
             }
@@ -361,7 +384,14 @@ impl Resolver {
         #[cfg(feature = "jwt")]
         if let Some(agent) = token.as_ref().and_then(VerifiedToken::agent) {
             match raw.raw_agent() {
-                Some(sent) if sent != agent.as_str() => return Err(EdgeError::AgentMismatch),
+                Some(sent) if sent != agent.as_str() => {
+                    return Err((
+                        EdgeError::AgentMismatch,
+                        tenant
+                            .as_ref()
+                            .and_then(|(t, _, _)| TenantId::parse(t).ok()),
+                    ))
+                }
                 _ => {
                     raw = raw.with_field(Field::Agent, Some(agent.as_str().to_owned()));
                     principal_agent = Some(agent.as_str().to_owned());
