@@ -551,6 +551,11 @@ pub async fn start(bind: &str) -> Result<Service, StartError> {
 /// secret made up at start; on an external one it must be installed
 /// already (`tenant_sqlx::guard::Guard`) and its secret configured.
 pub async fn start_with(config: Config) -> Result<Service, StartError> {
+    // The bearer key is checked before any server starts.
+    let resolver = config
+        .auth
+        .resolver()
+        .map_err(|_| StartError::BadJwtSecret)?;
     let database = Database::open(&config.database, config.transaction_pooler).await?;
     let secret = if config.hardened {
         let secret = guard_secret(&config, &database)?;
@@ -605,14 +610,7 @@ pub async fn start_with(config: Config) -> Result<Service, StartError> {
         }
     };
     let (shutdown, stopped) = oneshot::channel::<()>();
-    let app = router(
-        Arc::clone(&pool),
-        config.limits,
-        config
-            .auth
-            .resolver()
-            .map_err(|_| StartError::BadJwtSecret)?,
-    );
+    let app = router(Arc::clone(&pool), config.limits, resolver);
     let server = tokio::spawn(serve::serve(listener, app, config.limits, stopped));
     Ok(Service {
         addr,

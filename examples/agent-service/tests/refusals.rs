@@ -71,13 +71,21 @@ fn captured() -> Capture {
 }
 
 impl Capture {
-    /// The `retry_after_s` of the `request refused` events with `code`.
-    fn retry_after(&self, code: &str) -> Vec<Option<String>> {
+    /// The `request refused` events so far.
+    fn refused(&self) -> Vec<Captured> {
         self.0
             .lock()
             .unwrap()
             .iter()
             .filter(|e| e.fields.get("message").map(String::as_str) == Some("request refused"))
+            .cloned()
+            .collect()
+    }
+
+    /// The `retry_after_s` of the `request refused` events with `code`.
+    fn retry_after(&self, code: &str) -> Vec<Option<String>> {
+        self.refused()
+            .iter()
             .filter(|e| e.fields.get("code").map(String::as_str) == Some(code))
             .map(|e| e.fields.get("retry_after_s").cloned())
             .collect()
@@ -85,11 +93,8 @@ impl Capture {
 
     /// The `request refused` events so far: level, code, status, tenant.
     fn refusals(&self) -> Vec<(Level, String, String, Option<String>)> {
-        self.0
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|e| e.fields.get("message").map(String::as_str) == Some("request refused"))
+        self.refused()
+            .into_iter()
             .map(|e| {
                 (
                     e.level,
